@@ -1,0 +1,190 @@
+// Package slurm owns the Scheduler interface that the submitter and the watcher use, and
+// its implementations: the real SLURM (sbatch, sacct, squeue, scancel, all run as argv) and
+// a local scheduler that runs job scripts as child processes on one machine.
+package slurm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SLURM's job state names. Local jobs report the same names.
+const (
+	Pending      = "PENDING"
+	Running      = "RUNNING"
+	Completing   = "COMPLETING"
+	Suspended    = "SUSPENDED"
+	Requeued     = "REQUEUED"
+	Preempted    = "PREEMPTED"
+	Completed    = "COMPLETED"
+	Failed       = "FAILED"
+	Timeout      = "TIMEOUT"
+	Cancelled    = "CANCELLED"
+	NodeFail     = "NODE_FAIL"
+	OutOfMemory  = "OUT_OF_MEMORY"
+	BootFail     = "BOOT_FAIL"
+	Deadline     = "DEADLINE"
+	Revoked      = "REVOKED"
+	SpecialExit  = "SPECIAL_EXIT"
+	Resizing     = "RESIZING"
+	StageOut     = "STAGE_OUT"
+	Signaling    = "SIGNALING"
+	RequeueHold  = "REQUEUE_HOLD"
+	RequeueFed   = "REQUEUE_FED"
+	ResvDelHold  = "RESV_DEL_HOLD"
+	Stopped      = "STOPPED"
+	Configuring  = "CONFIGURING"
+	UnknownState = "UNKNOWN"
+)
+
+// BaseState strips what SLURM appends to a state ("CANCELLED by 1000", "COMPLETED+").
+func BaseState(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexAny(s, " +"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ToUpper(s)
+}
+
+// IsTerminal reports whether a job in this state will not run again on its own.
+// PREEMPTED is not terminal: SLURM may requeue the job.
+func IsTerminal(state string) bool {
+	switch BaseState(state) {
+	case Completed, Failed, Timeout, Cancelled, NodeFail, OutOfMemory, BootFail, Deadline, Revoked, SpecialExit:
+		return true
+	}
+	return false
+}
+
+// JobRequest is everything a scheduler needs to start one job.
+type JobRequest struct {
+	Name      string            // --job-name; carries the run and test id
+	Comment   string            // --comment
+	Script    string            // the job script's path
+	Args      []string          // the script's arguments
+	WorkDir   string            // --chdir
+	LogDir    string            // the test's log folder; created before submitting
+	Output    string            // --output (may use %j); defaults to LogDir/slurm-%j.out
+	Error     string            // --error; defaults to LogDir/slurm-%j.err
+	Nodes     int               // --nodes
+	NTasks    int               // --ntasks
+	PerNode   int               // --ntasks-per-node
+	Segment   int               // --segment, 0 = none
+	TimeLimit time.Duration     // --time, rounded up to whole minutes; 0 = none
+	Partition string            // --partition
+	Account   string            // --account
+	Resources []string          // the GPU type's arguments, e.g. --gres=gpu:4
+	ExtraArgs []string          // the test's own sbatch arguments, already split and checked
+	Env       map[string]string // extra environment for the job
+}
+
+// JobStatus is what the scheduler knows of one job.
+type JobStatus struct {
+	ID       string        `json:"id"`
+	State    string        `json:"state"`  // base state name, e.g. CANCELLED
+	Detail   string        `json:"detail"` // the raw state text, e.g. "CANCELLED by 0"
+	Reason   string        `json:"reason,omitempty"`
+	ExitCode int           `json:"exit_code"`
+	Signal   int           `json:"signal"`
+	Submit   time.Time     `json:"submit,omitzero"`
+	Start    time.Time     `json:"start,omitzero"`
+	End      time.Time     `json:"end,omitzero"`
+	Elapsed  time.Duration `json:"elapsed"`
+	NodeList string        `json:"node_list,omitempty"`
+	Name     string        `json:"name,omitempty"`
+}
+
+// Scheduler runs jobs. Every method may be called from several goroutines.
+type Scheduler interface {
+	// Name is "slurm" or "local".
+	Name() string
+	// Submit starts a job and returns its id. Errors wrap ErrTransient when a retry may
+	// succeed (timeouts, quota limits) and ErrPermanent when it never will.
+	Submit(ctx context.Context, req JobRequest) (string, error)
+	// Status returns what is known of the given jobs in one query. A job the scheduler
+	// does not report (yet) is absent from the map; absent never means finished.
+	Status(ctx context.Context, since time.Time, ids []string) (map[string]JobStatus, error)
+	// Cancel asks the scheduler to stop a job.
+	Cancel(ctx context.Context, id string) error
+	// FindByName returns the jobs submitted since the given time with this job name.
+	FindByName(ctx context.Context, since time.Time, name string) ([]JobStatus, error)
+}
+
+// PendingReasoner is implemented by schedulers that can say why jobs wait.
+type PendingReasoner interface {
+	PendingReasons(ctx context.Context, ids []string) (map[string]string, error)
+}
+
+var (
+	// ErrTransient marks a failure worth retrying later.
+	ErrTransient = errors.New("transient scheduler error")
+	// ErrPermanent marks a failure that no retry will fix.
+	ErrPermanent = errors.New("permanent scheduler error")
+)
+
+// SubmitError carries the scheduler's own message.
+type SubmitError struct {
+	Kind error  // ErrTransient or ErrPermanent
+	Msg  string // what the scheduler said
+}
+
+func (e *SubmitError) Error() string { return fmt.Sprintf("%v: %s", e.Kind, e.Msg) }
+func (e *SubmitError) Unwrap() error { return e.Kind }
+
+// SbatchArgs is the sbatch argument list (without "sbatch") for a request, as the slurm
+// scheduler runs it and as `planner render` prints it.
+func SbatchArgs(req JobRequest) []string {
+	args := []string{"--parsable"}
+	add := func(flag, v string) {
+		if v != "" {
+			args = append(args, flag+"="+v)
+		}
+	}
+	add("--job-name", req.Name)
+	add("--comment", req.Comment)
+	add("--partition", req.Partition)
+	add("--account", req.Account)
+	if req.TimeLimit > 0 {
+		args = append(args, "--time="+FormatMinutes(req.TimeLimit))
+	}
+	if req.Nodes > 0 {
+		args = append(args, fmt.Sprintf("--nodes=%d", req.Nodes))
+	}
+	if req.NTasks > 0 {
+		args = append(args, fmt.Sprintf("--ntasks=%d", req.NTasks))
+	}
+	if req.PerNode > 0 {
+		args = append(args, fmt.Sprintf("--ntasks-per-node=%d", req.PerNode))
+	}
+	if req.Segment > 0 {
+		args = append(args, fmt.Sprintf("--segment=%d", req.Segment))
+	}
+	add("--chdir", req.WorkDir)
+	out, errf := req.Output, req.Error
+	if out == "" && req.LogDir != "" {
+		out = req.LogDir + "/slurm-%j.out"
+	}
+	if errf == "" && req.LogDir != "" {
+		errf = req.LogDir + "/slurm-%j.err"
+	}
+	add("--output", out)
+	add("--error", errf)
+	args = append(args, req.Resources...)
+	args = append(args, req.ExtraArgs...)
+	args = append(args, req.Script)
+	return append(args, req.Args...)
+}
+
+// FormatMinutes renders a duration as SLURM's D-HH:MM:SS, rounded up to whole minutes
+// (SLURM counts time limits in minutes).
+func FormatMinutes(d time.Duration) string {
+	m := int((d + time.Minute - 1) / time.Minute)
+	days, h, mm := m/(24*60), (m/60)%24, m%60
+	if days > 0 {
+		return fmt.Sprintf("%d-%02d:%02d:00", days, h, mm)
+	}
+	return fmt.Sprintf("%02d:%02d:00", h, mm)
+}
