@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# start.sh - a single-node SLURM cluster for development and CI on Debian 12 (bookworm).
+#
+# Installs Debian's SLURM (munge, slurmctld, slurmd, slurmdbd with a private MariaDB so that
+# sacct works as on real sites) and runs every daemon by hand (no systemd) on loopback.
+# Run as root. Idempotent: a second run reuses the daemons this script recorded and starts
+# only what is missing (so it also restarts a stopped slurmctld). Stop with stop.sh.
+#
+# Settings (environment):
+#   SLURM_DEV_BASE=/var/lib/disaggbench-slurm   state, spool, logs, pid records, MariaDB data
+#   SLURM_DEV_ETC=$SLURM_DEV_BASE/etc           slurm.conf and slurmdbd.conf
+#                                               clients: export SLURM_CONF=$SLURM_DEV_ETC/slurm.conf
+#   SLURM_DEV_CPUS=16        CPUs (job slots) the node advertises, whatever the real count;
+#                            empty = the real hardware
+#   SLURM_DEV_CLUSTER=disaggbench   SLURM_DEV_PARTITION=debug
+#   SLURM_DEV_INSTALL=1      0 = never run apt-get (fail when packages are missing)
+#   SLURM_DEV_FRESH=0        1 = wipe job state and accounting first (cluster must be stopped)
+#   SLURM_DEV_SMOKE=1        0 = skip the final sbatch + sacct check
+#   SLURM_DEV_TIMEOUT=60     seconds to wait for each daemon
+#   SLURM_DEV_CTLD_PORT=6817 SLURM_DEV_SLURMD_PORT=6818 SLURM_DEV_DBD_PORT=6819
+set -euo pipefail
+
+BASE=${SLURM_DEV_BASE:-/var/lib/disaggbench-slurm}
+ETC=${SLURM_DEV_ETC:-$BASE/etc}
+CPUS=${SLURM_DEV_CPUS-16}
+CLUSTER=${SLURM_DEV_CLUSTER:-disaggbench}
+PARTITION=${SLURM_DEV_PARTITION:-debug}
+DO_INSTALL=${SLURM_DEV_INSTALL:-1}
+FRESH=${SLURM_DEV_FRESH:-0}
+SMOKE=${SLURM_DEV_SMOKE:-1}
+TIMEOUT=${SLURM_DEV_TIMEOUT:-60}
+CTLD_PORT=${SLURM_DEV_CTLD_PORT:-6817}
+SLURMD_PORT=${SLURM_DEV_SLURMD_PORT:-6818}
+DBD_PORT=${SLURM_DEV_DBD_PORT:-6819}
+
+PIDS=$BASE/pids   # one "<pid> <starttime> <exe>" record per daemon this script started
+RUN=$BASE/run
+LOG=$BASE/log
+DB=$BASE/mysql
+DB_SOCK=$DB/mysqld.sock
+MARKER="# written by disaggbench deploy/slurm-dev/start.sh"
+# Without a slurm.conf every SLURM client first tries a DNS SRV lookup: always set it.
+export SLURM_CONF=$ETC/slurm.conf
+export DEBIAN_FRONTEND=noninteractive
+
+say() { printf '[slurm-dev] %s\n' "$*"; }
+die() { printf '[slurm-dev] ERROR: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+
+# --------------------------------------------------------------- process records
+alive() { # pid: running and not a zombie
+	local st
+	[ -r "/proc/$1/stat" ] || return 1
+	st=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+starttime() { sed -e 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f20; }
+ours() { # name: true when the recorded pid is still the process this script started
+	local f=$PIDS/$1.pid pid st exe
+	[ -f "$f" ] || return 1
+	read -r pid st exe <"$f" || return 1
+	alive "$pid" && [ "$(starttime "$pid")" = "$st" ] && [ "$(readlink "/proc/$pid/exe")" = "$exe" ]
+}
+our_pid() { cut -d' ' -f1 "$PIDS/$1.pid"; }
+
+start_daemon() { # name expected-exe command...: run in its own session, record the pid
+	local name=$1 want pid
+	want=$(readlink -f "$2")
+	shift 2
+	setsid "$@" >>"$LOG/$name.stdout" 2>&1 </dev/null &
+	pid=$!
+	for _ in $(seq 1 50); do # wait for env/setpriv to exec the daemon itself
+		[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$want" ] && break
+		alive "$pid" || break
+		sleep 0.1
+	done
+	if ! alive "$pid"; then
+		tail -n 30 "$LOG/$name.stdout" >&2 || true
+		die "$name exited right after start (see $LOG/$name.stdout)"
+	fi
+	echo "$pid $(starttime "$pid") $want" >"$PIDS/$name.pid"
+	say "started $name (pid $pid)"
+}
+
+wait_for() { # what command...: poll until the command succeeds
+	local what=$1 t0
+	shift
+	t0=$(date +%s)
+	until "$@" >/dev/null 2>&1; do
+		if [ $(($(date +%s) - t0)) -ge "$TIMEOUT" ]; then
+			tail -n 25 "$LOG"/*.log "$LOG"/*.stdout 2>/dev/null >&2 || true
+			die "$what not ready after ${TIMEOUT}s"
+		fi
+		sleep 0.2
+	done
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+check_port_free() { # name port
+	ours "$1" && return 0
+	port_busy "$ADDR" "$2" && die "port $2 on $ADDR is in use by something this script did not start"
+	return 0
+}
+
+T0=$(now)
+
+# --------------------------------------------------------------- 1. packages
+PKGS=(munge slurm-client slurmctld slurmd slurmdbd mariadb-server)
+MISSING=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || MISSING+=("$p")
+done
+T_INSTALL=0
+if [ ${#MISSING[@]} -gt 0 ]; then
+	[ "$DO_INSTALL" = 1 ] || die "missing packages: ${MISSING[*]} (SLURM_DEV_INSTALL=0)"
+	say "installing ${MISSING[*]}"
+	t=$(now)
+	# Keep the packages' maintainer scripts from starting services with packaged defaults.
+	OWN_POLICY=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		OWN_POLICY=1
+		trap '[ "$OWN_POLICY" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
+	if [ "$OWN_POLICY" = 1 ]; then
+		rm -f /usr/sbin/policy-rc.d
+		OWN_POLICY=0
+	fi
+	T_INSTALL=$(secs "$t" "$(now)")
+fi
+getent passwd slurm >/dev/null || die "user slurm missing (it comes with the slurm packages)"
+VERSION=$(dpkg-query -W -f='${Version}' slurmctld)
+
+# --------------------------------------------------------------- 2. names, addresses, folders
+T_DAEMONS=$(now)
+HOST=$(hostname -s)
+# With NoInAddrAny the daemons bind to what the host name resolves to instead of 0.0.0.0;
+# use it only when that is a loopback address.
+BIND_IP=$(getent ahostsv4 "$(hostname)" 2>/dev/null | awk 'NR==1{print $1}')
+if [[ $BIND_IP == 127.* ]]; then
+	ADDR=$BIND_IP
+	COMM="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
+	DBD_COMM="CommunicationParameters=NoInAddrAny"
+else
+	ADDR=127.0.0.1
+	COMM=""
+	DBD_COMM=""
+	say "WARNING: $(hostname) resolves to '${BIND_IP:-nothing}', not loopback: daemons listen on all interfaces"
+fi
+
+if [ "$FRESH" = 1 ]; then
+	for d in slurmd slurmctld slurmdbd mariadbd; do
+		ours "$d" && die "SLURM_DEV_FRESH=1 but $d is running: run stop.sh first"
+	done
+	say "wiping job state and accounting ($BASE/state $BASE/spool $DB)"
+	rm -rf "$BASE/state" "$BASE/spool" "$DB"
+fi
+
+mkdir -p "$BASE" "$PIDS" "$RUN" "$LOG" "$BASE/state" "$BASE/spool" "$ETC"
+chmod 755 "$BASE" "$ETC"
+chmod 700 "$PIDS"
+chown slurm:slurm "$RUN" "$LOG" "$BASE/state"
+chmod 755 "$RUN" "$LOG"
+
+# --------------------------------------------------------------- 3. munge
+mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
+chown munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge
+chmod 755 /run/munge
+chmod 700 /var/log/munge /etc/munge
+chmod 711 /var/lib/munge
+if [ ! -s /etc/munge/munge.key ]; then
+	if command -v mungekey >/dev/null; then
+		mungekey --create --keyfile=/etc/munge/munge.key
+	else
+		dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+	fi
+fi
+chown munge:munge /etc/munge/munge.key
+chmod 400 /etc/munge/munge.key
+munge_ok() { munge -n </dev/null | unmunge >/dev/null; }
+if ours munged; then
+	say "munged already running (pid $(our_pid munged))"
+elif munge_ok 2>/dev/null; then
+	say "using a munged this script did not start"
+else
+	start_daemon munged /usr/sbin/munged \
+		setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged --foreground --origin=127.0.0.1
+	wait_for munged munge_ok
+fi
+
+# --------------------------------------------------------------- 4. private MariaDB
+mkdir -p "$DB"
+chown mysql:mysql "$DB"
+chmod 755 "$DB"
+if [ ! -d "$DB/data/mysql" ]; then
+	say "creating the accounting database in $DB/data"
+	mariadb-install-db --no-defaults --user=mysql --datadir="$DB/data" \
+		--auth-root-authentication-method=socket --skip-test-db >"$LOG/mariadb-install.log" 2>&1 ||
+		{
+			tail -n 20 "$LOG/mariadb-install.log" >&2
+			die "mariadb-install-db failed"
+		}
+fi
+db_ok() { mariadb-admin --no-defaults --socket="$DB_SOCK" -uroot ping; }
+if ours mariadbd; then
+	say "mariadbd already running (pid $(our_pid mariadbd))"
+else
+	db_ok >/dev/null 2>&1 && die "something this script did not start serves $DB_SOCK"
+	# Unix socket only, no TCP port; the sizes silence slurmdbd's "not recommended" errors.
+	start_daemon mariadbd /usr/sbin/mariadbd \
+		/usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$DB/data" \
+		--socket="$DB_SOCK" --pid-file="$DB/mysqld.pid" --skip-networking \
+		--innodb-buffer-pool-size=256M --innodb-log-file-size=64M --innodb-lock-wait-timeout=900
+fi
+wait_for mariadbd db_ok
+if [ ! -s "$BASE/dbpass" ]; then
+	(
+		umask 077
+		head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$BASE/dbpass"
+	)
+fi
+DBPASS=$(cat "$BASE/dbpass")
+mariadb --no-defaults --socket="$DB_SOCK" -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DBPASS';
+ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$DBPASS';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+SQL
+
+# --------------------------------------------------------------- 5. slurm.conf, slurmdbd.conf
+# The node as slurmd sees it; RealMemory lowered 5% so the node never drains as "Low RealMemory".
+HW=$(slurmd -C | head -n1 | sed -e 's/^NodeName=[^ ]* //')
+MEM=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$HW")
+MEM=$((MEM * 95 / 100))
+HW=$(sed -e "s/RealMemory=[0-9]*/RealMemory=$MEM/" <<<"$HW")
+OVERRIDES=""
+if [ -n "$CPUS" ]; then
+	# More slots than cores: jobs share cores, which is what a test cluster wants.
+	HW="CPUs=$CPUS RealMemory=$MEM"
+	OVERRIDES="SlurmdParameters=config_overrides"
+fi
+
+CONF=$(
+	cat <<EOF
+$MARKER (base $BASE)
+ClusterName=$CLUSTER
+SlurmctldHost=$HOST($ADDR)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+$COMM
+AuthType=auth/munge
+CredType=cred/munge
+SlurmUser=slurm
+SlurmdUser=root
+StateSaveLocation=$BASE/state
+SlurmdSpoolDir=$BASE/spool
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# no cgroups: works in containers without a delegated cgroup tree
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SchedulerType=sched/backfill
+# start a queued job about 1 s after a slot frees (the default waits 3 s)
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+$OVERRIDES
+MailProg=/bin/true
+KillWait=5
+OverTimeLimit=0
+MinJobAge=300
+InactiveLimit=0
+Waittime=0
+SlurmctldTimeout=30
+SlurmdTimeout=60
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=$ADDR
+AccountingStoragePort=$DBD_PORT
+JobCompType=jobcomp/none
+NodeName=$HOST NodeAddr=$ADDR $HW State=UNKNOWN
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+)
+if [ -f "$ETC/slurm.conf" ] && ! grep -q "^$MARKER" "$ETC/slurm.conf"; then
+	die "$ETC/slurm.conf was not written by this script; set SLURM_DEV_ETC to another folder"
+fi
+if [ "$(cat "$ETC/slurm.conf" 2>/dev/null)" != "$CONF" ]; then
+	if ours slurmctld || ours slurmd; then
+		say "WARNING: slurm.conf would change but the daemons run: keeping the old one (stop.sh, then start.sh)"
+	else
+		printf '%s\n' "$CONF" >"$ETC/slurm.conf"
+		chmod 644 "$ETC/slurm.conf"
+	fi
+fi
+# slurmdbd refuses a config not owned by SlurmUser with mode 600.
+(
+	umask 077
+	cat >"$ETC/slurmdbd.conf" <<EOF
+$MARKER
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=$DBD_PORT
+$DBD_COMM
+SlurmUser=slurm
+LogFile=$LOG/slurmdbd.log
+PidFile=$RUN/slurmdbd.pid
+DebugLevel=info
+StorageType=accounting_storage/mysql
+# localhost = the unix socket named by MYSQL_UNIX_PORT
+StorageHost=localhost
+StorageUser=slurm
+StoragePass=$DBPASS
+StorageLoc=slurm_acct_db
+EOF
+)
+chown slurm:slurm "$ETC/slurmdbd.conf"
+chmod 600 "$ETC/slurmdbd.conf"
+
+# --------------------------------------------------------------- 6. slurm daemons
+if ours slurmdbd; then
+	say "slurmdbd already running (pid $(our_pid slurmdbd))"
+else
+	check_port_free slurmdbd "$DBD_PORT"
+	start_daemon slurmdbd /usr/sbin/slurmdbd \
+		env MYSQL_UNIX_PORT="$DB_SOCK" SLURM_CONF="$SLURM_CONF" /usr/sbin/slurmdbd -D
+fi
+wait_for slurmdbd sacctmgr -n list cluster
+if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
+	sacctmgr -i add cluster "$CLUSTER" >/dev/null
+	say "registered cluster $CLUSTER"
+fi
+
+if ours slurmctld; then
+	say "slurmctld already running (pid $(our_pid slurmctld))"
+else
+	check_port_free slurmctld "$CTLD_PORT"
+	start_daemon slurmctld /usr/sbin/slurmctld /usr/sbin/slurmctld -D
+fi
+ctld_up() { scontrol ping | grep -q 'is UP'; }
+wait_for slurmctld ctld_up
+
+if ours slurmd; then
+	say "slurmd already running (pid $(our_pid slurmd))"
+else
+	check_port_free slurmd "$SLURMD_PORT"
+	start_daemon slurmd /usr/sbin/slurmd /usr/sbin/slurmd -D -N "$HOST"
+fi
+node_ready() {
+	case "$(sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n1)" in
+	idle | mixed | allocated | completing) return 0 ;;
+	*drain* | down*)
+		scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
+		return 1
+		;;
+	*) return 1 ;;
+	esac
+}
+wait_for "node $HOST" node_ready
+wait_for sacct sacct -n -X -S now-1minutes
+T_DAEMONS=$(secs "$T_DAEMONS" "$(now)")
+
+# --------------------------------------------------------------- 7. smoke job
+if [ "$SMOKE" = 1 ]; then
+	t=$(now)
+	jid=$(sbatch --parsable -J slurm-dev-smoke -o /dev/null --wrap true) || die "sbatch failed"
+	jid=${jid%%;*}
+	smoke_state() { sacct -n -X -P -j "$jid" -o State 2>/dev/null | head -n1; }
+	smoke_done() {
+		case "$(smoke_state)" in
+		COMPLETED | FAILED | CANCELLED* | TIMEOUT | NODE_FAIL | OUT_OF_ME* | BOOT_FAIL | DEADLINE) return 0 ;;
+		esac
+		return 1
+	}
+	wait_for "smoke job $jid in sacct" smoke_done
+	st=$(smoke_state)
+	[ "$st" = COMPLETED ] || die "smoke job $jid ended $st (see $LOG/slurmd.log)"
+	say "smoke job $jid COMPLETED in sacct after $(secs "$t" "$(now)")s"
+fi
+
+echo "export SLURM_CONF=$SLURM_CONF" >"$BASE/env"
+chmod 644 "$BASE/env"
+say "ready: slurm $VERSION, cluster $CLUSTER, node $HOST ($ADDR) with ${CPUS:-all} CPUs, partition $PARTITION"
+say "took: install ${T_INSTALL}s, daemons ${T_DAEMONS}s, total $(secs "$T0" "$(now)")s; logs in $LOG"
+say "clients need: export SLURM_CONF=$SLURM_CONF"
