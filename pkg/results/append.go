@@ -1,0 +1,268 @@
+package results
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// The CSV is shared by every collector, in this process and in others. Each append holds
+// an exclusive flock on a sidecar lock file (path + ".lock") for its whole length and
+// writes all its bytes, header included, with one write call, so rows of two appends never
+// interleave and the header is written exactly once. The lock lives beside the CSV rather
+// than on it so that WriteCSV can replace the file by rename under the same lock.
+
+// ErrClaimMismatch means the rows given to AppendCSVOnce do not encode to the bytes its
+// claim describes: the rows changed since the claim was made.
+var ErrClaimMismatch = errors.New("csv rows do not match their claim")
+
+// CSVClaim describes one append, so that a retry after a crash can tell whether the rows
+// are already in the file. A caller stores it (in its KV claim) twice: once before the
+// append, as PrepareCSV returns it, and once after, as AppendCSVOnce returns it.
+type CSVClaim struct {
+	// Offset is where the rows start once Done; before that, the file's size when the
+	// claim was prepared: the rows, if already appended, start at or after it.
+	Offset int64 `json:"offset"`
+	// Length and SHA256 (hex) describe the appended bytes (the rows, not the header).
+	Length int64  `json:"length"`
+	SHA256 string `json:"sha256"`
+	// Done says that Offset is the exact position of the appended bytes.
+	Done bool `json:"done"`
+}
+
+// AppendCSV appends rows to the CSV at path, creating it with the header if it is missing
+// or empty. Nothing is written for no rows.
+func AppendCSV(path string, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	payload := encodeCSV(CSVRecords(rows))
+	return withLock(path, func() error {
+		_, err := appendLocked(path, payload)
+		return err
+	})
+}
+
+// PrepareCSV returns the claim to store before appending rows with AppendCSVOnce.
+func PrepareCSV(path string, rows []Row) (CSVClaim, error) {
+	payload := encodeCSV(CSVRecords(rows))
+	c := CSVClaim{Length: int64(len(payload)), SHA256: digest(payload)}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil:
+		c.Offset = st.Size()
+	case !errors.Is(err, os.ErrNotExist):
+		return CSVClaim{}, fmt.Errorf("results: %w", err)
+	}
+	return c, nil
+}
+
+// AppendCSVOnce appends rows unless claim shows they are already in the file, and returns
+// the completed claim (Done, exact offset) and whether it wrote. claim is what PrepareCSV
+// returned (stored before the first attempt) or what an earlier AppendCSVOnce returned.
+//
+// With a Done claim the bytes at its offset are compared; if they differ (the file was
+// rebuilt), the whole file is searched. With a prepared claim the file is searched from
+// the claim's offset on, at line starts, for exactly these bytes: an attempt that crashed
+// after appending and before recording its claim is found there and not repeated.
+func AppendCSVOnce(path string, rows []Row, claim CSVClaim) (CSVClaim, bool, error) {
+	payload := encodeCSV(CSVRecords(rows))
+	if int64(len(payload)) != claim.Length || digest(payload) != claim.SHA256 {
+		return claim, false, fmt.Errorf("results: %s: %w", path, ErrClaimMismatch)
+	}
+	if len(payload) == 0 {
+		claim.Done = true
+		return claim, false, nil
+	}
+	var done CSVClaim
+	var wrote bool
+	err := withLock(path, func() error {
+		from := claim.Offset
+		if claim.Done {
+			ok, err := bytesAt(path, claim.Offset, payload)
+			if err != nil {
+				return err
+			}
+			if ok {
+				done = claim
+				return nil
+			}
+			from = 0
+		}
+		off, err := findLine(path, from, payload)
+		if err != nil {
+			return err
+		}
+		if off < 0 {
+			if off, err = appendLocked(path, payload); err != nil {
+				return err
+			}
+			wrote = true
+		}
+		done = CSVClaim{Offset: off, Length: claim.Length, SHA256: claim.SHA256, Done: true}
+		return nil
+	})
+	if err != nil {
+		return claim, false, err
+	}
+	return done, wrote, nil
+}
+
+// WriteCSV replaces the CSV at path with the header and rows (as a replay rebuilds it):
+// the new file is written beside it and renamed over it under the append lock, so
+// appenders and readers never see a partial file.
+func WriteCSV(path string, rows []Row) error {
+	data := append(bytes.Clone(csvHeaderLine), encodeCSV(CSVRecords(rows))...)
+	return withLock(path, func() error { return writeAtomic(path, data) })
+}
+
+// appendLocked appends payload (with the header first if the file is empty) in one write
+// and returns the payload's offset. The caller holds the lock.
+func appendLocked(path string, payload []byte) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("results: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("results: %w", err)
+	}
+	size := st.Size()
+	var buf []byte
+	switch {
+	case size == 0:
+		buf = append(bytes.Clone(csvHeaderLine), payload...)
+	default:
+		// A write cut short by a crash leaves a line without its end; start on a new line
+		// so that the cut line stays alone and these rows stay whole.
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, size-1); err != nil {
+			return 0, fmt.Errorf("results: %s: %w", path, err)
+		}
+		if last[0] != '\n' {
+			buf = append([]byte{'\n'}, payload...)
+		} else {
+			buf = payload
+		}
+	}
+	if _, err := f.Write(buf); err != nil {
+		return 0, fmt.Errorf("results: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("results: %w", err)
+	}
+	return size + int64(len(buf)-len(payload)), nil
+}
+
+// bytesAt reports whether the file holds want at off.
+func bytesAt(path string, off int64, want []byte) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("results: %w", err)
+	}
+	defer f.Close()
+	got := make([]byte, len(want))
+	n, err := f.ReadAt(got, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("results: %s: %w", path, err)
+	}
+	return n == len(want) && bytes.Equal(got, want), nil
+}
+
+// findLine returns the offset of the first occurrence of want at or after from that starts
+// a line, or -1.
+func findLine(path string, from int64, want []byte) (int64, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("results: %w", err)
+	}
+	if from < 0 || from > int64(len(data)) {
+		from = 0 // the file was rebuilt or truncated since the claim: search all of it
+	}
+	for i := int(from); i <= len(data)-len(want); {
+		j := bytes.Index(data[i:], want)
+		if j < 0 {
+			return -1, nil
+		}
+		at := i + j
+		if at == 0 || data[at-1] == '\n' {
+			return int64(at), nil
+		}
+		i = at + 1
+	}
+	return -1, nil
+}
+
+// withLock runs fn holding the exclusive lock that guards the CSV at path.
+func withLock(path string, fn func() error) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+	}
+	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	defer lf.Close() // closing releases the lock
+	for {
+		err = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("results: lock %s: %w", lf.Name(), err)
+	}
+	return fn()
+}
+
+// writeAtomic writes data to a temporary file beside path, syncs it and renames it over
+// path.
+func writeAtomic(path string, data []byte) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	name := tmp.Name()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(name, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(name, path)
+	}
+	if err != nil {
+		os.Remove(name)
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
+	return nil
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
