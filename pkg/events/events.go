@@ -1,0 +1,376 @@
+// Package events is the only contract between the pipeline's stages: the event types, the
+// subjects they travel on, and the message ids that make every publish idempotent.
+//
+// Every subject lives under "bench.":
+//
+//	bench.runs.<run>.started            RunStarted
+//	bench.runs.<run>.finished           RunFinished
+//	bench.batches.<run>.<k>             Batch
+//	bench.jobs.<run>.<test>.submitted   JobSubmitted
+//	bench.jobs.<run>.<test>.state       JobState
+//	bench.jobs.<run>.<test>.completed   JobCompleted
+//	bench.results.<run>.<test>          Result
+//
+// Test ids become subject tokens through Token, which keeps [A-Za-z0-9_-] and escapes
+// everything else, so "llama-3.1-8b" stays one token.
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Version is the schema version carried by every event as "v".
+const Version = 1
+
+// Stream is the JetStream stream that holds every event.
+const Stream = "BENCH"
+
+// Subjects is the stream's subject filter.
+const Subjects = "bench.>"
+
+// Token makes s safe as one NATS subject token and one KV key token: letters, digits,
+// '_' and '-' stay; every other byte becomes "=XX" (hex). The mapping is one to one.
+func Token(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "=%02X", c)
+		}
+	}
+	if b.Len() == 0 {
+		return "=00"
+	}
+	return b.String()
+}
+
+// Untoken reverses Token.
+func Untoken(t string) string {
+	if t == "=00" {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		if t[i] == '=' && i+2 < len(t) {
+			var c byte
+			if _, err := fmt.Sscanf(t[i+1:i+3], "%02X", &c); err == nil {
+				b.WriteByte(c)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(t[i])
+	}
+	return b.String()
+}
+
+// Subject builders.
+func RunStartedSubject(run string) string  { return "bench.runs." + Token(run) + ".started" }
+func RunFinishedSubject(run string) string { return "bench.runs." + Token(run) + ".finished" }
+func BatchSubject(run string, k int) string {
+	return fmt.Sprintf("bench.batches.%s.%d", Token(run), k)
+}
+func JobSubject(run, test, what string) string {
+	return "bench.jobs." + Token(run) + "." + Token(test) + "." + what
+}
+func ResultSubject(run, test string) string {
+	return "bench.results." + Token(run) + "." + Token(test)
+}
+
+// RunFilter matches every event of one run.
+func RunFilter(run string) string { return "bench.*." + Token(run) + ".>" }
+
+// Filters for the stages' durable consumers.
+const (
+	BatchFilter     = "bench.batches.>"
+	SubmittedFilter = "bench.jobs.*.*.submitted"
+	CompletedFilter = "bench.jobs.*.*.completed"
+	ResultFilter    = "bench.results.>"
+)
+
+// Job event kinds (the last subject token of bench.jobs.*).
+const (
+	KindSubmitted = "submitted"
+	KindState     = "state"
+	KindCompleted = "completed"
+)
+
+// Key is the KV key of one test of one run: "<run>.<test>", both tokenised.
+func Key(run, test string) string { return Token(run) + "." + Token(test) }
+
+// States a job can end in besides SLURM's own.
+const (
+	// StateInvalid: the test's config failed validation; it was never submitted.
+	StateInvalid = "INVALID"
+	// StateSubmitFailed: the scheduler refused the job for good.
+	StateSubmitFailed = "SUBMIT_FAILED"
+)
+
+// Policies for admitting a run's jobs.
+const (
+	PolicySliding = "sliding" // refill a slot as soon as a job ends
+	PolicyBarrier = "barrier" // the next batch only after the whole previous one ended
+)
+
+// Header carries what every event has.
+type Header struct {
+	V     int       `json:"v"`
+	RunID string    `json:"run_id"`
+	Time  time.Time `json:"time"`
+}
+
+// NewHeader stamps an event of run now.
+func NewHeader(run string) Header { return Header{V: Version, RunID: run, Time: time.Now().UTC()} }
+
+// RunStarted opens a run.
+type RunStarted struct {
+	Header
+	Tests     int      `json:"tests"`   // every test the run will report on (valid and invalid)
+	Invalid   int      `json:"invalid"` // of which failed validation
+	Skipped   []Skip   `json:"skipped,omitempty"`
+	Batches   int      `json:"batches"`
+	BatchSize int      `json:"batch_size"` // 0: no limit
+	Policy    string   `json:"policy"`
+	Scheduler string   `json:"scheduler,omitempty"`
+	GPUType   string   `json:"gpu_type"`
+	Output    string   `json:"output_path"`
+	TestIDs   []string `json:"test_ids,omitempty"`
+	Selection string   `json:"selection,omitempty"` // how the tests were chosen, for people
+	Host      string   `json:"host,omitempty"`
+	Debug     bool     `json:"debug_mode,omitempty"`
+}
+
+// Skip is a test left out of a run, with the reason.
+type Skip struct {
+	TestID string `json:"test_id"`
+	Reason string `json:"reason"`
+}
+
+// RunFinished closes a run once every test has a result.
+type RunFinished struct {
+	Header
+	Tests  int `json:"tests"`
+	Passed int `json:"passed"`
+	Failed int `json:"failed"`
+}
+
+// File is one file of a job, relative to its log folder.
+type File struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+	Mode uint32 `json:"mode"`
+}
+
+// JobSpec is one test of a run, ready to submit: the planner resolved, validated and
+// rendered it.
+type JobSpec struct {
+	Index         int              `json:"index"` // position in the run, from 0
+	TestID        string           `json:"test_id"`
+	TestType      string           `json:"test_type"`
+	Category      string           `json:"category"`
+	ConfigPath    string           `json:"config_path"`
+	ConfigHash    string           `json:"config_hash"`
+	Model         string           `json:"model"`
+	Precision     string           `json:"precision"`
+	GPUType       string           `json:"gpu_type"`
+	CtxGPUs       int              `json:"ctx_gpus"`
+	GenGPUs       int              `json:"gen_gpus"`
+	NumGenServers int              `json:"num_gen_servers"`
+	Image         string           `json:"container_image,omitempty"`
+	Concurrencies []int            `json:"concurrencies,omitempty"`
+	Metrics       *MetricsSpec     `json:"metrics,omitempty"`
+	Datasets      []Dataset        `json:"datasets,omitempty"`
+	TimeLimit     time.Duration    `json:"time_limit"` // the watcher cancels after this
+	LogDir        string           `json:"log_dir"`
+	Request       slurm.JobRequest `json:"request"`
+	Files         []File           `json:"files,omitempty"`
+}
+
+// MetricsSpec is a test's own metric extraction (or the default for its type).
+type MetricsSpec struct {
+	LogFile string   `json:"log_file"`
+	Pattern string   `json:"extractor_pattern"`
+	Names   []string `json:"metric_names"`
+}
+
+// Dataset is one accuracy dataset's expectation.
+type Dataset struct {
+	Name           string   `json:"dataset_name"`
+	Filter         string   `json:"filter_type,omitempty"`
+	Expected       float64  `json:"expected_value"`
+	ThresholdType  string   `json:"threshold_type,omitempty"`
+	Alpha          *float64 `json:"alpha,omitempty"`
+	Beta           *float64 `json:"beta,omitempty"`
+	Sigma          *float64 `json:"sigma,omitempty"`
+	NumSamples     *int     `json:"num_samples,omitempty"`
+	HigherIsBetter *bool    `json:"higher_is_better,omitempty"`
+}
+
+// Batch is a slice of a run's jobs, in run order.
+type Batch struct {
+	Header
+	Index     int       `json:"index"`
+	Total     int       `json:"total"`
+	BatchSize int       `json:"batch_size"` // the run's window; 0: no limit
+	Policy    string    `json:"policy"`
+	Tests     int       `json:"tests"` // jobs in the whole run
+	Jobs      []JobSpec `json:"jobs"`
+}
+
+// JobSubmitted: the scheduler took the job.
+type JobSubmitted struct {
+	Header
+	TestID    string        `json:"test_id"`
+	Index     int           `json:"index"`
+	JobID     string        `json:"job_id"`
+	Scheduler string        `json:"scheduler"`
+	LogDir    string        `json:"log_dir"`
+	Submitted time.Time     `json:"submitted"`
+	TimeLimit time.Duration `json:"time_limit"`
+	Debug     bool          `json:"debug_mode,omitempty"`
+}
+
+// JobState: the scheduler reports a new state for the job.
+type JobState struct {
+	Header
+	TestID string `json:"test_id"`
+	JobID  string `json:"job_id"`
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// JobCompleted: the job is over, for whatever reason.
+type JobCompleted struct {
+	Header
+	TestID   string    `json:"test_id"`
+	Index    int       `json:"index"`
+	JobID    string    `json:"job_id,omitempty"`
+	State    string    `json:"state"`            // final SLURM state, INVALID or SUBMIT_FAILED
+	Detail   string    `json:"detail,omitempty"` // e.g. "CANCELLED by 0"
+	ExitCode int       `json:"exit_code"`
+	Signal   int       `json:"signal,omitempty"`
+	Submit   time.Time `json:"submit,omitzero"`
+	Start    time.Time `json:"start,omitzero"`
+	End      time.Time `json:"end,omitzero"`
+	NodeList string    `json:"node_list,omitempty"`
+	LogDir   string    `json:"log_dir,omitempty"`
+	Reasons  []string  `json:"reasons,omitempty"` // why it failed before running, or timed out
+	// Spec describes a test that never got a log folder (INVALID); otherwise the
+	// collector reads the spec from the log folder's job.json.
+	Spec *JobSpec `json:"spec,omitempty"`
+}
+
+// ResultRow is one number of a result.
+type ResultRow struct {
+	Concurrency int      `json:"concurrency,omitempty"`
+	Metric      string   `json:"metric"`
+	Value       float64  `json:"value"`
+	Unit        string   `json:"unit,omitempty"`
+	Dataset     string   `json:"dataset,omitempty"`
+	Filter      string   `json:"filter,omitempty"`
+	Threshold   *float64 `json:"threshold,omitempty"`
+	Passed      *bool    `json:"passed,omitempty"`
+}
+
+// Result is the collector's verdict on one test.
+type Result struct {
+	Header
+	TestID   string      `json:"test_id"`
+	JobID    string      `json:"job_id,omitempty"`
+	State    string      `json:"state"`
+	Passed   bool        `json:"passed"`
+	Partial  bool        `json:"partial,omitempty"`
+	Reasons  []string    `json:"reasons,omitempty"`
+	Rows     []ResultRow `json:"rows,omitempty"`
+	Start    time.Time   `json:"start,omitzero"`
+	End      time.Time   `json:"end,omitzero"`
+	Duration float64     `json:"duration_s"`
+	LogDir   string      `json:"log_dir,omitempty"`
+}
+
+// Verdict is "PASSED" or "FAILED".
+func (r *Result) Verdict() string {
+	if r.Passed {
+		return "PASSED"
+	}
+	return "FAILED"
+}
+
+// Ledger phases of a JobRecord.
+const (
+	PhaseClaimed   = "claimed"   // a submitter owns the test and is submitting it
+	PhaseSubmitted = "submitted" // the scheduler has it
+	PhaseCompleted = "completed" // it is over; a completed event was published
+)
+
+// JobRecord is the run ledger's entry for one test (KV bucket bench_jobs, key Key(run,
+// test)). The submitter creates it before it submits (the claim), the watcher marks it
+// completed.
+type JobRecord struct {
+	RunID     string        `json:"run_id"`
+	TestID    string        `json:"test_id"`
+	Index     int           `json:"index"`
+	Phase     string        `json:"phase"`
+	JobID     string        `json:"job_id,omitempty"`
+	JobName   string        `json:"job_name,omitempty"`
+	State     string        `json:"state,omitempty"`
+	LogDir    string        `json:"log_dir,omitempty"`
+	Submitted time.Time     `json:"submitted,omitzero"`
+	TimeLimit time.Duration `json:"time_limit,omitempty"`
+	Owner     string        `json:"owner,omitempty"`
+	Debug     bool          `json:"debug_mode,omitempty"`
+}
+
+// RunRecord is a run's entry in the bench_runs bucket.
+type RunRecord struct {
+	RunID     string    `json:"run_id"`
+	Started   time.Time `json:"started"`
+	Tests     int       `json:"tests"`
+	BatchSize int       `json:"batch_size"`
+	Policy    string    `json:"policy"`
+	Done      int       `json:"done"`
+	Passed    int       `json:"passed"`
+	Failed    int       `json:"failed"`
+	Finished  bool      `json:"finished"`
+}
+
+// Message ids: one per event, so a repeat is dropped by JetStream.
+func StartedID(run string) string      { return RunStartedSubject(run) }
+func FinishedID(run string) string     { return RunFinishedSubject(run) }
+func BatchID(run string, k int) string { return BatchSubject(run, k) }
+func SubmittedID(run, test, job string) string {
+	return JobSubject(run, test, KindSubmitted) + "#" + job
+}
+func StateID(run, test, job, detail string) string {
+	return JobSubject(run, test, KindState) + "#" + job + "#" + detail
+}
+func CompletedID(run, test string) string { return JobSubject(run, test, KindCompleted) }
+func ResultID(run, test string) string    { return ResultSubject(run, test) }
+
+// JobFile is the job's spec, written by the submitter into the job's log folder; the
+// collector and replay read it from there.
+const JobFile = "job.json"
+
+// ReadJobFile reads the spec a submitter left in a log folder.
+func ReadJobFile(logDir string) (*JobSpec, error) {
+	data, err := os.ReadFile(filepath.Join(logDir, JobFile))
+	if err != nil {
+		return nil, err
+	}
+	var j JobSpec
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(logDir, JobFile), err)
+	}
+	return &j, nil
+}
