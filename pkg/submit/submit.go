@@ -1,0 +1,443 @@
+// Package submit is the submitter stage: it takes batch work from a durable consumer,
+// writes each job's files into its log folder, admits jobs so that at most batch-size of a
+// run's jobs are queued or running at once (sliding window or the seed's barrier), submits
+// them through a Scheduler and publishes "submitted". Every submission is claimed in the
+// run ledger first, so a redelivered batch never submits a test twice.
+package submit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Durable is the submitter's consumer name.
+const Durable = "submitter"
+
+// Config of a submitter.
+type Config struct {
+	Bus       *bus.Bus
+	Scheduler slurm.Scheduler
+	Log       *slog.Logger
+	// View receives the seed's troubleshooting view (batch manager, batch ranges, job ids).
+	View io.Writer
+	// DebugMode skips submission and uses DebugJobID, as the seed's DEBUG_MODE=1 does.
+	DebugMode  bool
+	DebugJobID string
+	// RetryMin and RetryMax bound the back-off between tries of a transient failure;
+	// RetryFor is how long a job keeps being retried before it fails.
+	RetryMin, RetryMax, RetryFor time.Duration
+	// AckWait is how long a batch may go without a heartbeat before it is redelivered.
+	AckWait time.Duration
+	// Owner names this instance in ledger claims.
+	Owner string
+}
+
+// Submitter is the stage.
+type Submitter struct {
+	cfg  Config
+	log  *slog.Logger
+	mu   sync.Mutex
+	runs map[string]*tracker
+}
+
+// New checks the config and applies defaults.
+func New(cfg Config) (*Submitter, error) {
+	if cfg.Bus == nil || cfg.Scheduler == nil {
+		return nil, errors.New("submit: a bus and a scheduler are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.View == nil {
+		cfg.View = io.Discard
+	}
+	cfg.RetryMin = cmpDur(cfg.RetryMin, 2*time.Second)
+	cfg.RetryMax = cmpDur(cfg.RetryMax, time.Minute)
+	cfg.RetryFor = cmpDur(cfg.RetryFor, 30*time.Minute)
+	cfg.AckWait = cmpDur(cfg.AckWait, 30*time.Second)
+	if cfg.Owner == "" {
+		h, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("%s:%d", h, os.Getpid())
+	}
+	return &Submitter{cfg: cfg, log: cfg.Log.With("stage", "submitter"), runs: map[string]*tracker{}}, nil
+}
+
+func cmpDur(a, b time.Duration) time.Duration {
+	if a > 0 {
+		return a
+	}
+	return b
+}
+
+// Run consumes batches until ctx ends. One batch is in flight at a time across every
+// submitter instance (MaxAckPending 1), which keeps a run's window exact.
+func (s *Submitter) Run(ctx context.Context) error {
+	cons, err := s.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
+		Durable:       Durable,
+		Description:   "submitter: batch work",
+		FilterSubject: events.BatchFilter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: 1,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return err
+	}
+	defer s.closeTrackers()
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			s.log.Warn("next batch", "err", err)
+			continue
+		}
+		s.handle(ctx, msg)
+	}
+}
+
+func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
+	var b events.Batch
+	if err := json.Unmarshal(msg.Data(), &b); err != nil {
+		s.log.Error("undecodable batch; dropping it", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go heartbeat(hbCtx, msg, s.cfg.AckWait/3)
+	if err := s.Batch(ctx, &b); err != nil {
+		if ctx.Err() != nil {
+			// Stopping: hand the batch back at once; claims make the rest idempotent.
+			_ = msg.Nak()
+			return
+		}
+		s.log.Error("batch failed; retrying later", "run", b.RunID, "batch", b.Index, "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		s.log.Warn("ack batch", "err", err)
+	}
+	if b.Index == b.Total-1 {
+		s.dropTracker(b.RunID)
+	}
+}
+
+func heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) {
+	t := time.NewTicker(max(every, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+// Batch submits every job of one batch, in order, each when the run's window admits it.
+// Jobs whose submission fails transiently are retried after the others, with back-off.
+func (s *Submitter) Batch(ctx context.Context, b *events.Batch) error {
+	tr, err := s.tracker(ctx, b.RunID)
+	if err != nil {
+		return err
+	}
+	if b.Index == 0 {
+		size := "no limit"
+		if b.BatchSize > 0 {
+			size = fmt.Sprintf("%d jobs per batch", b.BatchSize)
+		}
+		line := strings.Repeat("=", 70)
+		fmt.Fprintf(s.cfg.View, "%s\nBatch Manager Initialized (run %s)\nBatch size: %s\nPolicy: %s\n%s\n\nTotal test configs: %d\nTotal batches: %d\n\n",
+			line, b.RunID, size, b.Policy, line, b.Tests, logicalBatches(b.Tests, b.BatchSize))
+	}
+	var retry []*pending
+	for i := range b.Jobs {
+		p := &pending{job: &b.Jobs[i], next: time.Time{}, delay: s.cfg.RetryMin}
+		done, err := s.job(ctx, tr, b, p)
+		if err != nil {
+			return err
+		}
+		if !done {
+			retry = append(retry, p)
+		}
+	}
+	for len(retry) > 0 {
+		wait := time.Until(retry[0].next)
+		for _, p := range retry {
+			wait = min(wait, time.Until(p.next))
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		var still []*pending
+		for _, p := range retry {
+			if time.Now().Before(p.next) {
+				still = append(still, p)
+				continue
+			}
+			done, err := s.job(ctx, tr, b, p)
+			if err != nil {
+				return err
+			}
+			if !done {
+				still = append(still, p)
+			}
+		}
+		retry = still
+	}
+	return nil
+}
+
+func logicalBatches(n, size int) int {
+	if size <= 0 || n == 0 {
+		return min(n, 1)
+	}
+	return (n + size - 1) / size
+}
+
+type pending struct {
+	job   *events.JobSpec
+	first time.Time
+	next  time.Time
+	delay time.Duration
+	tries int
+}
+
+// job takes one job as far as it can: done is false when a transient failure asks for a
+// later retry.
+func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pending) (done bool, err error) {
+	j := p.job
+	key := events.Key(b.RunID, j.TestID)
+	kv := s.cfg.Bus.Jobs
+	var rec events.JobRecord
+	rev, err := bus.GetJSON(ctx, kv, key, &rec)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		rev = 0
+	case err != nil:
+		return false, fmt.Errorf("read ledger %s: %w", key, err)
+	}
+	if rev > 0 && rec.Phase != events.PhaseClaimed {
+		// Submitted (or over) before: make sure its event went out; the id dedupes it.
+		tr.set(key, rec, rev)
+		if rec.Phase == events.PhaseSubmitted {
+			return true, s.publishSubmitted(ctx, b, j, &rec)
+		}
+		return true, nil
+	}
+	if rev == 0 {
+		if err := s.admit(ctx, tr, b, j); err != nil {
+			return false, err
+		}
+		if (b.BatchSize > 0 && j.Index%b.BatchSize == 0) || (b.BatchSize <= 0 && j.Index == 0) {
+			s.batchHeader(b, j.Index)
+		}
+		rec = events.JobRecord{
+			RunID: b.RunID, TestID: j.TestID, Index: j.Index, Phase: events.PhaseClaimed,
+			JobName: j.Request.Name, LogDir: j.LogDir, TimeLimit: j.TimeLimit, Owner: s.cfg.Owner,
+		}
+		data, _ := json.Marshal(rec)
+		rev, err = kv.Create(ctx, key, data)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return s.job(ctx, tr, b, p) // someone else claimed it: look again
+		}
+		if err != nil {
+			return false, fmt.Errorf("claim %s: %w", key, err)
+		}
+		tr.set(key, rec, rev)
+	} else if found := s.findSubmitted(ctx, &rec); found != "" {
+		// Claimed before a crash: the job may have reached the scheduler already.
+		s.log.Info("found a job submitted before a restart", "test", j.TestID, "job", found)
+		return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, found, time.Now().UTC())
+	}
+	if err := writeFiles(j); err != nil {
+		return true, s.fail(ctx, tr, b, j, key, rec, rev, err.Error())
+	}
+	if p.first.IsZero() {
+		p.first = time.Now()
+	}
+	var id string
+	if s.cfg.DebugMode {
+		id = s.cfg.DebugJobID
+		if id == "" {
+			return true, s.fail(ctx, tr, b, j, key, rec, rev, "DEBUG_MODE=1 needs DEBUG_JOB_ID")
+		}
+	} else {
+		id, err = s.cfg.Scheduler.Submit(ctx, j.Request)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if errors.Is(err, slurm.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
+			p.tries++
+			p.next = time.Now().Add(p.delay)
+			s.log.Warn("submission failed, will retry", "test", j.TestID, "try", p.tries, "in", p.delay, "err", err)
+			p.delay = min(p.delay*2, s.cfg.RetryMax)
+			return false, nil
+		}
+		return true, s.fail(ctx, tr, b, j, key, rec, rev, "submission failed: "+err.Error())
+	}
+	return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, id, time.Now().UTC())
+}
+
+func (s *Submitter) findSubmitted(ctx context.Context, rec *events.JobRecord) string {
+	if s.cfg.DebugMode || rec.JobName == "" {
+		return ""
+	}
+	jobs, err := s.cfg.Scheduler.FindByName(ctx, time.Now().Add(-7*24*time.Hour), rec.JobName)
+	if err != nil || len(jobs) == 0 {
+		return ""
+	}
+	return jobs[len(jobs)-1].ID
+}
+
+func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, id string, at time.Time) error {
+	rec.Phase, rec.JobID, rec.Submitted, rec.Debug = events.PhaseSubmitted, id, at, s.cfg.DebugMode
+	data, _ := json.Marshal(rec)
+	nrev, err := s.cfg.Bus.Jobs.Update(ctx, key, data, rev)
+	if err != nil {
+		return fmt.Errorf("record job %s of %s: %w", id, j.TestID, err)
+	}
+	tr.set(key, rec, nrev)
+	pos := j.Index + 1
+	total := b.Tests
+	if b.BatchSize > 0 {
+		pos = j.Index%b.BatchSize + 1
+		total = min(b.BatchSize, b.Tests-j.Index/b.BatchSize*b.BatchSize)
+	}
+	fmt.Fprintf(s.cfg.View, "  [%3d/%d] Job %s <- %s\n", pos, total, id, j.TestID)
+	return s.publishSubmitted(ctx, b, j, &rec)
+}
+
+func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *events.JobSpec, rec *events.JobRecord) error {
+	ev := events.JobSubmitted{
+		Header: events.NewHeader(b.RunID), TestID: j.TestID, Index: j.Index, JobID: rec.JobID,
+		Scheduler: s.cfg.Scheduler.Name(), LogDir: j.LogDir, Submitted: rec.Submitted,
+		TimeLimit: j.TimeLimit, Debug: rec.Debug,
+	}
+	return s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindSubmitted),
+		events.SubmittedID(b.RunID, j.TestID, rec.JobID), ev)
+}
+
+// fail records a test that cannot be submitted and publishes it as completed, so the
+// collector reports it with the scheduler's message.
+func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, reason string) error {
+	s.log.Error("test not submitted", "test", j.TestID, "reason", reason)
+	fmt.Fprintf(s.cfg.View, "  [  x] %s not submitted: %s\n", j.TestID, reason)
+	rec.Phase, rec.State = events.PhaseCompleted, events.StateSubmitFailed
+	data, _ := json.Marshal(rec)
+	nrev, err := s.cfg.Bus.Jobs.Update(ctx, key, data, rev)
+	if err != nil {
+		return err
+	}
+	tr.set(key, rec, nrev)
+	ev := events.JobCompleted{
+		Header: events.NewHeader(b.RunID), TestID: j.TestID, Index: j.Index, State: events.StateSubmitFailed,
+		LogDir: j.LogDir, Reasons: []string{reason}, End: time.Now().UTC(),
+	}
+	return s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindCompleted),
+		events.CompletedID(b.RunID, j.TestID), ev)
+}
+
+func (s *Submitter) batchHeader(b *events.Batch, index int) {
+	if b.BatchSize <= 0 {
+		fmt.Fprintf(s.cfg.View, "%s\nSubmitting Batch 0\nRange: [0:%d] (%d jobs)\n%s\n\n", strings.Repeat("=", 70), b.Tests, b.Tests, strings.Repeat("=", 70))
+		return
+	}
+	k := index / b.BatchSize
+	hi := min(index+b.BatchSize, b.Tests)
+	fmt.Fprintf(s.cfg.View, "%s\nSubmitting Batch %d\nRange: [%d:%d] (%d jobs)\n%s\n\n", strings.Repeat("=", 70), k, index, hi, hi-index, strings.Repeat("=", 70))
+}
+
+// admit blocks until the run's policy lets job j be submitted.
+func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec) error {
+	if b.BatchSize <= 0 {
+		return nil
+	}
+	for {
+		ch := tr.changed()
+		if tr.admits(b.Policy, b.BatchSize, b.Tests, j.Index) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// writeFiles puts a job's files into its log folder. It never deletes anything; a file
+// left by an earlier try of the same run is overwritten with the same content.
+func writeFiles(j *events.JobSpec) error {
+	if j.LogDir == "" {
+		return errors.New("job has no log folder")
+	}
+	if err := os.MkdirAll(j.LogDir, 0o755); err != nil {
+		return fmt.Errorf("create log folder: %w", err)
+	}
+	for _, f := range j.Files {
+		if f.Name == "" || filepath.IsAbs(f.Name) || strings.Contains(f.Name, "..") {
+			return fmt.Errorf("refusing job file name %q", f.Name)
+		}
+		path := filepath.Join(j.LogDir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(f.Mode)
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := writeAtomic(path, f.Data, mode); err != nil {
+			return err
+		}
+	}
+	spec := *j
+	spec.Files = nil
+	data, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(j.LogDir, events.JobFile), data, 0o644)
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

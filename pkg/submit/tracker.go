@@ -1,0 +1,160 @@
+package submit
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/disaggbench/disaggbench/pkg/events"
+)
+
+// tracker follows one run's ledger entries through a KV watch, so the window can be
+// judged from what every stage has written, including after a restart.
+type tracker struct {
+	mu      sync.Mutex
+	recs    map[string]entry
+	active  int         // claimed or submitted, not completed
+	doneBy  map[int]int // completed jobs by run index (barrier)
+	notify  chan struct{}
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+type entry struct {
+	rec events.JobRecord
+	rev uint64
+}
+
+func (s *Submitter) tracker(ctx context.Context, run string) (*tracker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.runs[run]; ok {
+		return t, nil
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	t := &tracker{recs: map[string]entry{}, doneBy: map[int]int{}, notify: make(chan struct{}), cancel: cancel, stopped: make(chan struct{})}
+	w, err := s.cfg.Bus.Jobs.Watch(ctx, events.Token(run)+".*")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	// Wait for the initial values so the first window check sees the whole ledger.
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		t.apply(e)
+	}
+	go func() {
+		defer close(t.stopped)
+		defer w.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					// The watch ends when the connection is lost; start it again.
+					nw, err := s.cfg.Bus.Jobs.Watch(wctx, events.Token(run)+".*")
+					if err != nil {
+						return
+					}
+					w = nw
+					continue
+				}
+				if e != nil {
+					t.apply(e)
+				}
+			}
+		}
+	}()
+	s.runs[run] = t
+	return t, nil
+}
+
+func (s *Submitter) dropTracker(run string) {
+	s.mu.Lock()
+	t := s.runs[run]
+	delete(s.runs, run)
+	s.mu.Unlock()
+	if t != nil {
+		t.cancel()
+	}
+}
+
+func (s *Submitter) closeTrackers() {
+	s.mu.Lock()
+	runs := s.runs
+	s.runs = map[string]*tracker{}
+	s.mu.Unlock()
+	for _, t := range runs {
+		t.cancel()
+		<-t.stopped
+	}
+}
+
+func (t *tracker) apply(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return
+	}
+	var rec events.JobRecord
+	if json.Unmarshal(e.Value(), &rec) != nil {
+		return
+	}
+	t.set(e.Key(), rec, e.Revision())
+}
+
+// set records a ledger entry unless a newer revision is already known.
+func (t *tracker) set(key string, rec events.JobRecord, rev uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, had := t.recs[key]
+	if had && old.rev >= rev {
+		return
+	}
+	if had {
+		t.count(old.rec, -1)
+	}
+	t.recs[key] = entry{rec, rev}
+	t.count(rec, +1)
+	close(t.notify)
+	t.notify = make(chan struct{})
+}
+
+func (t *tracker) count(rec events.JobRecord, d int) {
+	if rec.Phase == events.PhaseCompleted {
+		t.doneBy[rec.Index] += d
+		return
+	}
+	t.active += d
+}
+
+func (t *tracker) changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.notify
+}
+
+// admits says whether job index may be submitted now under the policy.
+func (t *tracker) admits(policy string, size, tests, index int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if policy == events.PolicyBarrier {
+		k := index / size
+		if k == 0 {
+			return true
+		}
+		// Every job of the previous batch (and so of all before it) has completed.
+		lo, hi := (k-1)*size, min(k*size, tests)
+		done := 0
+		for i := lo; i < hi; i++ {
+			if t.doneBy[i] > 0 {
+				done++
+			}
+		}
+		return done == hi-lo
+	}
+	return t.active < size
+}

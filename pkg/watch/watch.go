@@ -1,0 +1,320 @@
+// Package watch is the watcher stage: it holds every submitted job (an unacknowledged
+// message of its durable consumer, so a job is tracked by exactly one watcher and a
+// restarted or surviving watcher takes over the jobs of one that died), asks the
+// scheduler about all of them with one query per poll cycle, publishes state changes,
+// cancels jobs over their time limit, and publishes "completed" with the final state.
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Durable is the watcher's consumer name.
+const Durable = "watcher"
+
+// DefaultTimeLimit is the seed's wait limit: 10 hours.
+const DefaultTimeLimit = 36000 * time.Second
+
+// Config of a watcher.
+type Config struct {
+	Bus       *bus.Bus
+	Scheduler slurm.Scheduler
+	Log       *slog.Logger
+	// PollMin is the interval right after any change; it doubles up to PollMax while
+	// nothing changes.
+	PollMin, PollMax time.Duration
+	// TimeLimit applies to jobs that carry none (default 36000 s).
+	TimeLimit time.Duration
+	// ReasonsEvery: ask for pending reasons every this many cycles (default 10).
+	ReasonsEvery int
+	// AckWait: a watcher silent this long loses its jobs to another.
+	AckWait time.Duration
+	// MaxJobs caps the jobs one watcher holds (default 100000).
+	MaxJobs int
+}
+
+// Watcher is the stage.
+type Watcher struct {
+	cfg Config
+	log *slog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*tracked // by ledger key
+	wake chan struct{}
+
+	cycles, queries int64
+}
+
+type tracked struct {
+	ev       events.JobSubmitted
+	msg      jetstream.Msg
+	state    string
+	detail   string
+	reason   string
+	lastBeat time.Time
+}
+
+// New applies defaults.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.Bus == nil || cfg.Scheduler == nil {
+		return nil, errors.New("watch: a bus and a scheduler are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.PollMin <= 0 {
+		cfg.PollMin = 2 * time.Second
+	}
+	if cfg.PollMax < cfg.PollMin {
+		cfg.PollMax = max(cfg.PollMin, 60*time.Second)
+	}
+	if cfg.TimeLimit <= 0 {
+		cfg.TimeLimit = DefaultTimeLimit
+	}
+	if cfg.ReasonsEvery <= 0 {
+		cfg.ReasonsEvery = 10
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 60 * time.Second
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = 100000
+	}
+	return &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}, nil
+}
+
+// Stats returns poll cycles and scheduler queries so far.
+func (w *Watcher) Stats() (cycles, queries int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cycles, w.queries
+}
+
+// Run tracks jobs until ctx ends; then it hands its jobs back at once.
+func (w *Watcher) Run(ctx context.Context) error {
+	cons, err := w.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
+		Durable:       Durable,
+		Description:   "watcher: submitted jobs, held until completed",
+		FilterSubject: events.SubmittedFilter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxAckPending: w.cfg.MaxJobs,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { w.take(ctx, m) }, jetstream.PullMaxMessages(500))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cc.Stop()
+		<-cc.Closed()
+		w.handBack()
+	}()
+	interval := w.cfg.PollMin
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+			interval = w.cfg.PollMin
+		case <-timer.C:
+			changed := w.cycle(ctx)
+			if changed {
+				interval = w.cfg.PollMin
+			} else {
+				interval = min(interval*2, w.cfg.PollMax)
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		// A little jitter keeps many watchers from polling in step.
+		timer.Reset(interval + time.Duration(rand.Int64N(int64(interval)/10+1)))
+	}
+}
+
+func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
+	var ev events.JobSubmitted
+	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		w.log.Error("undecodable submitted event; dropping it", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	key := events.Key(ev.RunID, ev.TestID)
+	var rec events.JobRecord
+	if _, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, key, &rec); err == nil && rec.Phase == events.PhaseCompleted {
+		_ = m.Ack() // completed before a restart; nothing left to watch
+		return
+	}
+	w.mu.Lock()
+	if t, ok := w.jobs[key]; ok {
+		t.msg = m // a redelivery to us: keep the newest handle
+	} else {
+		w.jobs[key] = &tracked{ev: ev, msg: m, lastBeat: time.Now()}
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// handBack returns every held job to the consumer so another watcher takes it at once.
+func (w *Watcher) handBack() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, t := range w.jobs {
+		_ = t.msg.Nak()
+		delete(w.jobs, k)
+	}
+}
+
+// cycle is one poll: one scheduler query for every held job. It reports whether any
+// job changed.
+func (w *Watcher) cycle(ctx context.Context) bool {
+	w.mu.Lock()
+	held := make([]*tracked, 0, len(w.jobs))
+	for _, t := range w.jobs {
+		held = append(held, t)
+	}
+	w.cycles++
+	cycle := w.cycles
+	w.mu.Unlock()
+	if len(held) == 0 {
+		return false
+	}
+	now := time.Now()
+	var ids []string
+	since := now
+	changed := false
+	for _, t := range held {
+		if now.Sub(t.lastBeat) > w.cfg.AckWait/3 {
+			_ = t.msg.InProgress()
+			t.lastBeat = now
+		}
+		if t.ev.Debug {
+			// DEBUG_MODE: the job ran earlier (DEBUG_JOB_ID); its logs are read as they are.
+			w.complete(ctx, t, slurm.JobStatus{ID: t.ev.JobID, State: slurm.Completed, Detail: "DEBUG_MODE"}, nil)
+			changed = true
+			continue
+		}
+		ids = append(ids, t.ev.JobID)
+		if t.ev.Submitted.Before(since) {
+			since = t.ev.Submitted
+		}
+	}
+	if len(ids) == 0 {
+		return changed
+	}
+	w.mu.Lock()
+	w.queries++
+	w.mu.Unlock()
+	st, err := w.cfg.Scheduler.Status(ctx, since.Add(-time.Minute), ids)
+	if err != nil {
+		// Never a reason to call a job finished: try again next cycle.
+		w.log.Warn("status query failed", "jobs", len(ids), "err", err)
+		return false
+	}
+	var reasons map[string]string
+	if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
+		reasons, _ = pr.PendingReasons(ctx, ids)
+	}
+	for _, t := range held {
+		if t.ev.Debug {
+			continue
+		}
+		s, ok := st[t.ev.JobID]
+		limit := t.ev.TimeLimit
+		if limit <= 0 {
+			limit = w.cfg.TimeLimit
+		}
+		if ok && slurm.IsTerminal(s.State) {
+			w.complete(ctx, t, s, nil)
+			changed = true
+			continue
+		}
+		if now.Sub(t.ev.Submitted) > limit {
+			w.log.Warn("job over its time limit; cancelling", "test", t.ev.TestID, "job", t.ev.JobID, "limit", limit)
+			if err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID); err != nil {
+				w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
+			}
+			s.ID, s.State, s.Detail = t.ev.JobID, slurm.Timeout, "TIMEOUT (watcher limit)"
+			if s.End.IsZero() {
+				s.End = now.UTC()
+			}
+			w.complete(ctx, t, s, []string{fmt.Sprintf("no final state after %s; cancelled by the watcher", limit)})
+			changed = true
+			continue
+		}
+		if !ok {
+			continue // not (yet) in the scheduler's answer: still waiting
+		}
+		reason := s.Reason
+		if r, ok := reasons[t.ev.JobID]; ok {
+			reason = r
+		}
+		if s.State != t.state || s.Detail != t.detail || reason != t.reason && reason != "" {
+			t.state, t.detail, t.reason = s.State, s.Detail, reason
+			ev := events.JobState{Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, JobID: t.ev.JobID, State: s.State, Detail: s.Detail, Reason: reason}
+			if err := w.cfg.Bus.Publish(ctx, events.JobSubject(t.ev.RunID, t.ev.TestID, events.KindState),
+				events.StateID(t.ev.RunID, t.ev.TestID, t.ev.JobID, s.Detail+"|"+reason), ev); err != nil {
+				w.log.Warn("publish state", "err", err)
+			}
+			changed = true
+		}
+	}
+	return changed
+}
+
+// complete publishes the job's end, marks the ledger and lets the message go.
+func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, reasons []string) {
+	ev := events.JobCompleted{
+		Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, Index: t.ev.Index, JobID: t.ev.JobID,
+		State: s.State, Detail: s.Detail, ExitCode: s.ExitCode, Signal: s.Signal,
+		Submit: t.ev.Submitted, Start: s.Start, End: s.End, NodeList: s.NodeList, LogDir: t.ev.LogDir, Reasons: reasons,
+	}
+	if ev.Detail == "" {
+		ev.Detail = s.State
+	}
+	if err := w.cfg.Bus.Publish(ctx, events.JobSubject(t.ev.RunID, t.ev.TestID, events.KindCompleted),
+		events.CompletedID(t.ev.RunID, t.ev.TestID), ev); err != nil {
+		w.log.Warn("publish completed; will retry", "test", t.ev.TestID, "err", err)
+		return
+	}
+	key := events.Key(t.ev.RunID, t.ev.TestID)
+	if _, err := bus.UpdateJSON(ctx, w.cfg.Bus.Jobs, key, func(r *events.JobRecord) error {
+		r.Phase, r.State = events.PhaseCompleted, s.State
+		if r.RunID == "" {
+			r.RunID, r.TestID, r.Index, r.JobID = t.ev.RunID, t.ev.TestID, t.ev.Index, t.ev.JobID
+		}
+		return nil
+	}); err != nil {
+		w.log.Warn("mark ledger completed; will retry", "test", t.ev.TestID, "err", err)
+		return
+	}
+	_ = t.msg.Ack()
+	w.mu.Lock()
+	delete(w.jobs, key)
+	w.mu.Unlock()
+}
