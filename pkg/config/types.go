@@ -177,6 +177,9 @@ type Test struct {
 	// Sources names, for each field path that an override changed, where its value came
 	// from ("flag --output-path", "env SLURM_PARTITION", "default").
 	Sources map[string]string
+
+	pos      *positions // where each field was written, for problems
+	problems []Problem  // problems found while loading and discovering
 }
 
 // MTP returns the gen workers' number of MTP layers (0 when MTP is off).

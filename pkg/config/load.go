@@ -1,0 +1,171 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Test types and categories a config folder may hold.
+var (
+	TestTypes      = []string{"disagg", "wideep"}
+	TestCategories = []string{"perf", "accuracy", "stress"}
+)
+
+// DefaultConfigDir is where tests are discovered when no folder is given.
+const DefaultConfigDir = "test_configs"
+
+// typeCategory reads {type}/{category}/ from a config file's path; both are empty when
+// the path does not have that shape.
+func typeCategory(path string) (string, string) {
+	dir := filepath.Dir(filepath.Clean(path))
+	cat, typ := filepath.Base(dir), filepath.Base(filepath.Dir(dir))
+	if slices.Contains(TestTypes, typ) && slices.Contains(TestCategories, cat) {
+		return typ, cat
+	}
+	return "", ""
+}
+
+// MakeID is the test id: {test_type}_{category}_{file stem}.
+func MakeID(testType, category, file string) string {
+	stem := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	if testType == "" || category == "" {
+		return stem
+	}
+	return testType + "_" + category + "_" + stem
+}
+
+// LoadFile reads and strictly decodes one test config. Type and category come from a
+// {type}/{category}/ path. The returned test is never nil; its problems are also part
+// of what Validate reports.
+func LoadFile(path string) (*Test, []Problem) {
+	typ, cat := typeCategory(path)
+	t := &Test{ID: MakeID(typ, cat, path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
+	data, err := readLimited(path)
+	if err != nil {
+		t.problems = []Problem{{File: path, Message: err.Error()}}
+		t.pos = &positions{}
+		return t, t.problems
+	}
+	return t, t.decode(data)
+}
+
+// LoadBytes decodes a test config from memory as if it were the file at path.
+func LoadBytes(path string, data []byte) (*Test, []Problem) {
+	typ, cat := typeCategory(path)
+	t := &Test{ID: MakeID(typ, cat, path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
+	return t, t.decode(data)
+}
+
+func (t *Test) decode(data []byte) []Problem {
+	cfg, pos, problems := decodeConfig(t.Path, data)
+	t.Config, t.pos, t.problems = cfg, pos, problems
+	return slices.Clone(problems)
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	if st.Size() > maxFileSize {
+		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", st.Size(), maxFileSize)
+	}
+	return os.ReadFile(path)
+}
+
+func isYAML(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// Discover loads every test under dir/{type}/{category}/*.yaml, sorted by id. Each
+// test's own problems (syntax, unknown keys, a duplicate id) are reported by its
+// Validate; the returned problems are about the folder: YAML files that are not in a
+// {type}/{category}/ folder and so are not tests. The error is for a folder that cannot
+// be read at all.
+func Discover(dir string) ([]*Test, []Problem, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config folder: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, nil, fmt.Errorf("config folder %s is not a folder", dir)
+	}
+	var tests []*Test
+	var problems []Problem
+	err = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			problems = append(problems, Problem{File: path, Message: err.Error()})
+			if e != nil && e.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		depth := strings.Count(filepath.ToSlash(rel), "/")
+		if e.IsDir() {
+			if rel != "." && (e.Name() == "templates" || strings.HasPrefix(e.Name(), ".")) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !isYAML(e.Name()) {
+			return nil
+		}
+		if depth != 2 {
+			problems = append(problems, Problem{File: path, Line: 1, Col: 1, Warning: true,
+				Message: "not a test: test configs live in {type}/{category}/*.yaml"})
+			return nil
+		}
+		if typ, cat := typeCategory(path); typ == "" || cat == "" {
+			problems = append(problems, Problem{File: path, Line: 1, Col: 1, Warning: true,
+				Message: fmt.Sprintf("not a test: the folder must be {type}/{category}/ with type %s and category %s",
+					strings.Join(TestTypes, "|"), strings.Join(TestCategories, "|"))})
+			return nil
+		}
+		t, _ := LoadFile(path)
+		tests = append(tests, t)
+		return nil
+	})
+	if err != nil {
+		return nil, problems, err
+	}
+	markDuplicates(tests)
+	slices.SortFunc(tests, func(a, b *Test) int { return strings.Compare(a.ID+"\x00"+a.Path, b.ID+"\x00"+b.Path) })
+	return tests, problems, nil
+}
+
+// markDuplicates gives every test that shares its id with another a problem.
+func markDuplicates(tests []*Test) {
+	byID := map[string][]*Test{}
+	for _, t := range tests {
+		byID[t.ID] = append(byID[t.ID], t)
+	}
+	for id, ts := range byID {
+		if len(ts) < 2 {
+			continue
+		}
+		for _, t := range ts {
+			var others []string
+			for _, o := range ts {
+				if o != t {
+					others = append(others, o.Path)
+				}
+			}
+			t.problems = append(t.problems, Problem{File: t.Path, Line: 1, Col: 1,
+				Message: fmt.Sprintf("test id %s is also the id of %s: rename one of the files", id, strings.Join(others, ", "))})
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Env is a set of environment variables (or of command-line flag values keyed by the
+// environment variable they stand for, e.g. "OUTPUT_PATH").
+type Env map[string]string
+
+// EnvFromOS returns the process environment.
+func EnvFromOS() Env {
+	env := Env{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// The environment variables the planner honours. Each may also be given as a
+// command-line flag, which wins over the environment.
+const (
+	EnvGPUType         = "GPU_TYPE"          // GPU type of the cluster (default GB200)
+	EnvOutputPath      = "OUTPUT_PATH"       // where results and job logs go
+	EnvWorkDir         = "WORK_DIR"          // environment.work_dir
+	EnvSlurmPartition  = "SLURM_PARTITION"   // slurm.partition
+	EnvSlurmAccount    = "SLURM_ACCOUNT"     // slurm.account
+	EnvSlurmJobName    = "SLURM_JOB_NAME"    // slurm.job_name
+	EnvContainerImage  = "CONTAINER_IMAGE"   // environment.container_image
+	EnvContainerMount  = "CONTAINER_MOUNT"   // environment.container_mount
+	EnvRepoDir         = "REPO_DIR"          // environment.trtllm_repo
+	EnvTrtllmWheelPath = "TRTLLM_WHEEL_PATH" // environment.trtllm_wheel_path
+	EnvModelDir        = "MODEL_DIR"         // environment.model_path = MODEL_DIR/metadata.model_dir_name
+	EnvDatasetDir      = "DATASET_DIR"       // benchmark.dataset_file = DATASET_DIR/metadata.dataset_file
+	EnvHFHomeDir       = "HF_HOME_DIR"       // accuracy.env_var.HF_HOME
+	EnvBatchSize       = "DISAGG_BATCH_SIZE" // jobs queued or running at once (default 5, 0 = all)
+	EnvDebugMode       = "DEBUG_MODE"        // 1/true: do not submit, reuse DEBUG_JOB_ID's logs
+	EnvDebugJobID      = "DEBUG_JOB_ID"      // the job whose logs debug mode reads
+	EnvInstallMode     = "INSTALL_MODE"      // how the job installs TensorRT-LLM (passed to the job)
+)
+
+// HonouredEnv lists every environment variable the planner reads.
+var HonouredEnv = []string{
+	EnvGPUType, EnvOutputPath, EnvWorkDir, EnvSlurmPartition, EnvSlurmAccount, EnvSlurmJobName,
+	EnvContainerImage, EnvContainerMount, EnvRepoDir, EnvTrtllmWheelPath, EnvModelDir,
+	EnvDatasetDir, EnvHFHomeDir, EnvBatchSize, EnvDebugMode, EnvDebugJobID, EnvInstallMode,
+}
+
+// DefaultBatchSize is DISAGG_BATCH_SIZE's default.
+const DefaultBatchSize = 5
+
+// DefaultSupportedGPUs is metadata.supported_gpus when a file leaves it out.
+var DefaultSupportedGPUs = []string{"GB200", "GB300", "H100", "B200", "B300"}
+
+// FlagName is the command-line flag that stands for an environment variable
+// (OUTPUT_PATH -> --output-path).
+func FlagName(envVar string) string {
+	return "--" + strings.ToLower(strings.ReplaceAll(envVar, "_", "-"))
+}
+
+// Lookup returns a setting's value and where it came from, by the one precedence used
+// everywhere: command-line flag > environment > (the caller's file value or default).
+// Empty values count as unset. source is "" when neither has it.
+func Lookup(flags, env Env, key string) (value, source string) {
+	if v := flags[key]; v != "" {
+		return v, "flag " + FlagName(key)
+	}
+	if v := env[key]; v != "" {
+		return v, "env " + key
+	}
+	return "", ""
+}
+
+// GPUType is the cluster's GPU type, normalized (flag > GPU_TYPE > GB200).
+func GPUType(flags, env Env) string {
+	v, _ := Lookup(flags, env, EnvGPUType)
+	return NormalizeGPU(v)
+}
+
+// OutputPath is where results and job logs go (flag > OUTPUT_PATH > "output").
+func OutputPath(flags, env Env) string {
+	if v, _ := Lookup(flags, env, EnvOutputPath); v != "" {
+		return v
+	}
+	return "output"
+}
+
+// BatchSize is how many of a run's jobs may be queued or running at once
+// (flag > DISAGG_BATCH_SIZE > 5; 0 means all).
+func BatchSize(flags, env Env) (int, error) {
+	v, src := Lookup(flags, env, EnvBatchSize)
+	if v == "" {
+		return DefaultBatchSize, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: batch size %q must be a whole number >= 0 (0 = all at once)", src, v)
+	}
+	return n, nil
+}
+
+// DebugMode reports whether jobs are not submitted and DEBUG_JOB_ID's logs are read
+// instead, and that job id.
+func DebugMode(flags, env Env) (bool, string) {
+	v, _ := Lookup(flags, env, EnvDebugMode)
+	id, _ := Lookup(flags, env, EnvDebugJobID)
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true, id
+	}
+	return false, id
+}
+
+// Resolve applies defaults and overrides to a loaded test, recording in Sources where
+// each changed value came from. Precedence: flag > environment > file > default.
+// Resolving twice with the same inputs gives the same result.
+func (t *Test) Resolve(flags, env Env) {
+	if t.Sources == nil {
+		t.Sources = map[string]string{}
+	}
+	c := &t.Config
+	set := func(field string, dst *string, key string) {
+		if v, src := Lookup(flags, env, key); v != "" {
+			*dst = v
+			t.Sources[field] = src
+		}
+	}
+	set("slurm.partition", &c.Slurm.Partition, EnvSlurmPartition)
+	set("slurm.account", &c.Slurm.Account, EnvSlurmAccount)
+	set("slurm.job_name", &c.Slurm.JobName, EnvSlurmJobName)
+	set("environment.container_image", &c.Environment.ContainerImage, EnvContainerImage)
+	set("environment.container_mount", &c.Environment.ContainerMount, EnvContainerMount)
+	set("environment.trtllm_repo", &c.Environment.TrtllmRepo, EnvRepoDir)
+	set("environment.trtllm_wheel_path", &c.Environment.TrtllmWheelPath, EnvTrtllmWheelPath)
+	set("environment.work_dir", &c.Environment.WorkDir, EnvWorkDir)
+	if dir, src := Lookup(flags, env, EnvModelDir); dir != "" && c.Metadata.ModelDirName != "" {
+		c.Environment.ModelPath = path.Join(dir, c.Metadata.ModelDirName)
+		t.Sources["environment.model_path"] = src + " + metadata.model_dir_name"
+	}
+	if dir, src := Lookup(flags, env, EnvDatasetDir); dir != "" && c.Metadata.DatasetFile != "" {
+		c.Benchmark.DatasetFile = path.Join(dir, c.Metadata.DatasetFile)
+		t.Sources["benchmark.dataset_file"] = src + " + metadata.dataset_file"
+	}
+	if v, src := Lookup(flags, env, EnvHFHomeDir); v != "" {
+		if c.Accuracy.EnvVar == nil {
+			c.Accuracy.EnvVar = map[string]string{}
+		}
+		c.Accuracy.EnvVar["HF_HOME"] = v
+		t.Sources["accuracy.env_var.HF_HOME"] = src
+	}
+	// Defaults, only where the file is silent.
+	if len(c.Metadata.SupportedGPUs) == 0 && !t.written("metadata.supported_gpus") {
+		c.Metadata.SupportedGPUs = append([]string(nil), DefaultSupportedGPUs...)
+		t.Sources["metadata.supported_gpus"] = "default"
+	}
+	if c.Metadata.BenchmarkType == "" && c.Benchmark.InputLength > 0 && c.Benchmark.OutputLength > 0 {
+		c.Metadata.BenchmarkType = BenchmarkType(c.Benchmark.InputLength, c.Benchmark.OutputLength)
+		t.Sources["metadata.benchmark_type"] = "default (from benchmark.input_length and output_length)"
+	}
+}
+
+// written reports whether the file set a field path.
+func (t *Test) written(field string) bool {
+	if t.pos == nil {
+		return false
+	}
+	_, ok := t.pos.value[field]
+	return ok
+}
+
+// BenchmarkType names input/output lengths as the file names do: 1024/1024 -> "1k1k",
+// 8192/1024 -> "8k1k"; lengths that are not whole multiples of 1024 keep their digits.
+func BenchmarkType(input, output int) string {
+	k := func(n int) string {
+		if n >= 1024 && n%1024 == 0 {
+			return strconv.Itoa(n/1024) + "k"
+		}
+		return strconv.Itoa(n)
+	}
+	return k(input) + k(output)
+}
+
+// Default metrics, per (test type, category). Patterns read the same in Go's regexp and
+// in Python's re with re.VERBOSE (as the seed compiles them, and pkg/metrics after it):
+// they hold no bare spaces, a space is written [ ]. A perf match is one concurrency: its groups are the
+// metrics in order and its last group is the concurrency. Lines starting with '=' may not
+// sit between the first and the last metric of a match, so a warmup block that prints
+// Median TTFT without the rest can never pair with the next real block.
+const (
+	perfLogFile     = "6_bench.log"
+	accuracyLogFile = "7_accuracy_eval_*.log"
+
+	metricLine  = `[^\n]*?%s[ ]\(ms\):[ \t]+([0-9.]+)[^\n]*\n`
+	noBlockEdge = `(?:[^=\n][^\n]*\n|\n)*?`
+	doneLine    = `[\s\S]*?Benchmark[ ]with[ ]concurrency[ ](\d+)[ ]done`
+
+	accuracyPattern = `\|([a-zA-Z0-9_-]+)\|.*?\|([\w-]+)\|.*?\|exact_match\|.*?\|([0-9.]+)\|`
+)
+
+func perfPattern(metrics ...string) string {
+	var b strings.Builder
+	for i, m := range metrics {
+		if i > 0 {
+			b.WriteString(noBlockEdge)
+		}
+		fmt.Fprintf(&b, metricLine, m)
+	}
+	b.WriteString(doneLine)
+	return b.String()
+}
+
+var (
+	disaggPerfMetrics = MetricsSpec{
+		LogFile:          perfLogFile,
+		ExtractorPattern: perfPattern(`Median[ ]TTFT`, `Median[ ]E2EL`),
+		MetricNames:      []string{"SERVER_MEDIAN_TTFT", "SERVER_MEDIAN_E2EL"},
+	}
+	wideepPerfMetrics = func() MetricsSpec {
+		var lines, names []string
+		for _, m := range []string{"TTFT", "TPOT", "ITL", "E2EL"} {
+			for _, s := range []string{"Mean", "Median", "P99"} {
+				lines = append(lines, s+"[ ]"+m)
+				names = append(names, "SERVER_"+strings.ToUpper(s)+"_"+m)
+			}
+		}
+		return MetricsSpec{LogFile: perfLogFile, ExtractorPattern: perfPattern(lines...), MetricNames: names}
+	}()
+	accuracyMetrics = MetricsSpec{
+		LogFile:          accuracyLogFile,
+		ExtractorPattern: accuracyPattern,
+		MetricNames:      []string{"flexible-extract", "strict-match"},
+	}
+)
+
+// DefaultMetrics returns the default metrics of a (test type, category): disagg perf and
+// stress read median TTFT and E2EL, wideep perf and stress read mean, median and P99 of
+// TTFT, TPOT, ITL and E2EL, and accuracy reads lm_eval's exact_match table.
+func DefaultMetrics(testType, category string) MetricsSpec {
+	var m MetricsSpec
+	switch {
+	case category == "accuracy":
+		m = accuracyMetrics
+	case testType == "wideep":
+		m = wideepPerfMetrics
+	default:
+		m = disaggPerfMetrics
+	}
+	m.MetricNames = append([]string(nil), m.MetricNames...)
+	return m
+}
+
+// CustomMetrics returns the test's own metrics section (benchmark.metrics or
+// metadata.metrics), or nil.
+func (c *Config) CustomMetrics() *MetricsSpec {
+	if c.Benchmark.Metrics != nil {
+		return c.Benchmark.Metrics
+	}
+	return c.Metadata.Metrics
+}
+
+// Metrics returns the metrics to extract: the default of the test's type and category
+// with every field the test sets replacing the default's.
+func (t *Test) Metrics() MetricsSpec {
+	m := DefaultMetrics(t.Type, t.Category)
+	if c := t.Config.CustomMetrics(); c != nil {
+		if c.LogFile != "" {
+			m.LogFile = c.LogFile
+		}
+		if c.ExtractorPattern != "" {
+			m.ExtractorPattern = c.ExtractorPattern
+		}
+		if len(c.MetricNames) > 0 {
+			m.MetricNames = append([]string(nil), c.MetricNames...)
+		}
+	}
+	return m
+}
+
+// Hash is a stable hash of the resolved config (16 hex digits): equal configs, however
+// written (key order, comments, "1 2" or [1, 2]), hash alike.
+func (t *Test) Hash() string {
+	data, err := yaml.Marshal(&t.Config)
+	if err != nil {
+		data = fmt.Appendf(nil, "%#v", t.Config)
+	}
+	sum := sha256.New()
+	sum.Write([]byte(t.Type + "\x00" + t.Category + "\x00"))
+	sum.Write(data)
+	return hex.EncodeToString(sum.Sum(nil))[:16]
+}
