@@ -1,0 +1,426 @@
+package jobscript
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Ports of the rendered servers: workers count up from WorkerBasePort (ctx servers
+// first, then gen servers, so no two share a port even on one node); the disaggregated
+// server listens on ServerPort on the first node.
+const (
+	WorkerBasePort = 8000
+	ServerPort     = 8333
+)
+
+// Data is what every job script template sees: the default script and a test's own
+// template (slurm.script_file) are rendered from the same fields.
+type Data struct {
+	Test          *config.Test
+	Config        *config.Config
+	RunID         string
+	LogDir        string // absolute
+	GPUType       string // normalized, e.g. GB200
+	JobName       string
+	Concurrencies []int   // benchmark.concurrency_list as written
+	Points        []Point // one per concurrency, in order
+	MultiRound    int     // benchmark.multi_round, at least 1
+
+	Nodes       int // ctx nodes + gen nodes
+	CtxNodes    int
+	GenNodes    int
+	NTasks      int
+	GPUsPerNode int
+
+	Servers    []Server // ctx servers then gen servers
+	ServerPort int      // the disaggregated server's port
+
+	ModelPath        string
+	Streaming        bool
+	BenchmarkEnabled bool           // benchmark.enable_benchmark (default true)
+	AccuracyTasks    []AccuracyTask // empty unless accuracy.enable_accuracy_test
+	GenOnlyNoContext bool           // benchmark.mode gen_only_no_context: no ctx workers
+	ContainerArgs    []string       // srun's --container-* arguments
+	ServerEnv        []string       // environment.server_env_var as NAME=VALUE words
+	Env              config.Env     // Options.Env
+}
+
+// Point is one concurrency of the benchmark, as the client runs it.
+type Point struct {
+	C           int    // the configured concurrency
+	Concurrency int    // C times the number of gen servers: what the client runs and logs
+	Prompts     int    // Concurrency times multi_round
+	ResultDir   string // LogDir/concurrency_<Concurrency>
+}
+
+// Server is one ctx or gen server: where it runs and how it starts.
+type Server struct {
+	Role         string // CTX or GEN
+	ID           int    // index within its role
+	Port         int
+	Nodes        []int // indexes into the job's sorted node list
+	GPUs         []int // GPU indexes it uses on its first node (CUDA_VISIBLE_DEVICES)
+	WorldSize    int   // tp*pp*cp
+	TasksPerNode int
+	ConfigFile   string // absolute path of its worker config
+	LogFile      string // absolute path of 3_output_<role>_<id>.log
+	Env          []string
+}
+
+// AccuracyTask is one lm_eval task run against the disaggregated server.
+type AccuracyTask struct {
+	Name      string
+	Model     string   // lm_eval --model (default local-completions)
+	ModelArgs string   // the part after model=...,base_url=..., (model_args_extra)
+	Args      []string // extra lm_eval arguments from extra_kwargs
+	LogFile   string   // absolute path of 7_accuracy_eval_<task>.log
+	OutputDir string   // lm_eval --output_path
+	Env       []string // accuracy.env_var as NAME=VALUE words
+}
+
+// defaultModelArgsExtra is the seed launcher's model_args_extra when a task sets none.
+const defaultModelArgsExtra = "num_concurrent=512,max_retries=3,tokenized_requests=false,timeout=1200,max_gen_toks=256,max_length=4096"
+
+var (
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	taskName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	flagName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+)
+
+func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) {
+	c := &t.Config
+	d := &Data{
+		Test:             t,
+		Config:           c,
+		RunID:            opts.RunID,
+		LogDir:           opts.LogDir,
+		GPUType:          config.NormalizeGPU(opts.GPUType),
+		JobName:          req.Name,
+		Concurrencies:    slices.Clone([]int(c.Benchmark.ConcurrencyList)),
+		MultiRound:       max(c.Benchmark.MultiRound, 1),
+		Nodes:            req.Nodes,
+		NTasks:           req.NTasks,
+		GPUsPerNode:      c.Hardware.GPUsPerNode,
+		ServerPort:       ServerPort,
+		ModelPath:        c.Environment.ModelPath,
+		Streaming:        c.Benchmark.Streaming,
+		BenchmarkEnabled: c.Benchmark.EnableBenchmark == nil || *c.Benchmark.EnableBenchmark,
+		GenOnlyNoContext: c.Benchmark.Mode == "gen_only_no_context",
+		Env:              opts.Env,
+	}
+	g := c.Hardware.GPUsPerNode
+	d.CtxNodes = (c.CtxGPUs() + g - 1) / g
+	d.GenNodes = (c.GenGPUs() + g - 1) / g
+	for _, cc := range d.Concurrencies {
+		if cc <= 0 {
+			return nil, fmt.Errorf("benchmark.concurrency_list: %d is not a positive integer", cc)
+		}
+		n := cc * c.Hardware.NumGenServers
+		d.Points = append(d.Points, Point{C: cc, Concurrency: n, Prompts: n * d.MultiRound,
+			ResultDir: filepath.Join(d.LogDir, "concurrency_"+strconv.Itoa(n))})
+	}
+
+	if c.Environment.ContainerImage != "" {
+		d.ContainerArgs = append(d.ContainerArgs, "--container-image="+c.Environment.ContainerImage)
+	}
+	if c.Environment.ContainerMount != "" {
+		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+c.Environment.ContainerMount)
+	}
+	var err error
+	if d.ServerEnv, err = envWords("environment.server_env_var", c.Environment.ServerEnvVar); err != nil {
+		return nil, err
+	}
+	if err := d.allocate(); err != nil {
+		return nil, err
+	}
+	if c.Accuracy.EnableAccuracyTest {
+		if err := d.accuracyTasks(); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// envWords splits a "NAME=VALUE NAME=VALUE" setting (split on white space, as the seed's
+// launcher does) and checks each word.
+func envWords(field, s string) ([]string, error) {
+	words := strings.Fields(s)
+	for _, w := range words {
+		name, _, ok := strings.Cut(w, "=")
+		if !ok || !envName.MatchString(name) {
+			return nil, fmt.Errorf("%s: %q is not NAME=VALUE with a valid variable name", field, w)
+		}
+	}
+	return words, nil
+}
+
+// allocate places ctx servers from node 0 and gen servers from the first node after
+// the ctx nodes, packing each role's GPUs in order, as Config.Nodes counts them.
+func (d *Data) allocate() error {
+	c := d.Config
+	g := d.GPUsPerNode
+	workerEnv, err := envWords("environment.worker_env_var", c.Environment.WorkerEnvVar)
+	if err != nil {
+		return err
+	}
+	port := WorkerBasePort
+	roles := []struct {
+		role, file, envField, envVal, profile string
+		n, firstNode                          int
+		w                                     *config.Worker
+	}{
+		{"CTX", CtxConfigFile, "environment.ctx_worker_env_var", c.Environment.CtxWorkerEnvVar, c.Profiling.CtxProfileRange, c.Hardware.NumCtxServers, 0, &c.WorkerConfig.Ctx},
+		{"GEN", GenConfigFile, "environment.gen_worker_env_var", c.Environment.GenWorkerEnvVar, c.Profiling.GenProfileRange, c.Hardware.NumGenServers, d.CtxNodes, &c.WorkerConfig.Gen},
+	}
+	for _, r := range roles {
+		roleEnv, err := envWords(r.envField, r.envVal)
+		if err != nil {
+			return err
+		}
+		ws := r.w.GPUsPerServer()
+		cursor := r.firstNode * g
+		for i := range r.n {
+			s := Server{Role: r.role, ID: i, Port: port, WorldSize: ws,
+				ConfigFile: filepath.Join(d.LogDir, r.file),
+				LogFile:    filepath.Join(d.LogDir, fmt.Sprintf("3_output_%s_%d.log", r.role, i))}
+			port++
+			for range ws {
+				node, gpu := cursor/g, cursor%g
+				if len(s.Nodes) == 0 || s.Nodes[len(s.Nodes)-1] != node {
+					s.Nodes = append(s.Nodes, node)
+				}
+				if node == s.Nodes[0] {
+					s.GPUs = append(s.GPUs, gpu)
+				}
+				cursor++
+			}
+			s.TasksPerNode = (ws + len(s.Nodes) - 1) / len(s.Nodes)
+			s.Env = slices.Concat(workerEnv, roleEnv)
+			if c.Benchmark.Mode == "gen_only" {
+				maxC := slices.Max(append([]int{1}, d.Concurrencies...))
+				s.Env = append(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1",
+					"TLLM_BENCHMARK_REQ_QUEUES_SIZE="+strconv.Itoa(maxC))
+			}
+			if c.Profiling.NsysOn {
+				s.Env = append(s.Env, "TLLM_PROFILE_RECORD_GC=1", "TLLM_NVTX_DEBUG=1",
+					"TLLM_PROFILE_START_STOP="+cmp.Or(r.profile, map[string]string{"CTX": "10-30", "GEN": "200-250"}[r.role]))
+			}
+			gpus := make([]string, len(s.GPUs))
+			for k, v := range s.GPUs {
+				gpus[k] = strconv.Itoa(v)
+			}
+			s.Env = append(s.Env, "CUDA_VISIBLE_DEVICES="+strings.Join(gpus, ","))
+			d.Servers = append(d.Servers, s)
+		}
+	}
+	return nil
+}
+
+func (d *Data) accuracyTasks() error {
+	a := d.Config.Accuracy
+	tasks := a.Tasks
+	if len(tasks) == 0 {
+		tasks = map[string]config.AccuracyTask{"gsm8k": {}}
+	}
+	env := make([]string, 0, len(a.EnvVar))
+	for _, k := range slices.Sorted(maps.Keys(a.EnvVar)) {
+		if !envName.MatchString(k) {
+			return fmt.Errorf("accuracy.env_var: %q is not a valid variable name", k)
+		}
+		env = append(env, k+"="+a.EnvVar[k])
+	}
+	for _, name := range slices.Sorted(maps.Keys(tasks)) {
+		tk := tasks[name]
+		if !taskName.MatchString(name) {
+			return fmt.Errorf("accuracy.tasks: task name %q must be letters, digits, '_', '.', '-'", name)
+		}
+		at := AccuracyTask{
+			Name:      name,
+			Model:     cmp.Or(tk.Model, "local-completions"),
+			ModelArgs: cmp.Or(tk.ModelArgsExtra, defaultModelArgsExtra),
+			LogFile:   filepath.Join(d.LogDir, AccuracyLogPrefix+name+".log"),
+			OutputDir: filepath.Join(d.LogDir, "accuracy_eval_"+name),
+			Env:       env,
+		}
+		for _, k := range slices.Sorted(maps.Keys(tk.ExtraKwargs)) {
+			if !flagName.MatchString(k) {
+				return fmt.Errorf("accuracy.tasks.%s.extra_kwargs: %q is not a valid option name", name, k)
+			}
+			switch v := tk.ExtraKwargs[k].(type) {
+			case bool:
+				if v {
+					at.Args = append(at.Args, "--"+k)
+				}
+			case nil:
+				at.Args = append(at.Args, "--"+k)
+			case string:
+				at.Args = append(at.Args, "--"+k, v)
+			case int, int64, uint64, float64:
+				at.Args = append(at.Args, "--"+k, fmt.Sprint(v))
+			default:
+				b, err := json.Marshal(v)
+				if err != nil {
+					return fmt.Errorf("accuracy.tasks.%s.extra_kwargs.%s: %w", name, k, err)
+				}
+				at.Args = append(at.Args, "--"+k, string(b))
+			}
+		}
+		d.AccuracyTasks = append(d.AccuracyTasks, at)
+	}
+	return nil
+}
+
+// supportFiles renders every file of the job except the job script itself.
+func (d *Data) supportFiles() ([]File, error) {
+	var files []File
+	for _, w := range []struct {
+		name string
+		w    *config.Worker
+	}{{CtxConfigFile, &d.Config.WorkerConfig.Ctx}, {GenConfigFile, &d.Config.WorkerConfig.Gen}} {
+		b, err := workerYAML(w.w)
+		if err != nil {
+			return nil, fmt.Errorf("worker_config: %s: %w", w.name, err)
+		}
+		files = append(files, File{Name: w.name, Data: b, Mode: 0o644})
+	}
+	alloc, err := d.allocationsJSON()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Name: AllocationsFile, Data: alloc, Mode: 0o644})
+	for _, s := range []struct {
+		name string
+		mode uint32
+		when bool
+	}{
+		{StartWorkerFile, 0o755, true},
+		{StartServerCmds, 0o644, true},
+		{WaitServerFile, 0o755, true},
+		{RunBenchmarkFile, 0o755, d.BenchmarkEnabled},
+		{AccuracyEvalFile, 0o755, len(d.AccuracyTasks) > 0},
+		{ClientCmdsFile, 0o644, true},
+	} {
+		if !s.when {
+			continue
+		}
+		b, err := execBuiltin(s.name+".tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Name: s.name, Data: b, Mode: fsMode(s.mode)})
+	}
+	env, err := d.envVarsJSON()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Name: EnvVarsFile, Data: env, Mode: 0o644})
+	files = append(files, File{Name: JobInfoFile, Data: d.jobInfo(), Mode: 0o644})
+	return files, nil
+}
+
+// workerYAML writes a worker's LLM-API options: the typed fields and every
+// pass-through option.
+func workerYAML(w *config.Worker) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(w); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (d *Data) allocationsJSON() ([]byte, error) {
+	type node struct {
+		Node int   `json:"node_index"`
+		GPUs []int `json:"gpus"`
+	}
+	type alloc struct {
+		Type  string `json:"server_type"`
+		ID    int    `json:"server_id"`
+		Port  int    `json:"port"`
+		Nodes []node `json:"nodes"`
+	}
+	g := d.GPUsPerNode
+	out := []alloc{}
+	for _, s := range d.Servers {
+		a := alloc{Type: s.Role, ID: s.ID, Port: s.Port}
+		left := s.WorldSize
+		first := s.GPUs[0]
+		for i, n := range s.Nodes {
+			start := 0
+			if i == 0 {
+				start = first
+			}
+			var gpus []int
+			for gpu := start; gpu < g && left > 0; gpu++ {
+				gpus = append(gpus, gpu)
+				left--
+			}
+			a.Nodes = append(a.Nodes, node{Node: n, GPUs: gpus})
+		}
+		out = append(out, a)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	return append(b, '\n'), err
+}
+
+func (d *Data) envVarsJSON() ([]byte, error) {
+	m := map[string]any{}
+	for _, s := range d.Servers {
+		m[fmt.Sprintf("%s_%d", s.Role, s.ID)] = envMap(s.Env)
+	}
+	m["server"] = envMap(d.ServerEnv)
+	if len(d.AccuracyTasks) > 0 {
+		m["accuracy"] = envMap(d.AccuracyTasks[0].Env)
+	}
+	if d.Env != nil {
+		m["job"] = map[string]string(d.Env)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n'), err
+}
+
+func envMap(words []string) map[string]string {
+	m := map[string]string{}
+	for _, w := range words {
+		k, v, _ := strings.Cut(w, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func (d *Data) jobInfo() []byte {
+	var b strings.Builder
+	c := d.Config
+	fmt.Fprintf(&b, "test_id: %s\nrun_id: %s\nconfig: %s\ngpu_type: %s\njob_name: %s\n",
+		d.Test.ID, d.RunID, d.Test.Path, d.GPUType, d.JobName)
+	fmt.Fprintf(&b, "nodes: %d (ctx %d, gen %d)\ntasks: %d (%d per node)\n", d.Nodes, d.CtxNodes, d.GenNodes, d.NTasks, d.GPUsPerNode)
+	fmt.Fprintf(&b, "ctx_servers: %d x %d GPUs\ngen_servers: %d x %d GPUs\n",
+		c.Hardware.NumCtxServers, c.WorkerConfig.Ctx.GPUsPerServer(), c.Hardware.NumGenServers, c.WorkerConfig.Gen.GPUsPerServer())
+	for _, s := range d.Servers {
+		fmt.Fprintf(&b, "server %s_%d: port %d, nodes %v, gpus %v\n", s.Role, s.ID, s.Port, s.Nodes, s.GPUs)
+	}
+	cs := make([]string, len(d.Points))
+	for i, p := range d.Points {
+		cs[i] = strconv.Itoa(p.Concurrency)
+	}
+	fmt.Fprintf(&b, "concurrencies: %s\n", strings.Join(cs, " "))
+	return []byte(b.String())
+}
