@@ -1,0 +1,208 @@
+// Package slurmtest has an in-memory Scheduler for unit tests and benchmarks of the
+// stages. It is never the only proof: the pipeline's tests also run on the local
+// scheduler and on a real SLURM.
+package slurmtest
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Fake runs no code: a job is RUNNING from submission until its Duration passes (or it
+// is cancelled), then it ends in FinalState.
+type Fake struct {
+	// Duration of every job; 0 completes jobs at once.
+	Duration time.Duration
+	// FinalState of a job that runs out its duration (default COMPLETED).
+	FinalState string
+	// SubmitErr, when set, is returned (and cleared when it was transient) by Submit.
+	SubmitErr func(req slurm.JobRequest) error
+	// StatusErr, when set, fails Status calls.
+	StatusErr func() error
+	// Hidden makes a job absent from Status answers until this long after submission.
+	Hidden time.Duration
+
+	mu           sync.Mutex
+	next         int
+	jobs         map[string]*job
+	submits      map[string]int // by job name
+	statusCalls  int
+	maxActive    int
+	startedOrder []string
+}
+
+type job struct {
+	req       slurm.JobRequest
+	id        string
+	submitted time.Time
+	ended     time.Time
+	state     string
+}
+
+// New returns a Fake whose jobs take d.
+func New(d time.Duration) *Fake { return &Fake{Duration: d} }
+
+func (f *Fake) Name() string { return "fake" }
+
+func (f *Fake) Submit(ctx context.Context, req slurm.JobRequest) (string, error) {
+	if f.SubmitErr != nil {
+		if err := f.SubmitErr(req); err != nil {
+			return "", err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.jobs == nil {
+		f.jobs, f.submits = map[string]*job{}, map[string]int{}
+	}
+	f.next++
+	id := strconv.Itoa(1000 + f.next)
+	f.jobs[id] = &job{req: req, id: id, submitted: time.Now()}
+	f.submits[req.Name]++
+	f.startedOrder = append(f.startedOrder, req.Name)
+	f.maxActive = max(f.maxActive, f.activeLocked(time.Now()))
+	return id, nil
+}
+
+func (f *Fake) stateLocked(j *job, now time.Time) (string, time.Time) {
+	if j.state != "" {
+		return j.state, j.ended
+	}
+	end := j.submitted.Add(f.Duration)
+	if now.Before(end) {
+		return slurm.Running, time.Time{}
+	}
+	return cmpOr(f.FinalState, slurm.Completed), end
+}
+
+func (f *Fake) activeLocked(now time.Time) int {
+	n := 0
+	for _, j := range f.jobs {
+		if st, _ := f.stateLocked(j, now); !slurm.IsTerminal(st) {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *Fake) Status(ctx context.Context, since time.Time, ids []string) (map[string]slurm.JobStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statusCalls++
+	if f.StatusErr != nil {
+		if err := f.StatusErr(); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	out := make(map[string]slurm.JobStatus, len(ids))
+	for _, id := range ids {
+		j, ok := f.jobs[id]
+		if !ok || now.Sub(j.submitted) < f.Hidden {
+			continue
+		}
+		st, end := f.stateLocked(j, now)
+		code := 0
+		if st == slurm.Failed {
+			code = 1
+		}
+		out[id] = slurm.JobStatus{ID: id, State: slurm.BaseState(st), Detail: st, Start: j.submitted, End: end,
+			ExitCode: code, NodeList: "fake-node", Name: j.req.Name}
+	}
+	return out, nil
+}
+
+func (f *Fake) Cancel(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[id]
+	if !ok {
+		return errors.New("no such job " + id)
+	}
+	if st, _ := f.stateLocked(j, time.Now()); !slurm.IsTerminal(st) {
+		j.state, j.ended = "CANCELLED by 0", time.Now()
+	}
+	return nil
+}
+
+func (f *Fake) FindByName(ctx context.Context, since time.Time, name string) ([]slurm.JobStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []slurm.JobStatus
+	for id, j := range f.jobs {
+		if j.req.Name == name {
+			st, _ := f.stateLocked(j, time.Now())
+			out = append(out, slurm.JobStatus{ID: id, State: slurm.BaseState(st), Name: name})
+		}
+	}
+	return out, nil
+}
+
+// Submits returns how many times a job name was submitted.
+func (f *Fake) Submits(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.submits[name]
+}
+
+// TotalSubmits counts every submission.
+func (f *Fake) TotalSubmits() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.next
+}
+
+// MaxActive is the most jobs seen queued or running at once, measured at submissions.
+func (f *Fake) MaxActive() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxActive
+}
+
+// StatusCalls counts Status queries.
+func (f *Fake) StatusCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusCalls
+}
+
+// Order is the job names in submission order.
+func (f *Fake) Order() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.startedOrder...)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// JobInfo is what a test may check of a fake job.
+type JobInfo struct {
+	ID, Name  string
+	Submitted time.Time
+	End       time.Time // zero while it runs
+	State     string
+}
+
+// Jobs lists every job in submission order.
+func (f *Fake) Jobs() []JobInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	out := make([]JobInfo, 0, len(f.jobs))
+	for i := 1; i <= f.next; i++ {
+		j := f.jobs[strconv.Itoa(1000+i)]
+		st, end := f.stateLocked(j, now)
+		out = append(out, JobInfo{ID: j.id, Name: j.req.Name, Submitted: j.submitted, End: end, State: st})
+	}
+	return out
+}

@@ -1,0 +1,278 @@
+package submit_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/submit"
+	"github.com/disaggbench/disaggbench/pkg/watch"
+)
+
+type env struct {
+	t    *testing.T
+	ctx  context.Context
+	bus  *bus.Bus
+	fake *slurmtest.Fake
+	dir  string
+	view *syncBuf
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+func setup(t *testing.T, jobTime time.Duration) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	b, err := bus.Connect(ctx, bus.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return &env{t: t, ctx: ctx, bus: b, fake: slurmtest.New(jobTime), dir: t.TempDir(), view: &syncBuf{}}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// start runs a submitter and a watcher until the test ends or stop is called.
+func (e *env) start(debug bool) (stop func()) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, View: e.view, DebugMode: debug, DebugJobID: "4242", RetryMin: 20 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	w, err := watch.New(watch.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{s.Run, w.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = run(ctx) }()
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// publish sends a run of n jobs in batches of size (one message per logical batch).
+func (e *env) publish(run string, n, size int, policy string) []events.JobSpec {
+	var specs []events.JobSpec
+	for i := range n {
+		id := fmt.Sprintf("disagg_perf_t%02d", i)
+		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, id, run),
+			Request: slurm.JobRequest{Name: run + "." + id},
+			Files:   []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755}}})
+	}
+	per := size
+	if per <= 0 {
+		per = n
+	}
+	total := (n + per - 1) / per
+	for k := range total {
+		jobs := specs[k*per : min((k+1)*per, n)]
+		ev := events.Batch{Header: events.NewHeader(run), Index: k, Total: total, BatchSize: size, Policy: policy, Tests: n, Jobs: jobs}
+		if err := e.bus.Publish(e.ctx, events.BatchSubject(run, k), events.BatchID(run, k), ev); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return specs
+}
+
+func (e *env) waitCompleted(run string, n int) []events.JobCompleted {
+	e.t.Helper()
+	sub, err := e.bus.NC.SubscribeSync("bench.jobs." + events.Token(run) + ".*.completed")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	// Completions published before the subscription are read back from the ledger.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		done := 0
+		for i := range n {
+			var rec events.JobRecord
+			if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key(run, fmt.Sprintf("disagg_perf_t%02d", i)), &rec); err == nil && rec.Phase == events.PhaseCompleted {
+				done++
+			}
+		}
+		if done == n {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("run %s: not every job completed in time", run)
+	return nil
+}
+
+func TestSlidingWindowNeverExceedsBatchSize(t *testing.T) {
+	e := setup(t, 150*time.Millisecond)
+	e.start(false)
+	e.publish("r1", 12, 3, events.PolicySliding)
+	e.waitCompleted("r1", 12)
+	if got := e.fake.MaxActive(); got > 3 {
+		t.Fatalf("max active jobs = %d, want <= 3", got)
+	}
+	if got := e.fake.MaxActive(); got < 2 {
+		t.Fatalf("max active jobs = %d: the window was not used", got)
+	}
+	if e.fake.TotalSubmits() != 12 {
+		t.Fatalf("%d submissions for 12 tests", e.fake.TotalSubmits())
+	}
+	view := e.view.String()
+	for _, want := range []string{"Batch Manager Initialized", "Batch size: 3 jobs per batch", "Total test configs: 12", "Total batches: 4", "Submitting Batch 3", "Range: [9:12] (3 jobs)", "Job 1001 <- disagg_perf_t00"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("troubleshooting view lacks %q:\n%s", want, view)
+		}
+	}
+}
+
+func TestBarrierWaitsForTheWholePreviousBatch(t *testing.T) {
+	e := setup(t, 100*time.Millisecond)
+	e.start(false)
+	e.publish("r2", 7, 3, events.PolicyBarrier)
+	e.waitCompleted("r2", 7)
+	jobs := e.fake.Jobs()
+	if len(jobs) != 7 {
+		t.Fatalf("%d jobs", len(jobs))
+	}
+	for k := 1; k*3 < 7; k++ {
+		var prevEnd time.Time
+		for _, j := range jobs[(k-1)*3 : k*3] {
+			if j.End.After(prevEnd) {
+				prevEnd = j.End
+			}
+		}
+		for _, j := range jobs[k*3 : min(k*3+3, 7)] {
+			if j.Submitted.Before(prevEnd) {
+				t.Fatalf("batch %d job %s submitted at %v before batch %d ended at %v", k, j.Name, j.Submitted, k-1, prevEnd)
+			}
+		}
+	}
+}
+
+func TestRepeatedBatchSubmitsEachTestOnce(t *testing.T) {
+	e := setup(t, 0)
+	e.start(false)
+	specs := e.publish("r3", 5, 0, events.PolicySliding)
+	// The same work again under another message id, as a replayed or re-published batch.
+	ev := events.Batch{Header: events.NewHeader("r3"), Index: 0, Total: 1, Tests: 5, Policy: events.PolicySliding, Jobs: specs}
+	data, _ := json.Marshal(ev)
+	if _, err := e.bus.JS.Publish(e.ctx, events.BatchSubject("r3", 0), data); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCompleted("r3", 5)
+	time.Sleep(200 * time.Millisecond)
+	for _, s := range specs {
+		if n := e.fake.Submits(s.Request.Name); n != 1 {
+			t.Errorf("%s submitted %d times", s.TestID, n)
+		}
+	}
+}
+
+func TestClaimedBeforeCrashIsFoundByName(t *testing.T) {
+	e := setup(t, 0)
+	// A submitter claimed t00 and submitted it, then died before recording the job id.
+	name := "r4.disagg_perf_t00"
+	if _, err := e.fake.Submit(e.ctx, slurm.JobRequest{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(events.JobRecord{RunID: "r4", TestID: "disagg_perf_t00", Phase: events.PhaseClaimed, JobName: name})
+	if _, err := e.bus.Jobs.Create(e.ctx, events.Key("r4", "disagg_perf_t00"), rec); err != nil {
+		t.Fatal(err)
+	}
+	e.start(false)
+	e.publish("r4", 2, 5, events.PolicySliding)
+	e.waitCompleted("r4", 2)
+	if n := e.fake.Submits(name); n != 1 {
+		t.Fatalf("claimed test submitted %d times in all, want 1", n)
+	}
+	var got events.JobRecord
+	if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key("r4", "disagg_perf_t00"), &got); err != nil || got.JobID != "1001" {
+		t.Fatalf("ledger has job %q (%v), want the job found by name, 1001", got.JobID, err)
+	}
+}
+
+func TestTransientErrorsAreRetriedAndPermanentOnesFail(t *testing.T) {
+	e := setup(t, 0)
+	var mu sync.Mutex
+	tries := map[string]int{}
+	e.fake.SubmitErr = func(req slurm.JobRequest) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[req.Name]++
+		switch {
+		case strings.HasSuffix(req.Name, "t00") && tries[req.Name] < 3:
+			return &slurm.SubmitError{Kind: slurm.ErrTransient, Msg: "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits) QOSMaxSubmitJobPerUserLimit"}
+		case strings.HasSuffix(req.Name, "t01"):
+			return &slurm.SubmitError{Kind: slurm.ErrPermanent, Msg: "sbatch: error: invalid partition specified: nope"}
+		}
+		return nil
+	}
+	sub, err := e.bus.NC.SubscribeSync(events.CompletedFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start(false)
+	e.publish("r5", 3, 0, events.PolicySliding)
+	e.waitCompleted("r5", 3)
+	if tries["r5.disagg_perf_t00"] != 3 {
+		t.Errorf("t00 tried %d times, want 3", tries["r5.disagg_perf_t00"])
+	}
+	var failed events.JobCompleted
+	for range 3 {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev events.JobCompleted
+		_ = json.Unmarshal(m.Data, &ev)
+		if ev.TestID == "disagg_perf_t01" {
+			failed = ev
+		}
+	}
+	if failed.State != events.StateSubmitFailed || len(failed.Reasons) == 0 || !strings.Contains(failed.Reasons[0], "invalid partition") {
+		t.Fatalf("permanent failure not reported with the scheduler's message: %+v", failed)
+	}
+}
+
+func TestDebugModeSkipsSubmission(t *testing.T) {
+	e := setup(t, 0)
+	e.start(true)
+	e.publish("r6", 2, 5, events.PolicySliding)
+	e.waitCompleted("r6", 2)
+	if e.fake.TotalSubmits() != 0 {
+		t.Fatalf("debug mode submitted %d jobs", e.fake.TotalSubmits())
+	}
+	var rec events.JobRecord
+	if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key("r6", "disagg_perf_t01"), &rec); err != nil || rec.JobID != "4242" {
+		t.Fatalf("debug job id not used: %+v %v", rec, err)
+	}
+}

@@ -1,0 +1,186 @@
+package watch_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/watch"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func setup(t *testing.T) (context.Context, *bus.Bus) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	b, err := bus.Connect(ctx, bus.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return ctx, b
+}
+
+// submitAll submits n jobs to the fake and publishes their submitted events.
+func submitAll(t *testing.T, ctx context.Context, b *bus.Bus, f *slurmtest.Fake, run string, n int, limit time.Duration) {
+	for i := range n {
+		test := fmt.Sprintf("t%03d", i)
+		id, err := f.Submit(ctx, slurm.JobRequest{Name: run + "." + test})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := events.JobSubmitted{Header: events.NewHeader(run), TestID: test, Index: i, JobID: id, Submitted: time.Now(), TimeLimit: limit}
+		if err := b.Publish(ctx, events.JobSubject(run, test, events.KindSubmitted), events.SubmittedID(run, test, id), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func completions(t *testing.T, b *bus.Bus, run string) (func(n int, within time.Duration) []events.JobCompleted, func()) {
+	sub, err := b.NC.SubscribeSync("bench.jobs." + events.Token(run) + ".*.completed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(n int, within time.Duration) []events.JobCompleted {
+		var out []events.JobCompleted
+		deadline := time.Now().Add(within)
+		for len(out) < n {
+			m, err := sub.NextMsg(time.Until(deadline))
+			if err != nil {
+				t.Fatalf("got %d of %d completions: %v", len(out), n, err)
+			}
+			var ev events.JobCompleted
+			_ = json.Unmarshal(m.Data, &ev)
+			out = append(out, ev)
+		}
+		return out
+	}, func() { _ = sub.Unsubscribe() }
+}
+
+func run(t *testing.T, ctx context.Context, w *watch.Watcher) context.CancelFunc {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestOneStatusQueryPerCycleForAllJobs(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(600 * time.Millisecond)
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 50 * time.Millisecond, PollMax: 100 * time.Millisecond})
+	run(t, ctx, w)
+	submitAll(t, ctx, b, f, "r", 200, 0)
+	got := next(200, 20*time.Second)
+	cycles, queries := w.Stats()
+	if queries > cycles || f.StatusCalls() != int(queries) {
+		t.Fatalf("%d status queries in %d cycles (fake saw %d): want at most one per cycle", queries, cycles, f.StatusCalls())
+	}
+	if queries > 60 {
+		t.Fatalf("%d queries for 200 jobs: not batched", queries)
+	}
+	for _, ev := range got {
+		if ev.State != slurm.Completed || ev.NodeList != "fake-node" || ev.End.IsZero() {
+			t.Fatalf("completion lacks the final state: %+v", ev)
+		}
+	}
+}
+
+func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(0)
+	var failing atomic.Bool
+	failing.Store(true)
+	f.StatusErr = func() error {
+		if failing.Load() {
+			return errors.New("sacct: error: slurmdbd: Connection refused")
+		}
+		return nil
+	}
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	run(t, ctx, w)
+	submitAll(t, ctx, b, f, "r", 3, 0)
+	time.Sleep(500 * time.Millisecond)
+	// Half a second of failing queries: no job may have completed.
+	failing.Store(false)
+	got := next(3, 10*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("%d completions", len(got))
+	}
+	if f.StatusCalls() < 5 {
+		t.Fatalf("only %d status calls while failing", f.StatusCalls())
+	}
+}
+
+func TestJobsHiddenFromTheSchedulerAreNotFinished(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(0)
+	f.Hidden = 700 * time.Millisecond
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	run(t, ctx, w)
+	start := time.Now()
+	submitAll(t, ctx, b, f, "r", 1, 0)
+	next(1, 10*time.Second)
+	if since := time.Since(start); since < 650*time.Millisecond {
+		t.Fatalf("a job missing from the answer completed after %v", since)
+	}
+}
+
+func TestTimeLimitCancelsAndCompletesAsTimeout(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(time.Hour)
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	run(t, ctx, w)
+	submitAll(t, ctx, b, f, "r", 1, 300*time.Millisecond)
+	ev := next(1, 10*time.Second)[0]
+	if ev.State != slurm.Timeout || len(ev.Reasons) == 0 {
+		t.Fatalf("completion %+v, want TIMEOUT with a reason", ev)
+	}
+	if st := f.Jobs()[0].State; st != "CANCELLED by 0" {
+		t.Fatalf("job not cancelled at the scheduler: %s", st)
+	}
+}
+
+func TestRestartedWatcherTakesOverHeldJobs(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(800 * time.Millisecond)
+	next, _ := completions(t, b, "r")
+	w1, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	stop1 := run(t, ctx, w1)
+	submitAll(t, ctx, b, f, "r", 10, 0)
+	time.Sleep(300 * time.Millisecond)
+	stop1() // hands its jobs back
+	w2, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	w3, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	run(t, ctx, w2)
+	run(t, ctx, w3)
+	got := next(10, 15*time.Second)
+	seen := map[string]int{}
+	for _, ev := range got {
+		seen[ev.TestID]++
+	}
+	if len(seen) != 10 {
+		t.Fatalf("completions for %d distinct tests, want 10", len(seen))
+	}
+	time.Sleep(300 * time.Millisecond)
+	for test, n := range seen {
+		if n != 1 {
+			t.Errorf("%s completed %d times", test, n)
+		}
+	}
+}
