@@ -115,6 +115,11 @@ func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 	submitAll(t, ctx, b, f, "r", 3, 0)
 	time.Sleep(500 * time.Millisecond)
 	// Half a second of failing queries: no job may have completed.
+	for i := range 3 {
+		if _, err := b.Jobs.Get(ctx, events.Key("r", fmt.Sprintf("t%03d", i))); err == nil {
+			t.Fatalf("t%03d completed while every status query failed", i)
+		}
+	}
 	failing.Store(false)
 	got := next(3, 10*time.Second)
 	if len(got) != 3 {
