@@ -1,0 +1,619 @@
+package metrics
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"math"
+	"strconv"
+)
+
+// Field is one value of the benchmark client's "Serving Benchmark Result" block.
+type Field int
+
+// The fields of a result block, in the order the client prints them.
+const (
+	TotalRequests Field = iota
+	SuccessfulRequests
+	FailedRequests
+	Duration
+	InputTokens
+	GeneratedTokens
+	RequestThroughput
+	OutputThroughput
+	TotalThroughput
+	UserThroughput
+	MeanTTFT
+	MedianTTFT
+	StdTTFT
+	P99TTFT
+	MeanTPOT
+	MedianTPOT
+	StdTPOT
+	P99TPOT
+	MeanITL
+	MedianITL
+	StdITL
+	P99ITL
+	MeanE2EL
+	MedianE2EL
+	StdE2EL
+	P99E2EL
+	NumFields
+)
+
+type fieldInfo struct {
+	key    string   // JSON key in Block output; vLLM's result.json name where one exists
+	labels []string // labels the client prints (lower case, without the colon)
+	json   []string // names in result.json, first preferred
+	unit   string
+}
+
+var fields = [NumFields]fieldInfo{
+	TotalRequests:      {"total_requests", []string{"total requests"}, []string{"total_requests", "num_prompts"}, "count"},
+	SuccessfulRequests: {"completed", []string{"successful requests"}, []string{"completed", "successful_requests"}, "count"},
+	FailedRequests:     {"failed_requests", []string{"failed requests"}, []string{"failed_requests", "failed", "num_failed_requests"}, "count"},
+	Duration:           {"duration", []string{"benchmark duration (s)"}, []string{"duration"}, "s"},
+	InputTokens:        {"total_input_tokens", []string{"total input tokens"}, []string{"total_input_tokens", "total_input"}, "tokens"},
+	GeneratedTokens:    {"total_output_tokens", []string{"total generated tokens", "total output tokens"}, []string{"total_output_tokens", "total_output"}, "tokens"},
+	RequestThroughput:  {"request_throughput", []string{"request throughput (req/s)"}, []string{"request_throughput"}, "req/s"},
+	OutputThroughput:   {"output_throughput", []string{"output token throughput (tok/s)"}, []string{"output_throughput"}, "tok/s"},
+	TotalThroughput:    {"total_token_throughput", []string{"total token throughput (tok/s)"}, []string{"total_token_throughput"}, "tok/s"},
+	UserThroughput:     {"user_throughput", []string{"user throughput (tok/s)"}, []string{"user_throughput", "tput_user"}, "tok/s"},
+}
+
+func init() {
+	stats := []struct{ key, label string }{{"mean", "mean"}, {"median", "median"}, {"std", "std"}, {"p99", "p99"}}
+	for i, m := range []string{"ttft", "tpot", "itl", "e2el"} {
+		for j, s := range stats {
+			key := s.key + "_" + m + "_ms"
+			labels := []string{s.label + " " + m + " (ms)"}
+			if s.key == "std" {
+				labels = append(labels, "std dev "+m+" (ms)")
+			}
+			fields[MeanTTFT+Field(4*i+j)] = fieldInfo{key, labels, []string{key}, "ms"}
+		}
+	}
+	for f := range NumFields {
+		for _, l := range fields[f].labels {
+			labelIndex[l] = f
+		}
+	}
+}
+
+var labelIndex = map[string]Field{}
+
+// String returns the field's key, as in vLLM's result.json where it has one
+// ("median_ttft_ms").
+func (f Field) String() string {
+	if f < 0 || f >= NumFields {
+		return "field(" + strconv.Itoa(int(f)) + ")"
+	}
+	return fields[f].key
+}
+
+// Label returns the label the client prints for the field, without the colon.
+func (f Field) Label() string {
+	if f < 0 || f >= NumFields {
+		return f.String()
+	}
+	return labelTitle(fields[f].labels[0])
+}
+
+// Unit returns the field's unit: ms, s, tok/s, req/s, tokens or count.
+func (f Field) Unit() string {
+	if f < 0 || f >= NumFields {
+		return ""
+	}
+	return fields[f].unit
+}
+
+func labelTitle(l string) string {
+	switch l {
+	case "total requests":
+		return "Total requests"
+	case "successful requests":
+		return "Successful requests"
+	case "failed requests":
+		return "Failed requests"
+	case "benchmark duration (s)":
+		return "Benchmark duration (s)"
+	case "total input tokens":
+		return "Total input tokens"
+	case "total generated tokens":
+		return "Total generated tokens"
+	case "request throughput (req/s)":
+		return "Request throughput (req/s)"
+	case "output token throughput (tok/s)":
+		return "Output token throughput (tok/s)"
+	case "total token throughput (tok/s)":
+		return "Total Token throughput (tok/s)"
+	case "user throughput (tok/s)":
+		return "User throughput (tok/s)"
+	}
+	// "median ttft (ms)" -> "Median TTFT (ms)"
+	b := []byte(l)
+	b[0] -= 'a' - 'A'
+	sp := bytes.IndexByte(b, ' ')
+	end := bytes.LastIndexByte(b, ' ')
+	for i := sp + 1; i < end; i++ {
+		if b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// Block is one "Serving Benchmark Result" block of the client log.
+type Block struct {
+	// Concurrency is the test's configured concurrency this block belongs to. ReadBench
+	// sets it to LogConcurrency; Judge divides by the number of gen servers.
+	Concurrency int
+	// LogConcurrency is N of the enclosing "Benchmarking with concurrency N" /
+	// "Benchmark with concurrency N done" lines (the configured value times the number of
+	// gen servers); 0 for a block outside any such pair.
+	LogConcurrency int
+	// Prompts is the prompt count the start line announces ("... 80 prompts"); 0 if absent.
+	Prompts int
+	// Line and EndLine are the 1-based lines of the block's header and last line read.
+	Line, EndLine int
+	// Warmup marks a block that is not a concurrency's result: outside any start/done pair,
+	// or followed by another block before the done line.
+	Warmup bool
+	// Closed says the closing "=====" rule was read; a block cut short lacks it.
+	Closed bool
+	// Done says the concurrency's done line followed the block.
+	Done bool
+
+	values  [NumFields]float64
+	present uint32
+}
+
+// Get returns a field's value and whether the block printed it.
+func (b *Block) Get(f Field) (float64, bool) {
+	if f < 0 || f >= NumFields || b.present&(1<<f) == 0 {
+		return 0, false
+	}
+	return b.values[f], true
+}
+
+// Has says whether the block printed the field.
+func (b *Block) Has(f Field) bool { return f >= 0 && f < NumFields && b.present&(1<<f) != 0 }
+
+// Set records a field's value.
+func (b *Block) Set(f Field, v float64) {
+	if f < 0 || f >= NumFields {
+		return
+	}
+	b.values[f] = v
+	b.present |= 1 << f
+}
+
+// Complete says the block was closed and printed the request and token counts.
+func (b *Block) Complete() bool {
+	return b.Closed && b.Has(SuccessfulRequests) && b.Has(Duration) && b.Has(GeneratedTokens)
+}
+
+// Fields returns the printed fields by key ("median_ttft_ms").
+func (b *Block) Fields() map[string]float64 {
+	m := make(map[string]float64, NumFields)
+	for f := range NumFields {
+		if v, ok := b.Get(f); ok {
+			m[f.String()] = v
+		}
+	}
+	return m
+}
+
+// MarshalJSON writes the block with its fields flattened; NaN and infinities become null.
+func (b Block) MarshalJSON() ([]byte, error) {
+	m := map[string]any{
+		"concurrency":     b.Concurrency,
+		"log_concurrency": b.LogConcurrency,
+		"line":            b.Line,
+		"end_line":        b.EndLine,
+		"warmup":          b.Warmup,
+		"closed":          b.Closed,
+		"done":            b.Done,
+		"complete":        b.Complete(),
+	}
+	if b.Prompts > 0 {
+		m["prompts"] = b.Prompts
+	}
+	for f := range NumFields {
+		if v, ok := b.Get(f); ok {
+			m[f.String()] = jsonFloat(v)
+		}
+	}
+	return json.Marshal(m)
+}
+
+func jsonFloat(v float64) any {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return v
+}
+
+// maxPending bounds the blocks held while a concurrency's run is open; older ones are
+// emitted early as warmups so memory stays flat on any input.
+const maxPending = 16
+
+// maxLine bounds one line; the rest of a longer line (a progress bar redrawn without a
+// newline) is skipped.
+const maxLine = 64 << 10
+
+// ReadBench reads every result block of a benchmark client log.
+func ReadBench(r io.Reader) ([]Block, error) {
+	var out []Block
+	err := ScanBench(r, func(b Block) error {
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
+// ScanBench streams the result blocks of a benchmark client log to fn, in order, holding
+// at most a few blocks in memory. A block is tied to its concurrency by the surrounding
+// "Benchmarking with concurrency N" and "Benchmark with concurrency N done" lines; the
+// last block before the done line is the result, earlier ones are warmups. CR, CRLF and
+// ANSI colour codes are ignored. An error from fn stops the scan and is returned.
+func ScanBench(r io.Reader, fn func(Block) error) error {
+	p := benchParser{emit: fn}
+	ls := newLineScanner(r)
+	for ls.Scan() {
+		if err := p.line(ls.Bytes(), ls.Line()); err != nil {
+			return err
+		}
+	}
+	if err := ls.Err(); err != nil {
+		return err
+	}
+	return p.finish()
+}
+
+type benchParser struct {
+	emit    func(Block) error
+	cur     *Block
+	curBuf  Block
+	inSpan  bool
+	span    int // log concurrency of the open span
+	prompts int
+	pending []Block
+	scratch []byte
+	lastNo  int
+}
+
+func (p *benchParser) line(raw []byte, no int) error {
+	p.lastNo = no
+	line := raw
+	if bytes.IndexByte(line, 0x1b) >= 0 {
+		p.scratch = stripANSI(p.scratch[:0], line)
+		line = p.scratch
+	}
+	line = trimASCII(line)
+	if len(line) == 0 {
+		return nil
+	}
+	if line[0] == '=' {
+		if allByte(line, '=') {
+			if p.cur != nil && len(line) >= 20 && p.cur.present != 0 {
+				p.cur.Closed = true
+				p.cur.EndLine = no
+				return p.endBlock()
+			}
+			return nil
+		}
+		if bytes.Contains(line, []byte("Benchmark Result")) {
+			if err := p.endBlock(); err != nil {
+				return err
+			}
+			p.curBuf = Block{Line: no, EndLine: no, LogConcurrency: p.spanConcurrency(), Prompts: p.spanPrompts()}
+			p.curBuf.Concurrency = p.curBuf.LogConcurrency
+			p.cur = &p.curBuf
+			return nil
+		}
+	}
+	if p.cur != nil && line[0] != '-' {
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && colon < 64 {
+			var lower [64]byte
+			label := lowerASCII(lower[:0], trimASCII(line[:colon]))
+			if f, ok := labelIndex[string(label)]; ok {
+				if v, ok := parseNumber(line[colon+1:]); ok {
+					p.cur.Set(f, v)
+				}
+				p.cur.EndLine = no
+				return nil
+			}
+		}
+	}
+	if n, prompts, done, ok := parseMarker(line); ok {
+		return p.marker(n, prompts, done)
+	}
+	return nil
+}
+
+func (p *benchParser) spanConcurrency() int {
+	if p.inSpan {
+		return p.span
+	}
+	return 0
+}
+
+func (p *benchParser) spanPrompts() int {
+	if p.inSpan {
+		return p.prompts
+	}
+	return 0
+}
+
+// endBlock files the open block, if any, under the open span or as a warmup.
+func (p *benchParser) endBlock() error {
+	if p.cur == nil {
+		return nil
+	}
+	b := *p.cur
+	p.cur = nil
+	if !p.inSpan {
+		b.Warmup = true
+		return p.emit(b)
+	}
+	if len(p.pending) == maxPending {
+		w := p.pending[0]
+		w.Warmup = true
+		copy(p.pending, p.pending[1:])
+		p.pending = p.pending[:len(p.pending)-1]
+		if err := p.emit(w); err != nil {
+			return err
+		}
+	}
+	p.pending = append(p.pending, b)
+	return nil
+}
+
+// closeSpan emits the open span's blocks: the last one is the result, the others warmups.
+func (p *benchParser) closeSpan(done bool) error {
+	if !p.inSpan {
+		return nil
+	}
+	p.inSpan = false
+	for i := range p.pending {
+		b := p.pending[i]
+		b.Done = done
+		b.Warmup = i < len(p.pending)-1
+		if err := p.emit(b); err != nil {
+			return err
+		}
+	}
+	p.pending = p.pending[:0]
+	return nil
+}
+
+func (p *benchParser) marker(n, prompts int, done bool) error {
+	if err := p.endBlock(); err != nil {
+		return err
+	}
+	if done {
+		return p.closeSpan(p.inSpan && n == p.span)
+	}
+	if err := p.closeSpan(false); err != nil {
+		return err
+	}
+	p.inSpan, p.span, p.prompts = true, n, prompts
+	return nil
+}
+
+func (p *benchParser) finish() error {
+	if p.cur != nil {
+		p.cur.EndLine = p.lastNo
+	}
+	if err := p.endBlock(); err != nil {
+		return err
+	}
+	return p.closeSpan(false)
+}
+
+var (
+	withConcurrency = []byte("with concurrency ")
+	benchmarking    = []byte("Benchmarking ")
+	benchmarkWord   = []byte("Benchmark ")
+)
+
+// parseMarker recognises "Benchmarking with concurrency N ... P prompts" and
+// "Benchmark with concurrency N done", also after a prefix such as a timestamp.
+func parseMarker(line []byte) (n, prompts int, done, ok bool) {
+	i := bytes.Index(line, withConcurrency)
+	if i < 0 {
+		return 0, 0, false, false
+	}
+	before := line[:i]
+	start := bytes.HasSuffix(before, benchmarking)
+	if !start && !bytes.HasSuffix(before, benchmarkWord) {
+		return 0, 0, false, false
+	}
+	rest := line[i+len(withConcurrency):]
+	n, k := leadingInt(rest)
+	if k == 0 {
+		return 0, 0, false, false
+	}
+	rest = rest[k:]
+	if !start {
+		if !bytes.HasPrefix(trimASCII(rest), []byte("done")) {
+			return 0, 0, false, false
+		}
+		return n, 0, true, true
+	}
+	if j := bytes.Index(rest, []byte(" prompts")); j > 0 {
+		k := j
+		for k > 0 && rest[k-1] >= '0' && rest[k-1] <= '9' {
+			k--
+		}
+		prompts, _ = leadingInt(rest[k:j])
+	}
+	return n, prompts, false, true
+}
+
+func leadingInt(b []byte) (int, int) {
+	n, k := 0, 0
+	for k < len(b) && b[k] >= '0' && b[k] <= '9' && k < 9 {
+		n = n*10 + int(b[k]-'0')
+		k++
+	}
+	return n, k
+}
+
+// parseNumber reads the first whitespace-separated token of b as a number.
+func parseNumber(b []byte) (float64, bool) {
+	b = trimASCII(b)
+	end := 0
+	for end < len(b) && b[end] != ' ' && b[end] != '\t' {
+		end++
+	}
+	if end == 0 || end > 40 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(b[:end]), 64)
+	if err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+func trimASCII(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\f' || b[0] == '\v') {
+		b = b[1:]
+	}
+	for len(b) > 0 {
+		c := b[len(b)-1]
+		if c != ' ' && c != '\t' && c != '\r' && c != '\f' && c != '\v' {
+			break
+		}
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func lowerASCII(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func allByte(b []byte, c byte) bool {
+	for _, x := range b {
+		if x != c {
+			return false
+		}
+	}
+	return true
+}
+
+// stripANSI appends b to dst without ANSI escape sequences (CSI "ESC [ ... final", OSC
+// "ESC ] ... BEL|ESC \", and two-byte escapes).
+func stripANSI(dst, b []byte) []byte {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != 0x1b {
+			dst = append(dst, c)
+			continue
+		}
+		if i+1 >= len(b) {
+			break
+		}
+		switch b[i+1] {
+		case '[':
+			// Parameter and intermediate bytes, then one final byte.
+			j := i + 2
+			for j < len(b) && b[j] >= 0x20 && b[j] <= 0x3f {
+				j++
+			}
+			if j < len(b) && b[j] >= 0x40 && b[j] <= 0x7e {
+				i = j
+			} else {
+				i = j - 1
+			}
+		case ']':
+			j := i + 2
+			for j < len(b) && b[j] != 0x07 && b[j] != '\n' && !(b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\') {
+				j++
+			}
+			if j < len(b) && b[j] == '\n' {
+				j--
+			}
+			if j < len(b) && b[j] == 0x1b {
+				j++
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return dst
+}
+
+// lineScanner splits input at \n, \r and \r\n, counts lines by \n, and skips the tail of
+// any line longer than maxLine.
+type lineScanner struct {
+	sc       *bufio.Scanner
+	line     int // 1-based line of the current token
+	next     int // line number of the next token
+	skipping bool
+}
+
+func newLineScanner(r io.Reader) *lineScanner {
+	ls := &lineScanner{next: 1}
+	ls.sc = bufio.NewScanner(r)
+	ls.sc.Buffer(make([]byte, 0, maxLine), maxLine)
+	ls.sc.Split(ls.split)
+	return ls
+}
+
+func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
+	if len(data) == 0 {
+		return 0, nil, nil
+	}
+	i := bytes.IndexByte(data, '\n')
+	window := data
+	if i >= 0 {
+		window = data[:i]
+	}
+	if j := bytes.IndexByte(window, '\r'); j >= 0 {
+		i = j
+	}
+	if i >= 0 {
+		ls.line = ls.next
+		if data[i] == '\n' {
+			ls.next++
+		}
+		tok := data[:i]
+		if ls.skipping {
+			ls.skipping = false
+			tok = data[:0]
+		}
+		return i + 1, tok, nil
+	}
+	if atEOF {
+		ls.line = ls.next
+		tok := data
+		if ls.skipping {
+			tok = data[:0]
+		}
+		return len(data), tok, nil
+	}
+	if len(data) >= maxLine {
+		// Overlong: emit nothing, drop what is buffered and skip to the line's end.
+		ls.skipping = true
+		return len(data), nil, nil
+	}
+	return 0, nil, nil
+}
+
+func (ls *lineScanner) Scan() bool    { return ls.sc.Scan() }
+func (ls *lineScanner) Bytes() []byte { return ls.sc.Bytes() }
+func (ls *lineScanner) Line() int     { return ls.line }
+func (ls *lineScanner) Err() error    { return ls.sc.Err() }

@@ -1,0 +1,157 @@
+package metrics
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// maxCustomLog bounds how much of one custom metrics log is read: a pattern may span
+// lines, so the file is matched whole.
+const maxCustomLog = 256 << 20
+
+// custom applies the custom spec to its log files. It returns the values of each
+// configured concurrency (in name order) and the concurrencies in the order first seen.
+func (j *judge) custom() (map[int][]float64, []int) {
+	s := j.in.Custom
+	re, err := CompilePattern(s.Pattern)
+	if err != nil {
+		j.reason("metrics.extractor_pattern: %v", err)
+		return nil, nil
+	}
+	if n := re.NumSubexp(); n != len(s.Names)+1 {
+		j.reason("metrics.extractor_pattern has %d groups but metric_names has %d names: it needs %d (one per name, then the concurrency)", n, len(s.Names), len(s.Names)+1)
+		return nil, nil
+	}
+	files := []string{j.file}
+	if j.file == "" {
+		files, err = filepath.Glob(filepath.Join(j.dir, s.LogFile))
+		if err != nil {
+			j.reason("metrics.log_file %q: %v", s.LogFile, err)
+			return nil, nil
+		}
+		slices.Sort(files)
+		if len(files) == 0 {
+			j.reason("metrics.log_file %q matches no file in %s", s.LogFile, j.dir)
+			return nil, nil
+		}
+	}
+	values := map[int][]float64{}
+	where := map[int]string{}
+	var order []int
+	for _, path := range files {
+		data, err := readCapped(path, maxCustomLog)
+		if err != nil {
+			j.reason("metrics log: %v", err)
+			continue
+		}
+		text := NormalizeLog(data)
+		name := filepath.Base(path)
+		line, last := 1, 0
+		for _, m := range re.FindAllSubmatchIndex(text, -1) {
+			line += bytes.Count(text[last:m[0]], []byte{'\n'})
+			last = m[0]
+			at := name + ":" + strconv.Itoa(line)
+			k := len(s.Names)
+			cs := group(text, m, k)
+			n, err := strconv.Atoi(cs)
+			if err != nil {
+				if f, ferr := strconv.ParseFloat(cs, 64); ferr == nil && f == float64(int(f)) {
+					n, err = int(f), nil
+				}
+			}
+			if err != nil || n <= 0 {
+				j.reason("%s: the pattern's last group %q is not a concurrency", at, cs)
+				continue
+			}
+			c, ok := j.configConcurrency(n)
+			if !ok {
+				j.warn("%s: concurrency %d is not in the concurrency list %v (times %d gen servers)", at, n, j.in.Concurrencies, j.g)
+				continue
+			}
+			vals := make([]float64, k)
+			bad := false
+			for i := range k {
+				g := group(text, m, i)
+				v, err := strconv.ParseFloat(g, 64)
+				if err != nil {
+					j.reason("%s: metric %s value %q is not a number", at, s.Names[i], g)
+					bad = true
+				}
+				vals[i] = v
+			}
+			if bad {
+				continue
+			}
+			if prev, ok := where[c]; ok {
+				j.warn("concurrency %d matched more than once (%s and %s); the later match is used", c, prev, at)
+			} else {
+				order = append(order, c)
+			}
+			values[c], where[c] = vals, at
+		}
+	}
+	return values, order
+}
+
+func group(text []byte, m []int, i int) string {
+	a, b := m[2*i+2], m[2*i+3]
+	if a < 0 {
+		return ""
+	}
+	return strings.TrimSpace(string(text[a:b]))
+}
+
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, &os.PathError{Op: "read", Path: path, Err: errTooLarge}
+	}
+	var buf bytes.Buffer
+	_, err = buf.ReadFrom(f)
+	return buf.Bytes(), err
+}
+
+type tooLargeError struct{}
+
+func (tooLargeError) Error() string { return "file larger than 256 MiB" }
+
+var errTooLarge = tooLargeError{}
+
+// NormalizeLog returns text with ANSI escape sequences removed and CRLF and lone CR line
+// ends turned into LF, so a pattern sees lines as a reader of the log does.
+func NormalizeLog(data []byte) []byte {
+	if bytes.IndexByte(data, '\r') < 0 && bytes.IndexByte(data, 0x1b) < 0 {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	if bytes.IndexByte(data, 0x1b) >= 0 {
+		out = stripANSI(out, data)
+	} else {
+		out = append(out, data...)
+	}
+	w := 0
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		if c == '\r' {
+			if i+1 < len(out) && out[i+1] == '\n' {
+				continue
+			}
+			c = '\n'
+		}
+		out[w] = c
+		w++
+	}
+	return out[:w]
+}

@@ -1,0 +1,457 @@
+package metrics
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Spec is a test's custom metrics: a log file glob (relative to the job's log folder),
+// a pattern for Python's re (compiled as the seed does, verbose and multiline), and one
+// name per value group. Each match is one concurrency; its last group is the concurrency.
+type Spec struct {
+	LogFile, Pattern string
+	Names            []string
+}
+
+// Check validates the spec at config time: the pattern compiles and has one group per
+// name plus the concurrency group.
+func (s Spec) Check() error {
+	if s.LogFile == "" {
+		return fmt.Errorf("metrics.log_file is empty")
+	}
+	if _, err := filepath.Match(s.LogFile, ""); err != nil {
+		return fmt.Errorf("metrics.log_file %q: %v", s.LogFile, err)
+	}
+	if len(s.Names) == 0 {
+		return fmt.Errorf("metrics.metric_names is empty")
+	}
+	re, err := CompilePattern(s.Pattern)
+	if err != nil {
+		return fmt.Errorf("metrics.extractor_pattern: %w", err)
+	}
+	if n := re.NumSubexp(); n != len(s.Names)+1 {
+		return fmt.Errorf("metrics.extractor_pattern has %d groups but metrics.metric_names has %d names: it needs %d (one per name, then the concurrency)", n, len(s.Names), len(s.Names)+1)
+	}
+	return nil
+}
+
+// Input is what Judge needs to know about a test and its job.
+type Input struct {
+	TestType string // disagg | wideep
+	Category string // perf | stress | accuracy
+	Custom   *Spec  // the test's own metrics; nil uses the defaults for type and category
+	// Concurrencies is the test's concurrency_list as configured. Empty means: whatever
+	// concurrencies the log shows.
+	Concurrencies []int
+	// NumGenServers is hardware.num_gen_servers; the client log prints each concurrency
+	// multiplied by it. Zero counts as 1.
+	NumGenServers int
+	// MaxFailedRequests is how many failed requests a concurrency may have and still be
+	// valid (0 by default); negative skips the check.
+	MaxFailedRequests int
+	Datasets          []Dataset // accuracy datasets
+	// JobState is the job's final SLURM state (COMPLETED, TIMEOUT, FAILED, CANCELLED, ...);
+	// empty when unknown. Any state but COMPLETED makes the result partial and invalid,
+	// while still recording what finished.
+	JobState string
+}
+
+// PerfRow is one metric of one concurrency. Concurrency is the configured value (the
+// YAML's concurrency_list entry), not the client's printed value, which is multiplied by
+// num_gen_servers; Block.LogConcurrency keeps the printed one.
+type PerfRow struct {
+	Concurrency int
+	Metric      string // SERVER_MEDIAN_TTFT, or the custom metric name
+	Value       float64
+	Unit        string // ms for the default metrics; empty for custom metrics
+}
+
+// AccuracyRow is the verdict for one dataset, filter and run. Value, Expected and
+// Threshold are in the unit lm_eval prints (a fraction for exact_match).
+type AccuracyRow struct {
+	Dataset, Filter string
+	Value           float64
+	Expected        float64
+	Threshold       float64 // NaN when not judged
+	Passed          bool
+	Judged          bool   // false when no dataset was configured for the task
+	Metric          string // exact_match, or acc when the task has no exact_match
+	Run             int    // 1-based results table within File
+	File            string // base name of the log file
+}
+
+// Result is the verdict on one job's logs.
+type Result struct {
+	Valid bool
+	// Partial says the job ended early (JobState other than COMPLETED) or only some of the
+	// configured concurrencies finished; the rows hold what did finish.
+	Partial  bool
+	Reasons  []string // every condition that makes the result invalid
+	Warnings []string // facts worth reading that do not invalidate the result
+	Perf     []PerfRow
+	Accuracy []AccuracyRow
+	Blocks   []Block // every client result block read, warmups included
+}
+
+// ClientLog and AccuracyLogGlob are the seed's log names in a job's log folder.
+const (
+	ClientLog       = "6_bench.log"
+	AccuracyLogGlob = "7_accuracy_eval_*.log"
+)
+
+// defaultMetric is a default perf metric: its seed name and the block field it reads.
+type defaultMetric struct {
+	name  string
+	field Field
+}
+
+// DefaultMetricNames returns the seed's default metric names for a test type and
+// category, in order; nil when there are none (accuracy, or an unknown pair).
+func DefaultMetricNames(testType, category string) []string {
+	var names []string
+	for _, m := range defaultMetrics(testType, category) {
+		names = append(names, m.name)
+	}
+	return names
+}
+
+func defaultMetrics(testType, category string) []defaultMetric {
+	if category != "perf" && category != "stress" {
+		return nil
+	}
+	switch testType {
+	case "disagg":
+		return []defaultMetric{{"SERVER_MEDIAN_TTFT", MedianTTFT}, {"SERVER_MEDIAN_E2EL", MedianE2EL}}
+	case "wideep":
+		var ms []defaultMetric
+		for _, m := range []struct {
+			n string
+			f Field
+		}{{"TTFT", MeanTTFT}, {"TPOT", MeanTPOT}, {"ITL", MeanITL}, {"E2EL", MeanE2EL}} {
+			ms = append(ms,
+				defaultMetric{"SERVER_MEAN_" + m.n, m.f},
+				defaultMetric{"SERVER_MEDIAN_" + m.n, m.f + 1},
+				defaultMetric{"SERVER_P99_" + m.n, m.f + 3})
+		}
+		return ms
+	}
+	return nil
+}
+
+// Judge reads a job's logs and gives the verdict. logDir is the job's log folder, or a
+// single log file (the client log for perf, an lm_eval log for accuracy, the custom
+// metrics log when in.Custom is set). It never fails: every problem is a reason.
+func Judge(logDir string, in Input) Result {
+	j := &judge{in: in, dir: logDir, g: max(in.NumGenServers, 1)}
+	if st, err := os.Stat(logDir); err != nil {
+		j.reason("log path: %v", err)
+		return j.finish()
+	} else if !st.IsDir() {
+		j.file = logDir
+	}
+	switch in.Category {
+	case "accuracy":
+		j.accuracy()
+	case "perf", "stress":
+		j.perf()
+	default:
+		j.reason("unknown category %q (want perf, stress or accuracy)", in.Category)
+	}
+	return j.finish()
+}
+
+type judge struct {
+	in   Input
+	dir  string
+	file string // set when the path is a single file
+	g    int
+	res  Result
+}
+
+func (j *judge) reason(format string, args ...any) {
+	j.res.Reasons = append(j.res.Reasons, fmt.Sprintf(format, args...))
+}
+
+func (j *judge) warn(format string, args ...any) {
+	j.res.Warnings = append(j.res.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (j *judge) jobEndedEarly() bool {
+	s := strings.ToUpper(strings.TrimSpace(j.in.JobState))
+	return s != "" && s != "COMPLETED"
+}
+
+func (j *judge) finish() Result {
+	if j.jobEndedEarly() {
+		j.res.Partial = true
+		j.res.Reasons = append([]string{"job ended in state " + j.in.JobState}, j.res.Reasons...)
+	}
+	j.res.Valid = len(j.res.Reasons) == 0
+	return j.res
+}
+
+// configConcurrency maps a printed concurrency to the configured one: the client prints
+// concurrency * num_gen_servers.
+func (j *judge) configConcurrency(n int) (int, bool) {
+	list := j.in.Concurrencies
+	if len(list) == 0 {
+		if n%j.g == 0 {
+			return n / j.g, true
+		}
+		return n, false
+	}
+	if n%j.g == 0 && slices.Contains(list, n/j.g) {
+		return n / j.g, true
+	}
+	return n, false
+}
+
+func (j *judge) path(name string) string {
+	if j.file != "" {
+		return j.file
+	}
+	return filepath.Join(j.dir, name)
+}
+
+func (j *judge) perf() {
+	defaults := defaultMetrics(j.in.TestType, j.in.Category)
+	if j.in.Custom == nil && defaults == nil {
+		j.reason("no default metrics for test type %q and category %q", j.in.TestType, j.in.Category)
+		return
+	}
+	var blocks map[int]*Block
+	clientPath := j.path(ClientLog)
+	haveClient := true
+	if j.in.Custom != nil && j.file != "" {
+		haveClient = false // the single file given is the custom log
+	} else if _, err := os.Stat(clientPath); err != nil {
+		haveClient = false
+		if j.in.Custom == nil {
+			j.reason("client log: %v", err)
+			return
+		}
+		j.warn("no %s: request counts not checked", ClientLog)
+	}
+	if haveClient {
+		blocks = j.readBlocks(clientPath)
+	}
+	list := j.in.Concurrencies
+	if j.in.Custom != nil {
+		values, order := j.custom()
+		if len(list) == 0 {
+			list = order
+		}
+		if len(list) == 0 {
+			j.reason("custom metrics: no concurrency found")
+		}
+		done := 0
+		for _, c := range list {
+			vals, ok := values[c]
+			if !ok {
+				j.reason("concurrency %d: custom pattern found no match", c)
+				continue
+			}
+			done++
+			for i, name := range j.in.Custom.Names {
+				j.res.Perf = append(j.res.Perf, PerfRow{Concurrency: c, Metric: name, Value: vals[i]})
+			}
+			if haveClient {
+				j.gateBlock(c, blocks[c], nil)
+			}
+		}
+		j.markPartial(done, len(list))
+		return
+	}
+	if len(list) == 0 {
+		for c := range blocks {
+			list = append(list, c)
+		}
+		slices.Sort(list)
+		if len(list) == 0 {
+			j.reason("%s: no result block tied to a 'Benchmarking with concurrency N' line", filepath.Base(clientPath))
+			return
+		}
+	}
+	done := 0
+	for _, c := range list {
+		b := blocks[c]
+		j.gateBlock(c, b, defaults)
+		if b == nil || !b.Complete() {
+			continue
+		}
+		done++
+		for _, m := range defaults {
+			if v, ok := b.Get(m.field); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				j.res.Perf = append(j.res.Perf, PerfRow{Concurrency: c, Metric: m.name, Value: v, Unit: m.field.Unit()})
+			}
+		}
+		j.compareJSON(c, b)
+	}
+	j.markPartial(done, len(list))
+}
+
+func (j *judge) markPartial(done, total int) {
+	if done > 0 && done < total {
+		j.res.Partial = true
+	}
+}
+
+// readBlocks reads the client log and returns the result block of each configured
+// concurrency; all blocks go to Result.Blocks.
+func (j *judge) readBlocks(path string) map[int]*Block {
+	f, err := os.Open(path)
+	if err != nil {
+		j.reason("client log: %v", err)
+		return nil
+	}
+	defer f.Close()
+	byC := map[int]*Block{}
+	err = ScanBench(f, func(b Block) error {
+		if !b.Warmup && b.LogConcurrency > 0 {
+			c, ok := j.configConcurrency(b.LogConcurrency)
+			b.Concurrency = c
+			if !ok {
+				j.warn("%s:%d: concurrency %d is not in the concurrency list %v (times %d gen servers)", filepath.Base(path), b.Line, b.LogConcurrency, j.in.Concurrencies, j.g)
+			}
+		} else {
+			b.Concurrency = 0
+		}
+		j.res.Blocks = append(j.res.Blocks, b)
+		return nil
+	})
+	if err != nil {
+		j.reason("client log %s: %v", path, err)
+	}
+	for i := range j.res.Blocks {
+		b := &j.res.Blocks[i]
+		if b.Warmup || b.LogConcurrency == 0 {
+			continue
+		}
+		if prev, ok := byC[b.Concurrency]; ok {
+			j.warn("%s: concurrency %d ran more than once (lines %d and %d); the later result is used", filepath.Base(path), b.Concurrency, prev.Line, b.Line)
+		}
+		byC[b.Concurrency] = b
+	}
+	return byC
+}
+
+// gateBlock applies the validity gate to one concurrency's block.
+func (j *judge) gateBlock(c int, b *Block, need []defaultMetric) {
+	printed := c * j.g
+	if b == nil {
+		j.reason("concurrency %d: no result block between 'Benchmarking with concurrency %d' and its done line", c, printed)
+		return
+	}
+	where := fmt.Sprintf("concurrency %d (%s:%d)", c, ClientLog, b.Line)
+	if !b.Closed {
+		j.reason("%s: result block is truncated (no closing ===== line; last line read %d)", where, b.EndLine)
+	}
+	if !b.Done {
+		j.reason("%s: no 'Benchmark with concurrency %d done' line after the block", where, printed)
+	}
+	succ, hasSucc := b.Get(SuccessfulRequests)
+	if !hasSucc {
+		j.reason("%s: no Successful requests line", where)
+	}
+	if failed, ok := b.Get(FailedRequests); ok && j.in.MaxFailedRequests >= 0 && failed > float64(j.in.MaxFailedRequests) {
+		j.reason("%s: %g failed requests (at most %d allowed)", where, failed, j.in.MaxFailedRequests)
+	}
+	if tok, ok := b.Get(GeneratedTokens); !ok {
+		j.reason("%s: no Total generated tokens line", where)
+	} else if !(tok > 0) {
+		j.reason("%s: generated tokens is %g, not above zero", where, tok)
+	}
+	total, hasTotal := b.Get(TotalRequests)
+	if !hasTotal && b.Prompts > 0 {
+		total, hasTotal = float64(b.Prompts), true
+	}
+	if hasTotal && b.Prompts > 0 && total != float64(b.Prompts) {
+		j.reason("%s: total requests %g but %d prompts were announced", where, total, b.Prompts)
+	}
+	if hasSucc && hasTotal && succ != total {
+		j.reason("%s: successful requests %g != total requests %g", where, succ, total)
+	} else if hasSucc && !hasTotal {
+		j.warn("%s: total request count not printed; successful requests not compared", where)
+	}
+	for _, m := range need {
+		v, ok := b.Get(m.field)
+		switch {
+		case !ok:
+			j.reason("%s: %s missing from the block (metric %s)", where, m.field.Label(), m.name)
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			j.reason("%s: %s is %g (metric %s)", where, m.field.Label(), v, m.name)
+		}
+	}
+}
+
+// compareJSON reads concurrency_<c>/result.json (a file, or a folder of .json files, as
+// --result-dir leaves it) and flags fields that disagree with the log.
+func (j *judge) compareJSON(c int, b *Block) {
+	if j.file != "" {
+		return
+	}
+	rel := filepath.Join("concurrency_"+strconv.Itoa(c), "result.json")
+	path := filepath.Join(j.dir, rel)
+	st, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if st.IsDir() {
+		files, _ := filepath.Glob(filepath.Join(path, "*.json"))
+		if len(files) == 0 {
+			return
+		}
+		slices.Sort(files)
+		path = files[len(files)-1]
+		rel, _ = filepath.Rel(j.dir, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		j.warn("%s: %v", rel, err)
+		return
+	}
+	m, err := decodeResultJSON(data)
+	if err != nil {
+		j.reason("%s: not valid JSON: %v", rel, err)
+		return
+	}
+	for f := range NumFields {
+		logV, ok := b.Get(f)
+		if !ok {
+			continue
+		}
+		for _, key := range fields[f].json {
+			jv, ok := m[key]
+			if !ok {
+				continue
+			}
+			// The log rounds to two decimals.
+			if math.Abs(logV-jv) > 0.0051+1e-9*math.Abs(jv) && !(math.IsNaN(logV) && math.IsNaN(jv)) {
+				j.reason("concurrency %d: %s is %.6g in %s but %.6g in %s", c, f.Label(), logV, ClientLog, jv, rel)
+			}
+			break
+		}
+	}
+}
+
+// decodeResultJSON returns the numeric top-level fields of a benchmark result.json.
+func decodeResultJSON(data []byte) (map[string]float64, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(raw))
+	for k, v := range raw {
+		var f float64
+		if json.Unmarshal(v, &f) == nil {
+			out[k] = f
+		}
+	}
+	return out, nil
+}
