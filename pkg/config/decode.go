@@ -237,11 +237,20 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		return
 	}
 	d.pos.value[path] = Pos{n.Line, n.Column}
+	if kp, ok := d.pos.key[path]; ok && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) {
+		// A problem with a whole section or list points at its key.
+		d.pos.value[path] = kp
+	}
 	if isNull(n) {
 		return // an empty value leaves the field unset
 	}
 	if v.Type() == concurrenciesType {
 		list, msg, bad := parseConcurrencies(n)
+		if n.Kind == yaml.SequenceNode {
+			for i, e := range n.Content {
+				d.pos.value[fmt.Sprintf("%s[%d]", path, i)] = Pos{e.Line, e.Column}
+			}
+		}
 		if msg != "" {
 			d.problem(bad, path, "%s", msg)
 			return
@@ -565,7 +574,10 @@ func (c Concurrencies) MarshalYAML() (any, error) {
 	return n, nil
 }
 
-var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+var (
+	yamlLineRe = regexp.MustCompile(`line (\d+)`)
+	anchorRe   = regexp.MustCompile(`unknown anchor '([^']*)'`)
+)
 
 // decodeConfig parses one YAML document into a Config, strictly.
 func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
@@ -588,6 +600,14 @@ func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
 			p.Line, _ = strconv.Atoi(m[1])
 			p.Message = "YAML syntax error: " + strings.TrimSpace(yamlLineRe.ReplaceAllString(msg, ""))
 			p.Message = strings.Replace(p.Message, "YAML syntax error: :", "YAML syntax error:", 1)
+		} else if m := anchorRe.FindStringSubmatch(msg); m != nil {
+			if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+				p.Line = bytes.Count(data[:i], []byte("\n")) + 1
+				p.Col = i - bytes.LastIndexByte(data[:i], '\n')
+			}
+		}
+		if p.Line == 0 {
+			p.Line = 1 // the error is somewhere in the file; point at its start
 		}
 		return cfg, &d.pos, []Problem{p}
 	}
@@ -628,17 +648,26 @@ func fixLines(ps []Problem) []Problem {
 	return ps
 }
 
-// closest returns the candidate nearest to s by edit distance, or "" when none is close.
+// closest returns the candidate nearest to s by edit distance, or one that contains s
+// as a word ("name" -> "dataset_name"), or "" when none is close.
 func closest(s string, candidates []string) string {
+	ls := strings.ToLower(s)
 	best, bestD := "", math.MaxInt
 	for _, c := range candidates {
-		if dist := editDistance(strings.ToLower(s), strings.ToLower(c)); dist < bestD {
+		if dist := editDistance(ls, strings.ToLower(c)); dist < bestD {
 			best, bestD = c, dist
 		}
 	}
-	limit := max(2, len(s)/3)
-	if bestD <= limit || (best != "" && (strings.Contains(best, s) || strings.Contains(s, best)) && len(s) >= 3) {
+	if bestD <= max(2, len(s)/3) {
 		return best
+	}
+	if len(s) >= 3 {
+		for _, c := range candidates {
+			lc := strings.ToLower(c)
+			if strings.HasSuffix(lc, "_"+ls) || strings.HasPrefix(lc, ls+"_") || strings.Contains(ls, lc) {
+				return c
+			}
+		}
 	}
 	return ""
 }
