@@ -1,0 +1,161 @@
+// Package cli holds what every service's command line shares: NATS connection flags,
+// the output path, the scheduler choice and logging, with one precedence everywhere:
+// flag > environment > default.
+package cli
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Common flags.
+type Common struct {
+	NATS       string
+	Creds      string
+	NKey       string
+	User       string
+	Password   string
+	Token      string
+	TLSCA      string
+	TLSCert    string
+	TLSKey     string
+	OutputPath string
+	Scheduler  string
+	LogLevel   string
+}
+
+// Register adds the flags to fs; withScheduler adds --scheduler too.
+func (c *Common) Register(fs *flag.FlagSet, withScheduler bool) {
+	fs.StringVar(&c.NATS, "nats", "", "NATS server URL (env NATS_URL); empty: an embedded server with its store under the output path")
+	fs.StringVar(&c.Creds, "creds", "", "NATS credentials file (env NATS_CREDS)")
+	fs.StringVar(&c.NKey, "nkey", "", "NATS nkey seed file (env NATS_NKEY)")
+	fs.StringVar(&c.User, "user", "", "NATS user (env NATS_USER; password in NATS_PASSWORD)")
+	fs.StringVar(&c.Token, "token", "", "NATS token (env NATS_TOKEN)")
+	fs.StringVar(&c.TLSCA, "tlsca", "", "CA file for NATS TLS (env NATS_CA)")
+	fs.StringVar(&c.TLSCert, "tlscert", "", "client certificate for NATS TLS (env NATS_CERT)")
+	fs.StringVar(&c.TLSKey, "tlskey", "", "client key for NATS TLS (env NATS_KEY)")
+	fs.StringVar(&c.OutputPath, "output-path", "", "results and logs folder (env OUTPUT_PATH; default ./output)")
+	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (env DISAGGBENCH_LOG_LEVEL; default info)")
+	if withScheduler {
+		fs.StringVar(&c.Scheduler, "scheduler", "", "local or slurm (env DISAGGBENCH_SCHEDULER; default local)")
+	}
+}
+
+// Resolve fills unset flags from the environment and defaults.
+func (c *Common) Resolve(env map[string]string) error {
+	c.NATS = cmp.Or(c.NATS, env["NATS_URL"])
+	c.Creds = cmp.Or(c.Creds, env["NATS_CREDS"])
+	c.NKey = cmp.Or(c.NKey, env["NATS_NKEY"])
+	c.User = cmp.Or(c.User, env["NATS_USER"])
+	c.Password = env["NATS_PASSWORD"]
+	c.Token = cmp.Or(c.Token, env["NATS_TOKEN"])
+	c.TLSCA = cmp.Or(c.TLSCA, env["NATS_CA"])
+	c.TLSCert = cmp.Or(c.TLSCert, env["NATS_CERT"])
+	c.TLSKey = cmp.Or(c.TLSKey, env["NATS_KEY"])
+	out, err := filepath.Abs(cmp.Or(c.OutputPath, env["OUTPUT_PATH"], "output"))
+	if err != nil {
+		return err
+	}
+	c.OutputPath = out
+	c.Scheduler = cmp.Or(c.Scheduler, env["DISAGGBENCH_SCHEDULER"], "local")
+	if c.Scheduler != "local" && c.Scheduler != "slurm" {
+		return fmt.Errorf("--scheduler %q: want local or slurm", c.Scheduler)
+	}
+	c.LogLevel = cmp.Or(c.LogLevel, env["DISAGGBENCH_LOG_LEVEL"], "info")
+	return nil
+}
+
+// Env is the process environment as a map.
+func Env() map[string]string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Logger writes text logs to w at the chosen level.
+func (c *Common) Logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cmp.Or(c.LogLevel, "info")))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+// StoreDir is where an embedded NATS server keeps its store.
+func (c *Common) StoreDir() string { return filepath.Join(c.OutputPath, ".nats") }
+
+// Connect reaches NATS, or starts the embedded server when no URL is set.
+func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger) (*bus.Bus, error) {
+	return bus.Connect(ctx, bus.Options{
+		URL: c.NATS, Name: name, User: c.User, Password: c.Password, Token: c.Token,
+		NKeyFile: c.NKey, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
+		StoreDir: c.StoreDir(), Listen: true, Logger: log,
+	})
+}
+
+// NewScheduler builds the chosen scheduler. The local one keeps its job records under
+// the output path, so a watcher in another process sees the jobs a submitter started.
+func (c *Common) NewScheduler() (slurm.Scheduler, error) {
+	switch c.Scheduler {
+	case "slurm":
+		return slurm.NewSLURM(slurm.SLURMOptions{}), nil
+	default:
+		return slurm.NewLocal(filepath.Join(c.OutputPath, ".local-scheduler"), slurm.LocalOptions{})
+	}
+}
+
+// Serve is the body of a stage's main: parse flags, connect, run until SIGINT or
+// SIGTERM, then drain. register adds the stage's own flags; start builds the stage.
+func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
+	register func(fs *flag.FlagSet),
+	start func(ctx context.Context, c *Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error)) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c Common
+	c.Register(fs, withScheduler)
+	if register != nil {
+		register(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := c.Resolve(Env()); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	log := c.Logger(stderr).With("service", name)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := c.Connect(ctx, name, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	defer b.Close()
+	run, err := start(ctx, &c, b, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	log.Info("started", "nats", cmp.Or(c.NATS, "embedded "+b.ServerURL()), "output", c.OutputPath)
+	if err := run(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}

@@ -1,0 +1,359 @@
+// Package collect is the collector stage: on every completed job it reads the job's
+// logs, extracts the metrics (the test's own or the defaults of its type), judges the
+// test, appends the seed's CSV rows, writes the Parquet dataset, and publishes the
+// result. Each result is claimed in KV first, so a redelivered completion never writes
+// a row twice.
+package collect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/results"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+)
+
+// Durable is the collector's consumer name.
+const Durable = "collector"
+
+// CSVName is the seed's results file, under the output path.
+const CSVName = "perf_script_test_results.csv"
+
+// FailedMarker is written into a failed test's log folder, with the reasons.
+const FailedMarker = "FAILED.txt"
+
+// Config of a collector.
+type Config struct {
+	Bus        *bus.Bus
+	OutputPath string
+	Log        *slog.Logger
+	// MaxFailedRequests a perf test may have and still pass (default 0).
+	MaxFailedRequests int
+	AckWait           time.Duration
+}
+
+// Collector is the stage.
+type Collector struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New applies defaults.
+func New(cfg Config) (*Collector, error) {
+	if cfg.Bus == nil || cfg.OutputPath == "" {
+		return nil, errors.New("collect: a bus and an output path are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 2 * time.Minute
+	}
+	return &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector")}, nil
+}
+
+// CSVPath and ParquetRoot are where the outputs go.
+func (c *Collector) CSVPath() string     { return filepath.Join(c.cfg.OutputPath, CSVName) }
+func (c *Collector) ParquetRoot() string { return filepath.Join(c.cfg.OutputPath, "results") }
+
+// Run collects until ctx ends.
+func (c *Collector) Run(ctx context.Context) error {
+	cons, err := c.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
+		Durable:       Durable,
+		Description:   "collector: completed jobs",
+		FilterSubject: events.CompletedFilter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxAckPending: 256,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var ev events.JobCompleted
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			c.log.Error("undecodable completed event; dropping it", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			return
+		}
+		if _, err := c.Collect(ctx, &ev); err != nil {
+			if ctx.Err() == nil {
+				c.log.Error("collect failed; retrying", "test", ev.TestID, "err", err)
+			}
+			_ = m.NakWithDelay(2 * time.Second)
+			return
+		}
+		_ = m.Ack()
+	}, jetstream.PullMaxMessages(64))
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return nil
+}
+
+// claim is the collector's KV record of one result.
+type claim struct {
+	CSV     results.CSVClaim `json:"csv"`
+	Rows    int              `json:"rows"`
+	Parquet string           `json:"parquet,omitempty"`
+	Done    bool             `json:"done"`
+	Counted bool             `json:"counted"`
+	Passed  bool             `json:"passed"`
+}
+
+// Collect judges one completed job, writes its outputs once, and publishes the result.
+func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*events.Result, error) {
+	spec := ev.Spec
+	if ev.LogDir != "" {
+		if s, err := events.ReadJobFile(ev.LogDir); err == nil {
+			spec = s
+		} else if spec == nil {
+			c.log.Warn("no job spec in log folder", "dir", ev.LogDir, "err", err)
+		}
+	}
+	if spec == nil {
+		spec = &events.JobSpec{TestID: ev.TestID}
+	}
+	res, rows := Judge(ev, spec, c.cfg.MaxFailedRequests)
+
+	key := events.Key(ev.RunID, ev.TestID)
+	kv := c.cfg.Bus.Results
+	var cl claim
+	rev, err := bus.GetJSON(ctx, kv, key, &cl)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows)
+		if err != nil {
+			return nil, err
+		}
+		cl.Rows = len(rows)
+		data, _ := json.Marshal(cl)
+		rev, err = kv.Create(ctx, key, data)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			rev, err = bus.GetJSON(ctx, kv, key, &cl)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("result claim %s: %w", key, err)
+	}
+	if !cl.Done {
+		if len(rows) > 0 {
+			done, _, err := results.AppendCSVOnce(c.CSVPath(), rows, cl.CSV)
+			if err != nil {
+				return nil, fmt.Errorf("append CSV: %w", err)
+			}
+			cl.CSV = done
+			if cl.Parquet, err = results.WriteParquet(c.ParquetRoot(), ev.RunID, ev.TestID, rows); err != nil {
+				return nil, fmt.Errorf("write Parquet: %w", err)
+			}
+		}
+		if !res.Passed && ev.LogDir != "" {
+			markFailed(ev.LogDir, res)
+		}
+		cl.Done, cl.Passed = true, res.Passed
+		if rev, err = update(ctx, kv, key, cl, rev); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(ev.RunID, ev.TestID), events.ResultID(ev.RunID, ev.TestID), res); err != nil {
+		return nil, err
+	}
+	if !cl.Counted {
+		if err := c.count(ctx, ev.RunID, res.Passed); err != nil {
+			return nil, err
+		}
+		cl.Counted = true
+		if _, err := update(ctx, kv, key, cl, rev); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func update(ctx context.Context, kv jetstream.KeyValue, key string, cl claim, rev uint64) (uint64, error) {
+	data, _ := json.Marshal(cl)
+	nrev, err := kv.Update(ctx, key, data, rev)
+	if err != nil {
+		return 0, fmt.Errorf("update result claim %s: %w", key, err)
+	}
+	return nrev, nil
+}
+
+// count adds one result to the run and publishes the run's end with its last result.
+func (c *Collector) count(ctx context.Context, run string, passed bool) error {
+	var finish bool
+	rec, err := bus.UpdateJSON(ctx, c.cfg.Bus.Runs, events.Token(run), func(r *events.RunRecord) error {
+		finish = false
+		r.RunID = run
+		r.Done++
+		if passed {
+			r.Passed++
+		} else {
+			r.Failed++
+		}
+		if r.Tests > 0 && r.Done >= r.Tests && !r.Finished {
+			r.Finished, finish = true, true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count result of run %s: %w", run, err)
+	}
+	if finish {
+		return PublishFinished(ctx, c.cfg.Bus, rec)
+	}
+	return nil
+}
+
+// PublishFinished announces that every test of a run has its result.
+func PublishFinished(ctx context.Context, b *bus.Bus, rec events.RunRecord) error {
+	ev := events.RunFinished{Header: events.NewHeader(rec.RunID), Tests: rec.Tests, Passed: rec.Passed, Failed: rec.Failed}
+	return b.Publish(ctx, events.RunFinishedSubject(rec.RunID), events.FinishedID(rec.RunID), ev)
+}
+
+func markFailed(dir string, res *events.Result) {
+	text := fmt.Sprintf("test %s FAILED (run %s, job %s, state %s)\n", res.TestID, res.RunID, res.JobID, res.State)
+	for _, r := range res.Reasons {
+		text += "- " + r + "\n"
+	}
+	_ = os.WriteFile(filepath.Join(dir, FailedMarker), []byte(text), 0o644)
+}
+
+// Judge turns a completed job into its verdict and rows; it only reads the log folder.
+func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*events.Result, []results.Row) {
+	res := &events.Result{
+		Header: events.NewHeader(ev.RunID), TestID: ev.TestID, JobID: ev.JobID, State: ev.State,
+		Start: ev.Start, End: ev.End, LogDir: ev.LogDir,
+	}
+	if !ev.Start.IsZero() && !ev.End.IsZero() {
+		res.Duration = ev.End.Sub(ev.Start).Seconds()
+	}
+	res.Reasons = append(res.Reasons, ev.Reasons...)
+	if ev.State == events.StateInvalid || ev.State == events.StateSubmitFailed {
+		if len(res.Reasons) == 0 {
+			res.Reasons = []string{strings.ToLower(ev.State)}
+		}
+		return res, nil
+	}
+	in := metrics.Input{
+		TestType: spec.TestType, Category: spec.Category, Concurrencies: spec.Concurrencies,
+		NumGenServers: spec.NumGenServers, MaxFailedRequests: maxFailed, JobState: ev.State,
+	}
+	if m := spec.Metrics; m != nil {
+		in.Custom = &metrics.Spec{LogFile: m.LogFile, Pattern: m.Pattern, Names: m.Names}
+	}
+	for _, d := range spec.Datasets {
+		in.Datasets = append(in.Datasets, dataset(d))
+	}
+	m := metrics.Judge(ev.LogDir, in)
+	res.Partial = m.Partial
+	res.Reasons = append(res.Reasons, m.Reasons...)
+	state := slurm.BaseState(ev.State)
+	if state != slurm.Completed {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmpOr(ev.Detail, ev.State), ev.ExitCode))
+	}
+	res.Passed = m.Valid && state == slurm.Completed
+	verdict := "fail"
+	if res.Passed {
+		verdict = "pass"
+	}
+	base := results.Row{
+		RunID: ev.RunID, TestID: ev.TestID, TestType: spec.TestType, Category: spec.Category,
+		Model: spec.Model, Precision: spec.Precision, GPUType: spec.GPUType, Verdict: verdict,
+		Reasons: strings.Join(res.Reasons, "; "), JobID: ev.JobID, SlurmState: state,
+		ExitCode: int64(ev.ExitCode), NodeList: ev.NodeList, Start: ev.Start, End: ev.End,
+		CtxGPUs: int64(spec.CtxGPUs), GenGPUs: int64(spec.GenGPUs), ConfigHash: spec.ConfigHash,
+		ContainerImage: spec.Image, Partial: m.Partial,
+	}
+	var rows []results.Row
+	gpus := spec.CtxGPUs + spec.GenGPUs
+	for _, p := range m.Perf {
+		// Rows carry the concurrency as the client printed it (the configured value times
+		// the gen servers), as the seed's CSV names do.
+		c := p.Concurrency * max(spec.NumGenServers, 1)
+		r := base
+		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), p.Metric, p.Value, p.Unit, m.Valid
+		if b := blockFor(m.Blocks, c); b != nil {
+			if v, ok := b.Get(metrics.OutputThroughput); ok && gpus > 0 {
+				r.OutputTokSPerGPU = results.Float(v / float64(gpus))
+			}
+			if v, ok := b.Get(metrics.UserThroughput); ok {
+				r.TokSPerUser = results.Float(v)
+			}
+		}
+		rows = append(rows, r)
+		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: p.Metric, Value: p.Value, Unit: p.Unit})
+	}
+	for _, a := range m.Accuracy {
+		r := base
+		var th *float64
+		if !math.IsNaN(a.Threshold) {
+			th = results.Float(a.Threshold)
+		}
+		metric := cmpOr(a.Metric, "exact_match")
+		r.Metric, r.Value, r.Dataset, r.Filter, r.Threshold, r.Passed, r.Unit = metric, a.Value, a.Dataset, a.Filter, th, a.Passed, "fraction"
+		rows = append(rows, r)
+		passed := a.Passed
+		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed})
+	}
+	return res, rows
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// dataset fills a test's accuracy expectation over the dataset's defaults.
+func dataset(d events.Dataset) metrics.Dataset {
+	m := metrics.DatasetDefaults(d.Name)
+	m.Name, m.Filter, m.Expected = d.Name, d.Filter, d.Expected
+	if d.ThresholdType != "" {
+		m.ThresholdType = d.ThresholdType
+	}
+	if d.Alpha != nil {
+		m.Alpha = *d.Alpha
+	}
+	if d.Beta != nil {
+		m.Beta = *d.Beta
+	}
+	if d.Sigma != nil {
+		m.Sigma = *d.Sigma
+	}
+	if d.NumSamples != nil {
+		m.NumSamples = *d.NumSamples
+	}
+	if d.HigherIsBetter != nil {
+		m.HigherIsBetter = *d.HigherIsBetter
+	}
+	return m
+}
+
+// blockFor is the last complete result block the client printed for a concurrency (as
+// the log prints it).
+func blockFor(blocks []metrics.Block, logConcurrency int) *metrics.Block {
+	for i := len(blocks) - 1; i >= 0; i-- {
+		if b := &blocks[i]; !b.Warmup && b.LogConcurrency == logConcurrency {
+			return b
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package collect
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/cli"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/results"
+)
+
+// ReplayOptions choose what to rebuild.
+type ReplayOptions struct {
+	RunID             string    // only this run; empty: every run
+	Since             time.Time // only events stored at or after this time
+	OutputPath        string    // where the CSV and the Parquet dataset are rebuilt
+	MaxFailedRequests int
+}
+
+// Replay re-reads every stored completed event (in stream order, as the collector saw
+// them), judges each job again from its logs with today's rules, and rewrites the CSV
+// and the Parquet files. It publishes nothing.
+func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, err error) {
+	filter := events.CompletedFilter
+	if o.RunID != "" {
+		filter = "bench.jobs." + events.Token(o.RunID) + ".*." + events.KindCompleted
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !o.Since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &o.Since
+	}
+	cons, err := b.JS.OrderedConsumer(ctx, events.Stream, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	var all []results.Row
+	byTest := map[string][]results.Row{}
+	var order []string
+	if info := cons.CachedInfo(); info == nil || info.NumPending > 0 {
+		it, err := cons.Messages()
+		if err != nil {
+			return 0, 0, err
+		}
+		defer it.Stop()
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				return 0, 0, err
+			}
+			var ev events.JobCompleted
+			if err := json.Unmarshal(msg.Data(), &ev); err == nil {
+				spec := ev.Spec
+				if ev.LogDir != "" {
+					if s, err := events.ReadJobFile(ev.LogDir); err == nil {
+						spec = s
+					}
+				}
+				if spec == nil {
+					spec = &events.JobSpec{TestID: ev.TestID}
+				}
+				_, r := Judge(&ev, spec, o.MaxFailedRequests)
+				key := events.Key(ev.RunID, ev.TestID)
+				if _, seen := byTest[key]; !seen {
+					order = append(order, key)
+				}
+				byTest[key] = r
+			}
+			md, err := msg.Metadata()
+			if err != nil || md.NumPending == 0 {
+				break
+			}
+		}
+	}
+	root := filepath.Join(o.OutputPath, "results")
+	for _, key := range order {
+		r := byTest[key]
+		all = append(all, r...)
+		if len(r) > 0 {
+			if _, err := results.WriteParquet(root, r[0].RunID, r[0].TestID, r); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	if err := results.WriteCSV(filepath.Join(o.OutputPath, CSVName), all); err != nil {
+		return 0, 0, err
+	}
+	return len(order), len(all), nil
+}
+
+// RunReplay is `collector replay [--run ID] [--since TIME]`.
+func RunReplay(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("collector replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c cli.Common
+	c.Register(fs, false)
+	run := fs.String("run", "", "only this run")
+	since := fs.String("since", "", "only events stored since this time (RFC 3339, or a duration such as 24h)")
+	maxFailed := fs.Int("max-failed-requests", 0, "failed requests a perf test may have and still pass")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := c.Resolve(cli.Env()); err != nil {
+		fmt.Fprintln(stderr, "collector replay:", err)
+		return 2
+	}
+	o := ReplayOptions{RunID: *run, OutputPath: c.OutputPath, MaxFailedRequests: *maxFailed}
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil {
+			o.Since = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
+			o.Since = t
+		} else {
+			fmt.Fprintf(stderr, "collector replay: --since %q: want RFC 3339 time or a duration\n", *since)
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := c.Connect(ctx, "collector-replay", c.Logger(stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, "collector replay:", err)
+		return 1
+	}
+	defer b.Close()
+	tests, rows, err := Replay(ctx, b, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "collector replay:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "replayed %d tests, %d rows into %s\n", tests, rows, c.OutputPath)
+	return 0
+}

@@ -1,0 +1,260 @@
+// Package plan is the planner: it selects, resolves, validates and renders a run's tests
+// and publishes the run and its batches; it can then follow the run to its end with
+// progress and a summary, with the other stages in the same process or elsewhere.
+package plan
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/jobscript"
+)
+
+// DefaultBatchSize is the seed's default window.
+const DefaultBatchSize = 5
+
+// maxBatchBytes keeps each batch message well under the stream's message limit.
+const maxBatchBytes = 2 << 20
+
+// Options of a run.
+type Options struct {
+	Selection  config.Selection
+	BatchSize  int // < 0: DISAGG_BATCH_SIZE, else 5; 0: no limit
+	Policy     string
+	Scheduler  string
+	OutputPath string
+	RunID      string // empty: a new id
+}
+
+// Plan is a run ready to publish.
+type Plan struct {
+	RunID     string
+	Started   events.RunStarted
+	Specs     []events.JobSpec
+	Invalid   []events.JobCompleted
+	Selected  *config.Selected
+	BatchSize int
+	Policy    string
+}
+
+// NewRunID is sortable by time and unique enough: 20261127-014512-3fa9c2.
+func NewRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// BatchSize resolves the window: flag > DISAGG_BATCH_SIZE > 5.
+func BatchSize(flag int, env config.Env) (int, error) {
+	if flag >= 0 {
+		return flag, nil
+	}
+	if v := env["DISAGG_BATCH_SIZE"]; v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("DISAGG_BATCH_SIZE=%q: want a whole number >= 0", v)
+		}
+		return n, nil
+	}
+	return DefaultBatchSize, nil
+}
+
+// Prepare selects and renders a run's tests. Invalid tests become INVALID completions,
+// never silent drops.
+func Prepare(opts Options, env config.Env) (*Plan, error) {
+	policy := cmp.Or(opts.Policy, events.PolicySliding)
+	if policy != events.PolicySliding && policy != events.PolicyBarrier {
+		return nil, fmt.Errorf("--policy %q: want sliding or barrier", opts.Policy)
+	}
+	size, err := BatchSize(opts.BatchSize, env)
+	if err != nil {
+		return nil, err
+	}
+	out, err := filepath.Abs(cmp.Or(opts.OutputPath, env["OUTPUT_PATH"], "output"))
+	if err != nil {
+		return nil, err
+	}
+	sel, err := config.Select(opts.Selection, env)
+	if err != nil {
+		return nil, err
+	}
+	run := cmp.Or(opts.RunID, NewRunID())
+	gpu := config.NormalizeGPU(cmp.Or(opts.Selection.GPUType, env["GPU_TYPE"], config.DefaultGPUType))
+	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy}
+	for _, t := range sel.Tests {
+		spec, err := Spec(t, run, out, gpu, env)
+		if err != nil {
+			p.Invalid = append(p.Invalid, invalid(run, t, []string{err.Error()}))
+			continue
+		}
+		spec.Index = len(p.Specs)
+		p.Specs = append(p.Specs, *spec)
+	}
+	for _, inv := range sel.Invalid {
+		var reasons []string
+		for _, pr := range inv.Problems {
+			if !pr.Warning {
+				reasons = append(reasons, pr.String())
+			}
+		}
+		p.Invalid = append(p.Invalid, invalid(run, inv.Test, reasons))
+	}
+	host, _ := os.Hostname()
+	p.Started = events.RunStarted{
+		Header: events.NewHeader(run), Tests: len(p.Specs) + len(p.Invalid), Invalid: len(p.Invalid),
+		BatchSize: size, Policy: policy, Scheduler: opts.Scheduler, GPUType: gpu, Output: out,
+		Batches: len(chunk(p.Specs, size)), Host: host, Debug: env["DEBUG_MODE"] == "1",
+		Selection: describe(opts.Selection),
+	}
+	for _, s := range sel.Skipped {
+		p.Started.Skipped = append(p.Started.Skipped, events.Skip{TestID: s.ID, Reason: s.Reason})
+	}
+	for _, s := range p.Specs {
+		p.Started.TestIDs = append(p.Started.TestIDs, s.TestID)
+	}
+	for _, inv := range p.Invalid {
+		p.Started.TestIDs = append(p.Started.TestIDs, inv.TestID)
+	}
+	return p, nil
+}
+
+func describe(s config.Selection) string {
+	var parts []string
+	for _, kv := range [][2]string{{"config-dir", s.ConfigDir}, {"test-list", s.TestList}, {"-k", s.K}, {"-m", s.Marker}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func invalid(run string, t *config.Test, reasons []string) events.JobCompleted {
+	spec := &events.JobSpec{TestID: t.ID, TestType: t.Type, Category: t.Category, ConfigPath: t.Path,
+		Model: t.Config.Metadata.ModelName, Precision: t.Config.Metadata.Precision}
+	return events.JobCompleted{Header: events.NewHeader(run), TestID: t.ID, Index: -1,
+		State: events.StateInvalid, Reasons: reasons, Spec: spec, End: time.Now().UTC()}
+}
+
+// LogDir is where a test's files go: OUTPUT_PATH/slurm_logs/<test>/<run>, so an earlier
+// run's folder is never touched.
+func LogDir(out, test, run string) string {
+	return filepath.Join(out, "slurm_logs", test, run)
+}
+
+// JobName carries the run and test id, so a restarted submitter finds the job by name.
+func JobName(base, run, test string) string {
+	return cmp.Or(base, "disaggbench") + "." + run + "." + test
+}
+
+// Spec resolves and renders one test into the job the submitter will run.
+func Spec(t *config.Test, run, out, gpu string, env config.Env) (*events.JobSpec, error) {
+	c := &t.Config
+	logDir := LogDir(out, t.ID, run)
+	job, err := jobscript.Render(t, jobscript.Options{
+		RunID: run, LogDir: logDir, GPUType: gpu,
+		JobName: JobName(c.Slurm.JobName, run, t.ID),
+		Comment: "disaggbench run=" + run + " test=" + t.ID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	spec := &events.JobSpec{
+		TestID: t.ID, TestType: t.Type, Category: t.Category, ConfigPath: t.Path, ConfigHash: t.Hash(),
+		Model: c.Metadata.ModelName, Precision: c.Metadata.Precision, GPUType: gpu,
+		CtxGPUs: c.CtxGPUs(), GenGPUs: c.GenGPUs(), NumGenServers: c.Hardware.NumGenServers,
+		Image: c.Environment.ContainerImage, Concurrencies: c.Benchmark.ConcurrencyList,
+		LogDir: logDir, Request: job.Request,
+	}
+	if m := custom(c); m != nil {
+		spec.Metrics = &events.MetricsSpec{LogFile: m.LogFile, Pattern: m.ExtractorPattern, Names: m.MetricNames}
+	}
+	if a := c.Metadata.Accuracy; a != nil {
+		for _, d := range a.Datasets {
+			spec.Datasets = append(spec.Datasets, events.Dataset{Name: d.DatasetName, Filter: d.FilterType,
+				Expected: d.ExpectedValue, ThresholdType: d.ThresholdType, Alpha: d.Alpha, Beta: d.Beta,
+				Sigma: d.Sigma, NumSamples: d.NumSamples, HigherIsBetter: d.HigherIsBetter})
+		}
+	}
+	for _, f := range job.Files {
+		spec.Files = append(spec.Files, events.File{Name: f.Name, Data: f.Data, Mode: uint32(f.Mode)})
+	}
+	return spec, nil
+}
+
+func custom(c *config.Config) *config.MetricsSpec {
+	if c.Metadata.Metrics != nil {
+		return c.Metadata.Metrics
+	}
+	return c.Benchmark.Metrics
+}
+
+// chunk splits the run's jobs into batch messages: the run's batch size (or one batch
+// with no limit), further split so that no message grows past maxBatchBytes.
+func chunk(specs []events.JobSpec, size int) [][]events.JobSpec {
+	var out [][]events.JobSpec
+	var cur []events.JobSpec
+	bytes := 0
+	for i, s := range specs {
+		n := 1024
+		for _, f := range s.Files {
+			n += len(f.Data) * 4 / 3
+		}
+		boundary := size > 0 && i%size == 0
+		if len(cur) > 0 && (boundary || bytes+n > maxBatchBytes) {
+			out = append(out, cur)
+			cur, bytes = nil, 0
+		}
+		cur = append(cur, s)
+		bytes += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// Publish records the run and publishes its start, its batches and its invalid tests.
+func (p *Plan) Publish(ctx context.Context, b *bus.Bus) error {
+	rec := events.RunRecord{RunID: p.RunID, Started: p.Started.Time, Tests: p.Started.Tests, BatchSize: p.BatchSize, Policy: p.Policy}
+	if _, err := bus.UpdateJSON(ctx, b.Runs, events.Token(p.RunID), func(r *events.RunRecord) error {
+		done, passed, failed := r.Done, r.Passed, r.Failed
+		*r = rec
+		r.Done, r.Passed, r.Failed = done, passed, failed
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	if err := b.Publish(ctx, events.RunStartedSubject(p.RunID), events.StartedID(p.RunID), p.Started); err != nil {
+		return err
+	}
+	chunks := chunk(p.Specs, p.BatchSize)
+	for k, jobs := range chunks {
+		ev := events.Batch{Header: events.NewHeader(p.RunID), Index: k, Total: len(chunks),
+			BatchSize: p.BatchSize, Policy: p.Policy, Tests: len(p.Specs), Jobs: jobs}
+		if err := b.Publish(ctx, events.BatchSubject(p.RunID, k), events.BatchID(p.RunID, k), ev); err != nil {
+			return err
+		}
+	}
+	for i := range p.Invalid {
+		inv := &p.Invalid[i]
+		if err := b.Publish(ctx, events.JobSubject(p.RunID, inv.TestID, events.KindCompleted), events.CompletedID(p.RunID, inv.TestID), inv); err != nil {
+			return err
+		}
+	}
+	if p.Started.Tests == 0 {
+		return errors.New("no test selected")
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+// Command collector turns completed jobs into results: the seed's CSV, a Parquet
+// dataset and result events. `collector parse` reads a log offline; `collector replay`
+// rebuilds the outputs from the stored events.
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/cli"
+	"github.com/disaggbench/disaggbench/pkg/collect"
+	"github.com/disaggbench/disaggbench/pkg/metrics/parsecmd"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "parse":
+			return parsecmd.Run(args[1:], stdout, stderr)
+		case "replay":
+			return collect.RunReplay(args[1:], stdout, stderr)
+		case "serve":
+			args = args[1:]
+		}
+	}
+	var maxFailed int
+	return cli.Serve("collector", args, stderr, false,
+		func(fs *flag.FlagSet) {
+			fs.IntVar(&maxFailed, "max-failed-requests", 0, "failed requests a perf test may have and still pass")
+		},
+		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
+			col, err := collect.New(collect.Config{Bus: b, OutputPath: c.OutputPath, Log: log, MaxFailedRequests: maxFailed})
+			if err != nil {
+				return nil, err
+			}
+			return col.Run, nil
+		})
+}

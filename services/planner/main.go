@@ -1,0 +1,66 @@
+// Command planner selects, validates and renders benchmark tests and publishes runs;
+// `planner run` also follows a run to its end.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/jobscript"
+	"github.com/disaggbench/disaggbench/pkg/plan"
+)
+
+const usage = `usage: planner COMMAND [flags]
+
+commands:
+  validate [PATH...]       check test configs (default test_configs)
+  list                     print the selected test ids
+  config show TEST_ID      print a test's resolved config and where overrides came from
+  render --config FILE --out DIR
+                           write a job's files and print the sbatch command (dry run)
+  publish                  publish a run and print its id
+  run                      publish a run and follow it to its end
+  status RUN_ID            print a run's progress
+  watch RUN_ID             follow a run's events live
+
+Run 'planner COMMAND -h' for a command's flags.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "validate":
+		return config.RunValidate(rest, stdout, stderr)
+	case "list":
+		return config.RunList(rest, stdout, stderr)
+	case "config":
+		if len(rest) == 0 || rest[0] != "show" {
+			fmt.Fprint(stderr, "usage: planner config show TEST_ID [--config-dir DIR]\n")
+			return 2
+		}
+		return config.RunConfigShow(rest[1:], stdout, stderr)
+	case "render":
+		return jobscript.RunRender(rest, stdout, stderr)
+	case "publish":
+		return plan.RunPublish(rest, stdout, stderr)
+	case "run":
+		return plan.RunRun(rest, stdout, stderr)
+	case "status":
+		return plan.RunStatus(rest, stdout, stderr)
+	case "watch":
+		return plan.RunWatch(rest, stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "planner: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
