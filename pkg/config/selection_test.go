@@ -1,0 +1,362 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const (
+	idPerfA = "disagg_perf_alpha_1k1k"
+	idPerfB = "disagg_perf_beta_8k1k"
+	idAcc   = "disagg_accuracy_alpha_1k1k"
+	idWide  = "wideep_perf_gamma_1k1k"
+	idH100  = "wideep_stress_h100only"
+	idBad   = "disagg_perf_broken"
+)
+
+// setupTree writes a config folder with a mix of tests and returns its path.
+func setupTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "test_configs")
+	base := baseYAML(t)
+	acc := edit(t, base+accuracySections, "  supported_gpus: [GB200]\n",
+		"  supported_gpus: [GB200]\n  accuracy:\n    datasets:\n      - dataset_name: gsm8k\n        expected_value: 0.9454\n")
+	writeFile(t, dir, "disagg/perf/alpha_1k1k.yaml", base)
+	writeFile(t, dir, "disagg/perf/beta_8k1k.yaml", edit(t, base, "  supported_gpus: [GB200]", "  supported_gpus: [GB200_NVL72, GB300]"))
+	writeFile(t, dir, "disagg/accuracy/alpha_1k1k.yaml", acc)
+	writeFile(t, dir, "wideep/perf/gamma_1k1k.yaml", base)
+	writeFile(t, dir, "wideep/stress/h100only.yaml", edit(t, base, "  supported_gpus: [GB200]", "  supported_gpus: [H100]"))
+	writeFile(t, dir, "disagg/perf/broken.yaml", edit(t, base, "  streaming: true", "  streaming: false"))
+	writeFile(t, dir, "templates/template.yaml", "not: a test\n")
+	writeFile(t, dir, "disagg/stray.yaml", base)
+	writeFile(t, dir, "disagg/perf/notes.txt", "ignored")
+	writeFile(t, root, "testlist/mine.txt", "# comment\n\n"+idPerfA+"  # trailing comment\n"+
+		"test_disagg.py::TestDisaggBenchmark::test_accuracy["+idAcc+"]\n"+
+		"perf/disagg/test_disagg.py::TestDisaggBenchmark::test_benchmark["+idWide+"]\n")
+	return dir
+}
+
+func ids(ts []*Test) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
+func TestDiscover(t *testing.T) {
+	dir := setupTree(t)
+	tests, problems, err := Discover(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{idAcc, idPerfA, idPerfB, idBad, idWide, idH100}
+	slices.Sort(want)
+	if got := ids(tests); !slices.Equal(got, want) {
+		t.Errorf("ids = %v, want %v", got, want)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0].File, "stray.yaml") || !problems[0].Warning {
+		t.Errorf("folder problems:%s", dump(problems))
+	}
+	for _, tt := range tests {
+		if tt.ID == idAcc && (tt.Type != "disagg" || tt.Category != "accuracy") {
+			t.Errorf("type/category of %s = %s/%s", tt.ID, tt.Type, tt.Category)
+		}
+	}
+	if _, _, err := Discover(filepath.Join(dir, "nope")); err == nil {
+		t.Error("missing folder accepted")
+	}
+}
+
+func TestDiscoverDuplicateIDs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "disagg/perf/x.yaml", baseYAML(t))
+	writeFile(t, dir, "disagg/perf/x.yml", baseYAML(t))
+	tests, _, err := Discover(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tests) != 2 {
+		t.Fatalf("want both files, got %d", len(tests))
+	}
+	for _, tt := range tests {
+		ps := tt.Validate()
+		if !HasErrors(ps) || !strings.Contains(ps[0].Message, "is also the id of") {
+			t.Errorf("%s: duplicate id not reported:%s", tt.Path, dump(ps))
+		}
+	}
+}
+
+func TestSelect(t *testing.T) {
+	dir := setupTree(t)
+	cases := []struct {
+		name    string
+		sel     Selection
+		env     Env
+		want    []string
+		skipped []string
+		invalid []string
+	}{
+		{name: "all on GB200", want: []string{idAcc, idPerfA, idPerfB, idWide}, skipped: []string{idH100}, invalid: []string{idBad}},
+		{name: "GB200_NVL72 counts as GB200", env: Env{"GPU_TYPE": "GB200_NVL72"}, want: []string{idAcc, idPerfA, idPerfB, idWide}, skipped: []string{idH100}, invalid: []string{idBad}},
+		{name: "H100 by env", env: Env{"GPU_TYPE": "H100"}, want: []string{idH100}, skipped: []string{idAcc, idPerfA, idPerfB, idWide}, invalid: []string{idBad}},
+		{name: "flag beats env", sel: Selection{GPUType: "GB300"}, env: Env{"GPU_TYPE": "H100"}, want: []string{idPerfB}, skipped: []string{idAcc, idPerfA, idWide, idH100}, invalid: []string{idBad}},
+		{name: "-m perf", sel: Selection{Marker: "perf"}, want: []string{idPerfA, idPerfB, idWide}, invalid: []string{idBad}},
+		{name: "-m not perf", sel: Selection{Marker: "not perf"}, env: Env{"GPU_TYPE": "H100"}, want: []string{idH100}, skipped: []string{idAcc}},
+		{name: "-k substring", sel: Selection{K: "ALPHA"}, want: []string{idAcc, idPerfA}},
+		{name: "-k and not", sel: Selection{K: "alpha and not accuracy"}, want: []string{idPerfA}},
+		{name: "-k or parens", sel: Selection{K: "(gamma or beta) and 1k1k"}, want: []string{idWide}},
+		{name: "-k and -m", sel: Selection{K: "1k1k", Marker: "perf or accuracy"}, want: []string{idAcc, idPerfA, idWide}},
+		{name: "test list under testlist/", sel: Selection{TestList: "mine.txt"}, want: []string{idAcc, idPerfA, idWide}},
+		{name: "test list and -k", sel: Selection{TestList: "mine.txt", K: "wideep"}, want: []string{idWide}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.sel.ConfigDir = dir
+			res, err := Select(tc.sel, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(res.Tests); !slices.Equal(got, tc.want) {
+				t.Errorf("tests = %v, want %v", got, tc.want)
+			}
+			var skipped, invalid []string
+			for _, s := range res.Skipped {
+				skipped = append(skipped, s.ID)
+				if !strings.Contains(s.Reason, "not supported on") {
+					t.Errorf("skip reason %q", s.Reason)
+				}
+			}
+			for _, i := range res.Invalid {
+				invalid = append(invalid, i.Test.ID)
+				if !HasErrors(i.Problems) {
+					t.Errorf("invalid without errors: %s", i.Test.ID)
+				}
+			}
+			if !slices.Equal(skipped, tc.skipped) {
+				t.Errorf("skipped = %v, want %v", skipped, tc.skipped)
+			}
+			if !slices.Equal(invalid, tc.invalid) {
+				t.Errorf("invalid = %v, want %v", invalid, tc.invalid)
+			}
+		})
+	}
+}
+
+func TestSelectErrors(t *testing.T) {
+	dir := setupTree(t)
+	list := writeFile(t, t.TempDir(), "l.txt", "disagg_perf_alpah_1k1k\n"+idPerfA+"\ntotally_unrelated_name_xyz\n")
+	cases := []struct {
+		sel  Selection
+		env  Env
+		want string
+	}{
+		{Selection{TestList: list}, nil, "did you mean " + idPerfA},
+		{Selection{TestList: list}, nil, "totally_unrelated_name_xyz"},
+		{Selection{TestList: "nope.txt"}, nil, "nope.txt"},
+		{Selection{}, Env{"GPU_TYPE": "A100"}, `unknown GPU type "A100"`},
+		{Selection{K: "alpha and"}, nil, "-k"},
+		{Selection{K: "(alpha"}, nil, "missing ')'"},
+		{Selection{Marker: "slow"}, nil, `unknown marker "slow"`},
+		{Selection{ConfigDir: "/nonexistent/dir"}, nil, "config folder"},
+	}
+	for _, tc := range cases {
+		if tc.sel.ConfigDir == "" {
+			tc.sel.ConfigDir = dir
+		}
+		_, err := Select(tc.sel, tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Select(%+v) error = %v, want %q", tc.sel, err, tc.want)
+		}
+	}
+}
+
+func TestReadTestList(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "l.txt", "# header\n\n  a_b_c  \nx#y\ntest_disagg.py::TestDisaggBenchmark::test_stress[s_t_u]\n")
+	got, err := ReadTestList(p)
+	if err != nil || !slices.Equal(got, []string{"a_b_c", "x#y", "s_t_u"}) {
+		t.Errorf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"two words\n", "test_disagg.py::X::test_benchmark\n", "test_x[]\n"} {
+		p := writeFile(t, t.TempDir(), "l.txt", "ok\n"+bad)
+		if _, err := ReadTestList(p); err == nil || !strings.Contains(err.Error(), ":2:") {
+			t.Errorf("%q: error = %v, want one naming line 2", bad, err)
+		}
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := setupTree(t)
+	env := Env{"SLURM_PARTITION": "envpart", "SLURM_ACCOUNT": "envacct", "MODEL_DIR": "/m", "HF_HOME_DIR": "/hf", "CONTAINER_IMAGE": ""}
+	flags := Env{"SLURM_PARTITION": "flagpart"}
+	res, err := Select(Selection{ConfigDir: dir, K: "disagg_perf_alpha", Flags: flags}, env)
+	if err != nil || len(res.Tests) != 1 {
+		t.Fatalf("%v %v", err, res)
+	}
+	tt := res.Tests[0]
+	c := tt.Config
+	if c.Slurm.Partition != "flagpart" || tt.Sources["slurm.partition"] != "flag --slurm-partition" {
+		t.Errorf("partition %q from %q", c.Slurm.Partition, tt.Sources["slurm.partition"])
+	}
+	if c.Slurm.Account != "envacct" || tt.Sources["slurm.account"] != "env SLURM_ACCOUNT" {
+		t.Errorf("account %q from %q", c.Slurm.Account, tt.Sources["slurm.account"])
+	}
+	if c.Environment.ContainerImage != "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc2" || tt.Sources["environment.container_image"] != "" {
+		t.Errorf("empty env value must not override the file: %q", c.Environment.ContainerImage)
+	}
+	if c.Environment.ModelPath != "/m/DeepSeek-R1-0528-FP4-v2" || !strings.Contains(tt.Sources["environment.model_path"], "env MODEL_DIR") {
+		t.Errorf("model path %q from %q", c.Environment.ModelPath, tt.Sources["environment.model_path"])
+	}
+	if c.Accuracy.EnvVar["HF_HOME"] != "/hf" {
+		t.Errorf("HF_HOME = %q", c.Accuracy.EnvVar["HF_HOME"])
+	}
+	if c.Metadata.BenchmarkType != "1k1k" || tt.Sources["metadata.benchmark_type"] == "" {
+		t.Errorf("benchmark_type default %q", c.Metadata.BenchmarkType)
+	}
+	// A bad value from the environment is reported against the field, naming its source.
+	res, err = Select(Selection{ConfigDir: dir, K: "disagg_perf_alpha"}, Env{"SLURM_ACCOUNT": "bad account"})
+	if err != nil || len(res.Invalid) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	msg := res.Invalid[0].Problems[0].String()
+	if !strings.Contains(msg, "slurm.account") || !strings.Contains(msg, "(value from env SLURM_ACCOUNT)") {
+		t.Errorf("problem = %s", msg)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	if n, err := BatchSize(nil, nil); n != 5 || err != nil {
+		t.Errorf("default batch size %d %v", n, err)
+	}
+	if n, _ := BatchSize(Env{"DISAGG_BATCH_SIZE": "0"}, Env{"DISAGG_BATCH_SIZE": "9"}); n != 0 {
+		t.Errorf("flag 0 must win: %d", n)
+	}
+	if n, _ := BatchSize(nil, Env{"DISAGG_BATCH_SIZE": "9"}); n != 9 {
+		t.Errorf("env 9: %d", n)
+	}
+	if _, err := BatchSize(nil, Env{"DISAGG_BATCH_SIZE": "-1"}); err == nil || !strings.Contains(err.Error(), "env DISAGG_BATCH_SIZE") {
+		t.Errorf("negative batch size: %v", err)
+	}
+	if on, id := DebugMode(nil, Env{"DEBUG_MODE": "1", "DEBUG_JOB_ID": "42"}); !on || id != "42" {
+		t.Errorf("debug mode %v %q", on, id)
+	}
+	if OutputPath(Env{"OUTPUT_PATH": "/f"}, Env{"OUTPUT_PATH": "/e"}) != "/f" || OutputPath(nil, nil) != "output" {
+		t.Error("output path precedence")
+	}
+	if GPUType(nil, Env{"GPU_TYPE": "gb200_x"}) != "GB200" {
+		t.Error("GPU type normalization")
+	}
+}
+
+func TestRunList(t *testing.T) {
+	dir := setupTree(t)
+	t.Setenv("GPU_TYPE", "")
+	var out, errb bytes.Buffer
+	code := RunList([]string{"--config-dir", dir, "-m", "perf", "-k", "not broken"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got := out.String(); got != idPerfA+"\n"+idPerfB+"\n"+idWide+"\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	code = RunList([]string{"--config-dir", dir}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "invalid "+idBad) || !strings.Contains(errb.String(), "skipped "+idH100) {
+		t.Errorf("exit %d, stderr %s", code, errb.String())
+	}
+	if code := RunList([]string{"--bogus"}, &out, &errb); code != 2 {
+		t.Errorf("bad flag exit %d", code)
+	}
+}
+
+func TestRunValidate(t *testing.T) {
+	dir := setupTree(t)
+	var out, errb bytes.Buffer
+	if code := RunValidate([]string{filepath.Join(dir, "disagg", "perf", "alpha_1k1k.yaml")}, &out, &errb); code != 0 || out.Len() != 0 {
+		t.Errorf("valid file: exit %d, out %q", code, out.String())
+	}
+	out.Reset()
+	code := RunValidate([]string{dir}, &out, &errb)
+	if code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	broken := filepath.Join(dir, "disagg", "perf", "broken.yaml")
+	wantLine := broken + ":14:14: benchmark.streaming: must be true"
+	if !slices.Contains(lines, wantLine) {
+		t.Errorf("want %q in:\n%s", wantLine, out.String())
+	}
+	if code := RunValidate([]string{filepath.Join(dir, "missing.yaml")}, &out, &errb); code != 1 {
+		t.Errorf("missing file exit %d", code)
+	}
+}
+
+func TestRunConfigShow(t *testing.T) {
+	dir := setupTree(t)
+	t.Setenv("SLURM_ACCOUNT", "envacct")
+	var out, errb bytes.Buffer
+	code := RunConfigShow([]string{idPerfA, "--config-dir", dir}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"# test: " + idPerfA, "account: envacct", "#   slurm.account: env SLURM_ACCOUNT",
+		"concurrency_list: [1, 2, 4, 8, 16, 32]", "resolved_metrics:", "SERVER_MEDIAN_TTFT", "free_gpu_memory_fraction: 0.85"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	errb.Reset()
+	if code := RunConfigShow([]string{"--config-dir", dir, "disagg_perf_alpah_1k1k"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "did you mean "+idPerfA) {
+		t.Errorf("unknown id: exit %d, %s", code, errb.String())
+	}
+	if code := RunConfigShow(nil, &out, &errb); code != 2 {
+		t.Errorf("no id: exit %d", code)
+	}
+}
+
+// TestRepoConfigs checks the committed configs and test lists: every config valid and
+// free of warnings, every list entry a known test, all.txt naming every test.
+func TestRepoConfigs(t *testing.T) {
+	tests, problems, err := Discover("../../test_configs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tests) < 8 || len(problems) > 0 {
+		t.Fatalf("%d tests, folder problems:%s", len(tests), dump(problems))
+	}
+	kinds := map[string]bool{}
+	for _, tt := range tests {
+		tt.Resolve(nil, nil)
+		if ps := tt.Validate(); len(ps) > 0 {
+			t.Errorf("%s:%s", tt.ID, dump(ps))
+		}
+		kinds[tt.Type+"/"+tt.Category] = true
+	}
+	for _, k := range []string{"disagg/perf", "disagg/accuracy", "wideep/perf", "wideep/accuracy"} {
+		if !kinds[k] {
+			t.Errorf("no %s config", k)
+		}
+	}
+	all := ids(tests)
+	for _, name := range []string{"all.txt", "disagg.txt", "wideep.txt", "debug.txt"} {
+		res, err := Select(Selection{ConfigDir: "../../test_configs", TestList: name}, Env{})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(res.Tests) == 0 || len(res.Invalid) > 0 || len(res.Skipped) > 0 {
+			t.Errorf("%s: %d tests, %d invalid, %d skipped", name, len(res.Tests), len(res.Invalid), len(res.Skipped))
+		}
+		if name == "all.txt" && !slices.Equal(ids(res.Tests), all) {
+			t.Errorf("all.txt = %v, want %v", ids(res.Tests), all)
+		}
+	}
+	if _, err := os.Stat("../../testlist/all.txt"); err != nil {
+		t.Error(err)
+	}
+}
