@@ -1,0 +1,229 @@
+package jobscript
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
+)
+
+const quickstart = "../../examples/quickstart"
+
+func TestQuickstartConfigsAreValid(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := config.RunValidate([]string{filepath.Join(quickstart, "test_configs")}, &out, &errb); code != 0 || out.Len() > 0 {
+		t.Errorf("planner validate exit %d:\n%s%s", code, out.String(), errb.String())
+	}
+	tests, problems, err := config.Discover(filepath.Join(quickstart, "test_configs"))
+	if err != nil || config.HasErrors(problems) {
+		t.Fatalf("discover: %v %v", err, problems)
+	}
+	var ids []string
+	for _, tc := range tests {
+		ids = append(ids, tc.ID)
+		if !tc.SupportsGPU(config.DefaultGPUType) {
+			t.Errorf("%s does not support %s", tc.ID, config.DefaultGPUType)
+		}
+	}
+	listed, err := config.ReadTestList(filepath.Join(quickstart, "testlist.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	slices.Sort(listed)
+	if !slices.Equal(ids, listed) {
+		t.Errorf("testlist.txt lists %q, the configs are %q", listed, ids)
+	}
+}
+
+var (
+	benchStart = regexp.MustCompile(`(?m)^Benchmarking with concurrency (\d+) \.\.\. (\d+) prompts$`)
+	benchDone  = regexp.MustCompile(`(?m)^Benchmark with concurrency (\d+) done$`)
+	// A client line: a label padded to 40 columns, a space, a value padded to 10.
+	clientLine = regexp.MustCompile(`^(.{40}) (\S+ *)$`)
+	accRow     = regexp.MustCompile(`(?m)^\|[^|]*\|[^|]*\|(flexible-extract|strict-match) *\|[^|]*\|exact_match\|[^|]*\|([0-9.]+)\|`)
+)
+
+var blockLabels = []string{
+	"Total requests:", "Successful requests:", "Failed requests:", "Benchmark duration (s):",
+	"Total input tokens:", "Total generated tokens:", "Request throughput (req/s):",
+	"Output token throughput (tok/s):", "Total Token throughput (tok/s):", "User throughput (tok/s):",
+	"Mean TTFT (ms):", "Median TTFT (ms):", "Std Dev TTFT (ms):", "P99 TTFT (ms):",
+	"Mean TPOT (ms):", "Median TPOT (ms):", "Std Dev TPOT (ms):", "P99 TPOT (ms):",
+	"Mean ITL (ms):", "Median ITL (ms):", "Std Dev ITL (ms):", "P99 ITL (ms):",
+	"Mean E2EL (ms):", "Median E2EL (ms):", "Std Dev E2EL (ms):", "P99 E2EL (ms):",
+}
+
+// parseBlocks returns, for each result block of a client log, its values by label; it
+// fails on a line that is not in the client's "{:<40} {:<10}" layout.
+func parseBlocks(t *testing.T, log string) []map[string]float64 {
+	t.Helper()
+	var blocks []map[string]float64
+	var cur map[string]float64
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case line == "============ Serving Benchmark Result ============":
+			cur = map[string]float64{}
+		case cur != nil && strings.HasPrefix(line, "====="):
+			blocks = append(blocks, cur)
+			cur = nil
+		case cur != nil && strings.HasPrefix(line, "---"):
+			if len(line) != 50 {
+				t.Errorf("section line %q is not 50 wide", line)
+			}
+		case cur != nil:
+			m := clientLine.FindStringSubmatch(line)
+			if m == nil || len(m[2]) < 10 {
+				t.Errorf("line not in the client's layout: %q", line)
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(m[2]), 64)
+			if err != nil {
+				t.Errorf("value of %q: %v", line, err)
+			}
+			cur[strings.TrimSpace(m[1])] = v
+		}
+	}
+	return blocks
+}
+
+// awks returns the awk implementations to try: the default, and mawk when installed.
+func awks(t *testing.T) map[string]string {
+	m := map[string]string{"awk": ""}
+	if p, err := exec.LookPath("mawk"); err == nil {
+		dir := t.TempDir()
+		if err := os.Symlink(p, filepath.Join(dir, "awk")); err == nil {
+			m["mawk"] = dir
+		}
+	}
+	return m
+}
+
+// Each quickstart config renders with the emulation template, and its job script runs
+// with bash alone (SLURM_JOB_ID set, nothing else) and leaves the logs a real job leaves.
+func TestQuickstartEmulation(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(quickstart, "test_configs", "*", "*", "*.yaml"))
+	if len(files) < 4 {
+		t.Fatalf("found %d quickstart configs", len(files))
+	}
+	for awkName, awkDir := range awks(t) {
+		for _, f := range files {
+			tc := loadTest(t, f)
+			t.Run(awkName+"/"+tc.ID, func(t *testing.T) {
+				t.Parallel()
+				logDir := filepath.Join(t.TempDir(), "slurm_logs", tc.ID)
+				j, err := Render(tc, Options{RunID: "quick", LogDir: logDir, GPUType: "GB200"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j.Script != TemplateScript {
+					t.Fatalf("script %s: the quickstart must use its template", j.Script)
+				}
+				if err := j.Write(logDir); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, "bash", filepath.Join(logDir, j.Script))
+				cmd.Dir = t.TempDir()
+				path := "/usr/bin:/bin"
+				if awkDir != "" {
+					path = awkDir + ":" + path
+				}
+				cmd.Env = []string{"PATH=" + path, "SLURM_JOB_ID=1"}
+				start := time.Now()
+				out, err := cmd.CombinedOutput()
+				took := time.Since(start)
+				if err != nil {
+					t.Fatalf("job script: %v\n%s", err, out)
+				}
+				t.Logf("%s ran in %v", tc.ID, took.Round(10*time.Millisecond))
+				if !strings.Contains(string(out), "[EMULATION]") {
+					t.Errorf("output does not say it is an emulation:\n%s", out)
+				}
+				if _, err := os.Stat(filepath.Join(logDir, "8_done_1.txt")); err != nil {
+					t.Error(err)
+				}
+				d, err := newData(tc, Options{LogDir: logDir}, j.Request)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.BenchmarkEnabled {
+					checkBench(t, logDir, d.Points)
+				}
+				for _, task := range d.AccuracyTasks {
+					checkAccuracy(t, task.LogFile)
+				}
+			})
+		}
+	}
+}
+
+func checkBench(t *testing.T, logDir string, points []Point) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(logDir, BenchLogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	if !strings.Contains(log, "EMULATED") {
+		t.Error("6_bench.log does not say it is emulated")
+	}
+	starts, dones := benchStart.FindAllStringSubmatch(log, -1), benchDone.FindAllStringSubmatch(log, -1)
+	blocks := parseBlocks(t, log)
+	if len(starts) != len(points) || len(dones) != len(points) || len(blocks) != len(points) {
+		t.Fatalf("%d starts, %d dones, %d blocks for %d concurrencies:\n%s", len(starts), len(dones), len(blocks), len(points), log)
+	}
+	var prevE2EL, prevTput float64
+	for i, p := range points {
+		if starts[i][1] != strconv.Itoa(p.Concurrency) || starts[i][2] != strconv.Itoa(p.Prompts) || dones[i][1] != strconv.Itoa(p.Concurrency) {
+			t.Errorf("concurrency %d: markers %q %q, want %d with %d prompts", i, starts[i][0], dones[i][0], p.Concurrency, p.Prompts)
+		}
+		bl := blocks[i]
+		for _, l := range blockLabels {
+			if _, ok := bl[l]; !ok {
+				t.Errorf("concurrency %d: block lacks %q", p.Concurrency, l)
+			}
+		}
+		if len(bl) != len(blockLabels) {
+			t.Errorf("concurrency %d: %d fields, want %d", p.Concurrency, len(bl), len(blockLabels))
+		}
+		if bl["Total requests:"] != float64(p.Prompts) || bl["Successful requests:"] != float64(p.Prompts) || bl["Failed requests:"] != 0 {
+			t.Errorf("concurrency %d: requests %v/%v/%v", p.Concurrency, bl["Total requests:"], bl["Successful requests:"], bl["Failed requests:"])
+		}
+		if bl["Total generated tokens:"] <= 0 || bl["Median TTFT (ms):"] <= 0 || bl["Median E2EL (ms):"] <= bl["Median TTFT (ms):"] {
+			t.Errorf("concurrency %d: implausible block %v", p.Concurrency, bl)
+		}
+		if bl["Median E2EL (ms):"] <= prevE2EL || bl["Output token throughput (tok/s):"] <= prevTput {
+			t.Errorf("concurrency %d: latency and throughput must grow with concurrency", p.Concurrency)
+		}
+		prevE2EL, prevTput = bl["Median E2EL (ms):"], bl["Output token throughput (tok/s):"]
+	}
+}
+
+func checkAccuracy(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := accRow.FindAllStringSubmatch(string(b), -1)
+	if len(rows) != 2 || rows[0][1] != "flexible-extract" || rows[1][1] != "strict-match" {
+		t.Fatalf("lm_eval rows %q in:\n%s", rows, b)
+	}
+	for _, r := range rows {
+		v, _ := strconv.ParseFloat(r[2], 64)
+		if v < 0.94 || v > 0.96 {
+			t.Errorf("%s exact_match %v, want about 0.95", r[1], v)
+		}
+	}
+}
