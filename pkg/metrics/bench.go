@@ -166,8 +166,78 @@ type Block struct {
 	// Done says the concurrency's done line followed the block.
 	Done bool
 
-	values  [NumFields]float64
+	// The printed values, named as the Field constants; Has says which were printed.
+	// Counts and tokens are whole numbers held as float64; latencies are in ms.
+	TotalRequests, SuccessfulRequests, FailedRequests float64
+	Duration                                          float64 // seconds
+	InputTokens, GeneratedTokens                      float64
+	RequestThroughput                                 float64 // req/s
+	OutputThroughput, TotalThroughput, UserThroughput float64 // tok/s
+	MeanTTFT, MedianTTFT, StdTTFT, P99TTFT            float64
+	MeanTPOT, MedianTPOT, StdTPOT, P99TPOT            float64
+	MeanITL, MedianITL, StdITL, P99ITL                float64
+	MeanE2EL, MedianE2EL, StdE2EL, P99E2EL            float64
+
 	present uint32
+}
+
+// ptr returns the struct field holding f.
+func (b *Block) ptr(f Field) *float64 {
+	switch f {
+	case TotalRequests:
+		return &b.TotalRequests
+	case SuccessfulRequests:
+		return &b.SuccessfulRequests
+	case FailedRequests:
+		return &b.FailedRequests
+	case Duration:
+		return &b.Duration
+	case InputTokens:
+		return &b.InputTokens
+	case GeneratedTokens:
+		return &b.GeneratedTokens
+	case RequestThroughput:
+		return &b.RequestThroughput
+	case OutputThroughput:
+		return &b.OutputThroughput
+	case TotalThroughput:
+		return &b.TotalThroughput
+	case UserThroughput:
+		return &b.UserThroughput
+	case MeanTTFT:
+		return &b.MeanTTFT
+	case MedianTTFT:
+		return &b.MedianTTFT
+	case StdTTFT:
+		return &b.StdTTFT
+	case P99TTFT:
+		return &b.P99TTFT
+	case MeanTPOT:
+		return &b.MeanTPOT
+	case MedianTPOT:
+		return &b.MedianTPOT
+	case StdTPOT:
+		return &b.StdTPOT
+	case P99TPOT:
+		return &b.P99TPOT
+	case MeanITL:
+		return &b.MeanITL
+	case MedianITL:
+		return &b.MedianITL
+	case StdITL:
+		return &b.StdITL
+	case P99ITL:
+		return &b.P99ITL
+	case MeanE2EL:
+		return &b.MeanE2EL
+	case MedianE2EL:
+		return &b.MedianE2EL
+	case StdE2EL:
+		return &b.StdE2EL
+	case P99E2EL:
+		return &b.P99E2EL
+	}
+	return nil
 }
 
 // Get returns a field's value and whether the block printed it.
@@ -175,7 +245,7 @@ func (b *Block) Get(f Field) (float64, bool) {
 	if f < 0 || f >= NumFields || b.present&(1<<f) == 0 {
 		return 0, false
 	}
-	return b.values[f], true
+	return *b.ptr(f), true
 }
 
 // Has says whether the block printed the field.
@@ -186,7 +256,7 @@ func (b *Block) Set(f Field, v float64) {
 	if f < 0 || f >= NumFields {
 		return
 	}
-	b.values[f] = v
+	*b.ptr(f) = v
 	b.present |= 1 << f
 }
 

@@ -104,9 +104,10 @@ func (r clientRun) block() string {
 }
 
 // json returns the result.json benchmark_serving writes for the run.
-func (r clientRun) json() []byte {
+func (r clientRun) json(conc int) []byte {
 	m := map[string]any{
-		"num_prompts": r.total, "completed": r.total - r.failed, "duration": r.duration,
+		"max_concurrency": conc,
+		"num_prompts":     r.total, "completed": r.total - r.failed, "duration": r.duration,
 		"total_input_tokens": r.inTok, "total_output_tokens": r.outTok,
 		"request_throughput": r.reqTput, "output_throughput": r.outTput,
 		"total_token_throughput": r.totTput,
@@ -234,14 +235,14 @@ func testJobs() []genFile {
 		okSpans = append(okSpans, span{conc: 2 * c, prompts: 20 * c, run: makeRun(2*c, 20*c, float64(i)), warmup: true})
 	}
 	add("disagg_ok/6_bench.log", clientLog(okSpans, false))
-	addB("disagg_ok/concurrency_1/result.json", okSpans[0].run.json())
-	addB("disagg_ok/concurrency_2/result.json/benchmark-20261127.json", okSpans[1].run.json())
+	addB("disagg_ok/concurrency_1/result.json", okSpans[0].run.json(2))
+	addB("disagg_ok/concurrency_2/result.json/benchmark-20261127.json", okSpans[1].run.json(4))
 
 	// disagg_json_disagree: result.json says something else.
 	add("disagg_json_disagree/6_bench.log", clientLog(okSpans[:1], false))
 	bad := okSpans[0].run
 	bad.lat[0][1] += 25
-	addB("disagg_json_disagree/concurrency_1/result.json", bad.json())
+	addB("disagg_json_disagree/concurrency_1/result.json", bad.json(2))
 
 	// disagg_failed: concurrency 2 lost 3 requests.
 	failed := append([]span(nil), okSpans...)

@@ -172,6 +172,8 @@ type judge struct {
 	file string // set when the path is a single file
 	g    int
 	res  Result
+
+	jsonSkipWarned bool
 }
 
 func (j *judge) reason(format string, args ...any) {
@@ -396,6 +398,14 @@ func (j *judge) compareJSON(c int, b *Block) {
 	if j.file != "" {
 		return
 	}
+	if len(j.in.Concurrencies) == 0 {
+		// The folders are named by configured concurrency, unknown without the list.
+		if !j.jsonSkipWarned {
+			j.jsonSkipWarned = true
+			j.warn("no concurrency list: concurrency_<c>/result.json files not compared")
+		}
+		return
+	}
 	rel := filepath.Join("concurrency_"+strconv.Itoa(c), "result.json")
 	path := filepath.Join(j.dir, rel)
 	st, err := os.Stat(path)
@@ -419,6 +429,10 @@ func (j *judge) compareJSON(c int, b *Block) {
 	m, err := decodeResultJSON(data)
 	if err != nil {
 		j.reason("%s: not valid JSON: %v", rel, err)
+		return
+	}
+	if mc, ok := m["max_concurrency"]; ok && mc != float64(b.LogConcurrency) {
+		j.reason("concurrency %d: %s is for concurrency %g but the log's block is for %d", c, rel, mc, b.LogConcurrency)
 		return
 	}
 	for f := range NumFields {

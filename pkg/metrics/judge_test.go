@@ -59,7 +59,7 @@ func TestJudgePerf(t *testing.T) {
 		{name: "wrong gen server count", dir: "disagg_ok", in: with(func(in *Input) { in.NumGenServers = 1 }),
 			partial: true, rows: "2 SERVER_MEDIAN_TTFT 180.00 ms\n2 SERVER_MEDIAN_E2EL 10500.00 ms\n4 SERVER_MEDIAN_TTFT 191.30 ms\n4 SERVER_MEDIAN_E2EL 10623.40 ms\n",
 			reasons: []string{"concurrency 1: no result block between 'Benchmarking with concurrency 1'",
-				"concurrency 2: Median TTFT (ms) is 180 in 6_bench.log but 191.3 in concurrency_2/result.json/benchmark-20261127.json"},
+				"concurrency 2: concurrency_2/result.json/benchmark-20261127.json is for concurrency 4 but the log's block is for 2"},
 			warnings: []string{"concurrency 8 is not in the concurrency list [1 2 4] (times 1 gen servers)"}},
 		{name: "wideep twelve metrics", dir: "wideep_ok", in: Input{TestType: "wideep", Category: "perf", Concurrencies: []int{16, 32}, NumGenServers: 1}, valid: true,
 			rows: "16 SERVER_MEAN_TTFT 245.96 ms\n16 SERVER_MEDIAN_TTFT 236.50 ms\n16 SERVER_P99_TTFT 449.35 ms\n16 SERVER_MEAN_TPOT 13.57 ms\n16 SERVER_MEDIAN_TPOT 13.05 ms\n16 SERVER_P99_TPOT 24.80 ms\n16 SERVER_MEAN_ITL 13.42 ms\n16 SERVER_MEDIAN_ITL 12.90 ms\n16 SERVER_P99_ITL 24.51 ms\n16 SERVER_MEAN_E2EL 11561.68 ms\n16 SERVER_MEDIAN_E2EL 11117.00 ms\n16 SERVER_P99_E2EL 21122.30 ms\n32 SERVER_MEAN_TTFT 257.71 ms\n32 SERVER_MEDIAN_TTFT 247.80 ms\n32 SERVER_P99_TTFT 470.82 ms\n32 SERVER_MEAN_TPOT 14.31 ms\n32 SERVER_MEDIAN_TPOT 13.76 ms\n32 SERVER_P99_TPOT 26.14 ms\n32 SERVER_MEAN_ITL 14.14 ms\n32 SERVER_MEDIAN_ITL 13.60 ms\n32 SERVER_P99_ITL 25.84 ms\n32 SERVER_MEAN_E2EL 11690.02 ms\n32 SERVER_MEDIAN_E2EL 11240.40 ms\n32 SERVER_P99_E2EL 21356.76 ms\n"},
