@@ -38,13 +38,12 @@ func ParquetPath(root, runID, testID string) string {
 // never sees a partial file (the file is written beside its final name and renamed).
 // Rows with an empty RunID or TestID take the given ones; rows with other ids are refused.
 // It returns the file's path.
-func WriteParquet(root, runID, testID string, rows []Row) (string, error) {
+func WriteParquet(root, runID, testID string, rows []Row, opts ...Option) (string, error) {
 	if runID == "" || testID == "" {
 		return "", fmt.Errorf("results: parquet needs a run id and a test id (run %q, test %q)", runID, testID)
 	}
 	out := make([]Row, len(rows))
 	for i, r := range rows {
-		r = r.normalize()
 		if r.RunID == "" {
 			r.RunID = runID
 		}
@@ -56,6 +55,20 @@ func WriteParquet(root, runID, testID string, rows []Row) (string, error) {
 		}
 		out[i] = r
 	}
+	path := ParquetPath(root, runID, testID)
+	return path, WriteParquetFile(path, out, opts...)
+}
+
+// WriteParquetFile writes rows to one Parquet file at path the way WriteParquet does
+// (zstd, schema version, atomic replace), creating its folder. It lets a caller put the
+// rows of many tests of a run in one file of the dataset, e.g.
+// ParquetPath(root, runID, "batch-0001"), when one file per test costs too much; each
+// test's rows must then be in exactly one file of the run.
+func WriteParquetFile(path string, rows []Row, opts ...Option) error {
+	out := make([]Row, len(rows))
+	for i, r := range rows {
+		out[i] = r.normalize()
+	}
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[Row](&buf,
 		parquet.Compression(&parquet.Zstd),
@@ -63,19 +76,15 @@ func WriteParquet(root, runID, testID string, rows []Row) (string, error) {
 		parquet.KeyValueMetadata("disaggbench.schema_version", strconv.Itoa(SchemaVersion)),
 	)
 	if _, err := w.Write(out); err != nil {
-		return "", fmt.Errorf("results: parquet %s/%s: %w", runID, testID, err)
+		return fmt.Errorf("results: parquet %s: %w", path, err)
 	}
 	if err := w.Close(); err != nil {
-		return "", fmt.Errorf("results: parquet %s/%s: %w", runID, testID, err)
+		return fmt.Errorf("results: parquet %s: %w", path, err)
 	}
-	path := ParquetPath(root, runID, testID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("results: %w", err)
+		return fmt.Errorf("results: %w", err)
 	}
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
-		return "", err
-	}
-	return path, nil
+	return writeAtomic(path, buf.Bytes(), applyOptions(opts))
 }
 
 // ReadParquet reads every row of one Parquet file.

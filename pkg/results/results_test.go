@@ -16,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -465,6 +468,50 @@ func TestWriteParquetIdempotent(t *testing.T) {
 	}
 }
 
+// TestParquetFileFormat checks the file itself: zstd column chunks, the schema version in
+// the footer, nullable columns null where unset.
+func TestParquetFileFormat(t *testing.T) {
+	rows := accuracyRows("r", "t") // End and the Pareto columns unset
+	path, err := WriteParquet(t.TempDir(), "r", "t", rows, NoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := pf.Lookup("disaggbench.schema_version"); !ok || v != strconv.Itoa(SchemaVersion) {
+		t.Errorf("schema version metadata = %q %v", v, ok)
+	}
+	if pf.NumRows() != int64(len(rows)) {
+		t.Errorf("%d rows in the file", pf.NumRows())
+	}
+	nulls := map[string]int64{}
+	for _, rg := range pf.Metadata().RowGroups {
+		for _, cc := range rg.Columns {
+			md := cc.MetaData
+			if md.Codec != format.Zstd {
+				t.Errorf("column %v compressed with %v, want ZSTD", md.PathInSchema, md.Codec)
+			}
+			nulls[strings.Join(md.PathInSchema, ".")] += md.Statistics.NullCount
+		}
+	}
+	for _, col := range []string{"end", "output_tok_s_per_gpu", "tok_s_per_user"} {
+		if nulls[col] != int64(len(rows)) {
+			t.Errorf("column %s has %d nulls, want %d", col, nulls[col], len(rows))
+		}
+	}
+	if nulls["threshold"] != 0 || nulls["start"] != 0 {
+		t.Errorf("set values stored as null: %v", nulls)
+	}
+}
+
 func TestEscapeName(t *testing.T) {
 	for in, want := range map[string]string{
 		"disagg_perf_deepseek-r1-fp4_1k1k": "disagg_perf_deepseek-r1-fp4_1k1k",
@@ -481,31 +528,48 @@ func TestEscapeName(t *testing.T) {
 }
 
 func BenchmarkAppendCSV(b *testing.B) {
-	path := filepath.Join(b.TempDir(), CSVFile)
-	rows := perfRows("r", "bench") // 4 rows per append, as one small test
-	b.ResetTimer()
-	for b.Loop() {
-		if err := AppendCSV(path, rows); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		opts []Option
+	}{{"fsync", nil}, {"nosync", []Option{NoSync()}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), CSVFile)
+			rows := perfRows("r", "bench") // 4 rows per append, as one small test
+			for b.Loop() {
+				if err := AppendCSV(path, rows, bc.opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
 }
 
 func BenchmarkWriteParquet(b *testing.B) {
-	root := b.TempDir()
-	var rows []Row
-	for i := range 25 { // 100 rows: a test with 25 concurrencies and 4 metrics
-		for _, r := range perfRows("r", "bench") {
-			r.Concurrency += int64(i)
-			rows = append(rows, r)
-		}
+	for _, bc := range []struct {
+		name string
+		n    int // concurrencies: 4 rows (2 concurrencies x 2 metrics) per 2
+		opts []Option
+	}{
+		{"4rows/fsync", 1, nil}, {"4rows/nosync", 1, []Option{NoSync()}},
+		{"100rows/fsync", 25, nil}, {"1000rows/nosync", 250, []Option{NoSync()}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			root := b.TempDir()
+			var rows []Row
+			for i := range bc.n {
+				for _, r := range perfRows("r", "bench") {
+					r.Concurrency += int64(10000 * i)
+					rows = append(rows, r)
+				}
+			}
+			for b.Loop() {
+				if _, err := WriteParquet(root, "r", "bench", rows, bc.opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
+		})
 	}
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := WriteParquet(root, "r", "bench", rows); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
 }
