@@ -52,12 +52,6 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 	if !t.SupportsGPU(gpu) {
 		fmt.Fprintf(stderr, "render: warning: %s does not list GPU type %s in metadata.supported_gpus; a run would skip it\n", t.ID, gpu)
 	}
-	jobEnv := config.Env{}
-	for _, k := range config.HonouredEnv {
-		if v := env[k]; v != "" {
-			jobEnv[k] = v
-		}
-	}
 	dir, err := filepath.Abs(*out)
 	if err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)
@@ -67,7 +61,6 @@ func RunRender(args []string, stdout, stderr io.Writer) int {
 		RunID:   *runID,
 		LogDir:  dir,
 		GPUType: gpu,
-		Env:     jobEnv,
 		JobName: *jobName,
 		Comment: fmt.Sprintf("run=%s test=%s", *runID, t.ID),
 	})

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
+	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 )
@@ -95,14 +97,49 @@ func TemplatePath(t *config.Test) (string, error) {
 	return abs, nil
 }
 
-func execUserTemplate(path string, d *Data) ([]byte, error) {
+// userTemplates caches parsed user templates by path; an entry is reused while the
+// file's size and modification time are unchanged, so a run of many tests sharing one
+// template reads and parses it once.
+var userTemplates = struct {
+	sync.Mutex
+	m map[string]cachedTemplate
+}{m: map[string]cachedTemplate{}}
+
+type cachedTemplate struct {
+	size  int64
+	mtime time.Time
+	tmpl  *template.Template
+}
+
+func loadUserTemplate(path string) (*template.Template, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	userTemplates.Lock()
+	c, ok := userTemplates.m[path]
+	userTemplates.Unlock()
+	if ok && c.size == st.Size() && c.mtime.Equal(st.ModTime()) {
+		return c.tmpl, nil
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: slurm.script_file: %w", d.Test.Path, err)
+		return nil, err
 	}
 	tmpl, err := template.New(filepath.Base(path)).Funcs(Funcs()).Option("missingkey=error").Parse(string(src))
 	if err != nil {
-		return nil, fmt.Errorf("%s: script template: %w", d.Test.Path, err)
+		return nil, err
+	}
+	userTemplates.Lock()
+	userTemplates.m[path] = cachedTemplate{size: st.Size(), mtime: st.ModTime(), tmpl: tmpl}
+	userTemplates.Unlock()
+	return tmpl, nil
+}
+
+func execUserTemplate(path string, d *Data) ([]byte, error) {
+	tmpl, err := loadUserTemplate(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: script template %s: %w", d.Test.Path, path, err)
 	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, d); err != nil {
