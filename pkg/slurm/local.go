@@ -437,7 +437,9 @@ func (l *Local) Status(ctx context.Context, since time.Time, ids []string) (map[
 		}
 		rec, ok, err := l.read(id)
 		if err != nil {
-			return nil, err
+			// One unreadable record must not hide the other jobs: it stays absent.
+			l.opts.Logger.Error("local job record unreadable", "job", id, "err", err)
+			continue
 		}
 		if !ok {
 			continue
@@ -475,7 +477,8 @@ func (l *Local) FindByName(ctx context.Context, since time.Time, name string) ([
 		}
 		rec, ok, err := l.read(strconv.Itoa(n))
 		if err != nil {
-			return nil, err
+			l.opts.Logger.Error("local job record unreadable", "job", n, "err", err)
+			continue
 		}
 		if !ok || rec.Name != name || (!since.IsZero() && rec.Submit.Before(since)) {
 			continue
@@ -538,9 +541,7 @@ func (l *Local) Cancel(ctx context.Context, id string) error {
 		return nil
 	}
 	localKillGroup(p.pid, syscall.SIGTERM)
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	escalate := func() {
 		t := time.NewTimer(l.opts.KillGrace)
 		defer t.Stop()
 		deadline := t.C
@@ -559,6 +560,18 @@ func (l *Local) Cancel(ctx context.Context, id string) error {
 				}
 			}
 		}
+	}
+	l.mu.Lock()
+	if l.closed { // Close may be waiting already: no new goroutine to wait for
+		l.mu.Unlock()
+		escalate()
+		return nil
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.wg.Done()
+		escalate()
 	}()
 	return nil
 }

@@ -469,6 +469,14 @@ func TestLocalNodeFailFromStateFile(t *testing.T) {
 	if st := m["501"]; st.State != Cancelled || st.Detail != "CANCELLED by 1000" {
 		t.Errorf("dead supervisor after a cancel: %+v", st)
 	}
+	// A damaged record hides only its own job.
+	os.WriteFile(l.recordPath("502"), []byte("{not json"), 0o644)
+	if m, err := l.Status(context.Background(), time.Time{}, []string{"500", "502"}); err != nil || len(m) != 1 {
+		t.Errorf("Status with a damaged record: %v %v", m, err)
+	}
+	if found, err := l.FindByName(context.Background(), time.Time{}, "ghost"); err != nil || len(found) != 2 {
+		t.Errorf("FindByName with a damaged record: %v %v", found, err)
+	}
 	// The verdict is recorded: a later read (any instance) sees it without deciding again.
 	if rec, _, _ := l.read("500"); rec.State != NodeFail {
 		t.Errorf("record still says %s", rec.State)
