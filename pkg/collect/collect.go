@@ -84,6 +84,10 @@ func (c *Collector) Run(ctx context.Context) error {
 		return err
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if ctx.Err() != nil {
+			_ = m.Nak() // stopping: hand it back at once
+			return
+		}
 		var ev events.JobCompleted
 		if err := json.Unmarshal(m.Data(), &ev); err != nil {
 			c.log.Error("undecodable completed event; dropping it", "subject", m.Subject(), "err", err)
@@ -103,7 +107,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		return err
 	}
 	<-ctx.Done()
-	cc.Stop()
+	cc.Drain()
 	<-cc.Closed()
 	return nil
 }

@@ -104,7 +104,9 @@ func (s *Submitter) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.closeTrackers()
-	go func() { <-ctx.Done(); it.Stop() }()
+	// On stop, drain: a batch already pulled into the client's buffer is handed back at
+	// once instead of waiting out its ack wait.
+	go func() { <-ctx.Done(); it.Drain() }()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -112,6 +114,10 @@ func (s *Submitter) Run(ctx context.Context) error {
 				return nil
 			}
 			s.log.Warn("next batch", "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = msg.Nak()
 			continue
 		}
 		s.handle(ctx, msg)

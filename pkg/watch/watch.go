@@ -122,7 +122,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() {
-		cc.Stop()
+		// Drain hands back what is still in the client's buffer (take Naks it once ctx
+		// is done) and then the jobs this watcher holds.
+		cc.Drain()
 		<-cc.Closed()
 		w.handBack()
 	}()
@@ -155,6 +157,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
+	if ctx.Err() != nil {
+		_ = m.Nak()
+		return
+	}
 	var ev events.JobSubmitted
 	if err := json.Unmarshal(m.Data(), &ev); err != nil {
 		w.log.Error("undecodable submitted event; dropping it", "subject", m.Subject(), "err", err)
