@@ -590,3 +590,30 @@ func TestLocalNoLeaks(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLocalJobs submits trivial jobs and waits for all of them: jobs per second
+// through submit, start, supervision and the final record.
+func BenchmarkLocalJobs(b *testing.B) {
+	l, err := NewLocal(b.TempDir(), LocalOptions{MaxParallel: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	s := filepath.Join(dir, "job.sh")
+	os.WriteFile(s, []byte("#!/bin/bash\ntrue\n"), 0o644)
+	var ids []string
+	start := time.Now()
+	for b.Loop() {
+		id, err := l.Submit(context.Background(), JobRequest{Name: "bench", Script: s, LogDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	l.Close() // waits for every job
+	b.ReportMetric(float64(len(ids))/time.Since(start).Seconds(), "jobs/s")
+	m, err := l.Status(context.Background(), time.Time{}, ids)
+	if err != nil || len(m) != len(ids) {
+		b.Fatalf("%d of %d jobs recorded: %v", len(m), len(ids), err)
+	}
+}
