@@ -456,3 +456,33 @@ func TestUserTemplate(t *testing.T) {
 		t.Errorf("unparsable template (a changed file is read again): err = %v", err)
 	}
 }
+
+// Render never panics on odd values, and a value it accepts reaches the scripts quoted.
+func FuzzRenderValues(f *testing.F) {
+	base := loadTest(f, goldenConfigs[2])
+	f.Add("/models/m", "A=1", "gsm8k", "img", "--exclusive")
+	f.Add("it's $(x)\n", "A=$(x) B='y'", "a.b-c", "", "--mem=0 'a b'")
+	f.Add("\x00", "=1", "../x", "a\nb", "; rm")
+	f.Fuzz(func(t *testing.T, model, env, task, image, extra string) {
+		tc := *base
+		tc.Config.Environment.ModelPath = model
+		tc.Config.Benchmark.EnableBenchmark = nil
+		tc.Config.Environment.WorkerEnvVar = env
+		tc.Config.Environment.ContainerImage = image
+		tc.Config.Slurm.ExtraArgs = extra
+		tc.Config.Accuracy.Tasks = map[string]config.AccuracyTask{task: {ModelArgsExtra: model}}
+		j, err := Render(&tc, Options{LogDir: "/l"})
+		if err != nil {
+			return
+		}
+		q, err := Quote(model)
+		if err != nil {
+			t.Fatalf("rendered a value Quote refuses: %q", model)
+		}
+		for _, name := range []string{StartWorkerFile, RunBenchmarkFile, AccuracyEvalFile} {
+			if !strings.Contains(fileOf(t, j, name), "model_path="+q+"\n") {
+				t.Errorf("%s does not set model_path to %s", name, q)
+			}
+		}
+	})
+}

@@ -95,3 +95,50 @@ func FuzzQuote(f *testing.F) {
 		}
 	})
 }
+
+// unquote reads one word in the form Quote writes (bare, or '...' runs joined by \'),
+// the way bash does.
+func unquote(q string) (string, bool) {
+	if !strings.ContainsAny(q, `'\`) {
+		return q, isBare(q)
+	}
+	var b strings.Builder
+	for q != "" {
+		switch {
+		case strings.HasPrefix(q, `\'`):
+			b.WriteByte('\'')
+			q = q[2:]
+		case q[0] == '\'':
+			end := strings.IndexByte(q[1:], '\'')
+			if end < 0 {
+				return "", false
+			}
+			b.WriteString(q[1 : 1+end])
+			q = q[2+end:]
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// FuzzQuoteUnquote checks the quoting structure on many more inputs than FuzzQuote,
+// which runs bash for each.
+func FuzzQuoteUnquote(f *testing.F) {
+	for _, h := range hostile {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := Quote(s)
+		if err != nil {
+			if strings.IndexByte(s, 0) < 0 {
+				t.Fatal(err)
+			}
+			return
+		}
+		got, ok := unquote(q)
+		if !ok || got != s {
+			t.Fatalf("Quote(%q) = %q, reads back as %q (%v)", s, q, got, ok)
+		}
+	})
+}
