@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/metrics"
 )
 
 const quickstart = "../../examples/quickstart"
@@ -163,6 +164,7 @@ func TestQuickstartEmulation(t *testing.T) {
 				for _, task := range d.AccuracyTasks {
 					checkAccuracy(t, task.LogFile)
 				}
+				judgeQuickstart(t, tc, logDir)
 			})
 		}
 	}
@@ -224,6 +226,41 @@ func checkAccuracy(t *testing.T, path string) {
 		v, _ := strconv.ParseFloat(r[2], 64)
 		if v < 0.94 || v > 0.96 {
 			t.Errorf("%s exact_match %v, want about 0.95", r[1], v)
+		}
+	}
+}
+
+// judgeQuickstart reads the emulated logs as the collector does and expects a valid,
+// complete result: every concurrency's default metrics, or a passing gsm8k verdict.
+func judgeQuickstart(t *testing.T, tc *config.Test, logDir string) {
+	t.Helper()
+	c := &tc.Config
+	in := metrics.Input{TestType: tc.Type, Category: tc.Category, Concurrencies: c.Benchmark.ConcurrencyList,
+		NumGenServers: c.Hardware.NumGenServers, JobState: "COMPLETED"}
+	if a := c.Metadata.Accuracy; a != nil {
+		for _, ds := range a.Datasets {
+			d := metrics.DatasetDefaults(ds.DatasetName)
+			d.Name, d.Filter, d.Expected = ds.DatasetName, ds.FilterType, ds.ExpectedValue
+			in.Datasets = append(in.Datasets, d)
+		}
+	}
+	r := metrics.Judge(logDir, in)
+	if !r.Valid || r.Partial {
+		t.Fatalf("judged invalid (partial %v): %v", r.Partial, r.Reasons)
+	}
+	if tc.Category == "accuracy" {
+		if len(r.Accuracy) == 0 {
+			t.Error("no accuracy rows")
+		}
+		return
+	}
+	seen := map[int]int{}
+	for _, row := range r.Perf {
+		seen[row.Concurrency]++
+	}
+	for _, cc := range c.Benchmark.ConcurrencyList {
+		if seen[cc] == 0 {
+			t.Errorf("no metrics for concurrency %d: %+v", cc, r.Perf)
 		}
 	}
 }
