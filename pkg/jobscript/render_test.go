@@ -9,13 +9,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
 const quickPerf = quickstart + "/test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen2_tep1_bs8_eplb0_mtp0_ccb-NIXL.yaml"
 
+// clearEnv unsets the environment overrides the planner honours, so that a developer's
+// or CI's settings do not change what is rendered.
+func clearEnv(t *testing.T) {
+	for _, k := range config.HonouredEnv {
+		t.Setenv(k, "")
+	}
+}
+
 func TestRunRender(t *testing.T) {
-	t.Setenv("GPU_TYPE", "")
+	clearEnv(t)
 	out := filepath.Join(t.TempDir(), "job dir")
 	var stdout, stderr bytes.Buffer
 	code := RunRender([]string{"--config", quickPerf, "--out", out, "--run-id", "r1"}, &stdout, &stderr)
@@ -71,6 +80,7 @@ func TestRunRender(t *testing.T) {
 }
 
 func TestRunRenderRefuses(t *testing.T) {
+	clearEnv(t)
 	dir := t.TempDir()
 	src, err := os.ReadFile(quickPerf)
 	if err != nil {
