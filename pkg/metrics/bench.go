@@ -608,19 +608,28 @@ func stripANSI(dst, b []byte) []byte {
 				i = j - 1
 			}
 		case ']':
+			// OSC runs to BEL or ESC \; a newline ends it too and is kept.
 			j := i + 2
-			for j < len(b) && b[j] != 0x07 && b[j] != '\n' && !(b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\') {
-				j++
-			}
-			if j < len(b) && b[j] == '\n' {
-				j--
-			}
-			if j < len(b) && b[j] == 0x1b {
+			for j < len(b) {
+				if b[j] == 0x07 {
+					break
+				}
+				if b[j] == '\n' {
+					j--
+					break
+				}
+				if b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\' {
+					j++
+					break
+				}
 				j++
 			}
 			i = j
 		default:
-			i++
+			// A two-byte escape; a control byte after ESC is not part of it.
+			if b[i+1] >= 0x20 {
+				i++
+			}
 		}
 	}
 	return dst
@@ -633,6 +642,7 @@ type lineScanner struct {
 	line     int // 1-based line of the current token
 	next     int // line number of the next token
 	skipping bool
+	searched int // bytes at the start of the pending data known to hold no line end
 }
 
 func newLineScanner(r io.Reader) *lineScanner {
@@ -647,15 +657,20 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 	if len(data) == 0 {
 		return 0, nil, nil
 	}
-	i := bytes.IndexByte(data, '\n')
-	window := data
+	// data[:ls.searched] is known to hold no line end: a slow reader that adds a few bytes
+	// per call must not make the search quadratic.
+	from := min(ls.searched, len(data))
+	i := bytes.IndexByte(data[from:], '\n')
+	window := data[from:]
 	if i >= 0 {
-		window = data[:i]
+		window = window[:i]
+		i += from
 	}
 	if j := bytes.IndexByte(window, '\r'); j >= 0 {
-		i = j
+		i = j + from
 	}
 	if i >= 0 {
+		ls.searched = 0
 		ls.line = ls.next
 		if data[i] == '\n' {
 			ls.next++
@@ -667,7 +682,9 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 		}
 		return i + 1, tok, nil
 	}
+	ls.searched = len(data)
 	if atEOF {
+		ls.searched = 0
 		ls.line = ls.next
 		tok := data
 		if ls.skipping {
@@ -678,6 +695,7 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 	if len(data) >= maxLine {
 		// Overlong: emit nothing, drop what is buffered and skip to the line's end.
 		ls.skipping = true
+		ls.searched = 0
 		return len(data), nil, nil
 	}
 	return 0, nil, nil
