@@ -581,7 +581,8 @@ var (
 
 // decodeConfig parses one YAML document into a Config, strictly.
 func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
-	d := &decoder{file: file, pos: positions{value: map[string]Pos{}, key: map[string]Pos{}}}
+	hint := min(bytes.Count(data, []byte("\n"))+1, 4096)
+	d := &decoder{file: file, pos: positions{value: make(map[string]Pos, hint), key: make(map[string]Pos, hint)}}
 	var cfg Config
 	if len(data) > maxFileSize {
 		d.problem(nil, "", "file is %d bytes, more than the %d a test config may have", len(data), maxFileSize)

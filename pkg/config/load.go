@@ -2,11 +2,14 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Test types and categories a config folder may hold.
@@ -82,7 +85,23 @@ func readLimited(path string) ([]byte, error) {
 	if st.Size() > maxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", st.Size(), maxFileSize)
 	}
-	return os.ReadFile(path)
+	data := make([]byte, 0, st.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > maxFileSize {
+			return nil, fmt.Errorf("file is more than the %d bytes a test config may have", maxFileSize)
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }
 
 func isYAML(name string) bool {
@@ -104,6 +123,7 @@ func Discover(dir string) ([]*Test, []Problem, error) {
 		return nil, nil, fmt.Errorf("config folder %s is not a folder", dir)
 	}
 	var tests []*Test
+	var paths []string
 	var problems []Problem
 	err = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -135,13 +155,13 @@ func Discover(dir string) ([]*Test, []Problem, error) {
 					strings.Join(TestTypes, "|"), strings.Join(TestCategories, "|"))})
 			return nil
 		}
-		t, _ := LoadFile(path)
-		tests = append(tests, t)
+		paths = append(paths, path)
 		return nil
 	})
 	if err != nil {
 		return nil, problems, err
 	}
+	tests = LoadFiles(paths)
 	markDuplicates(tests)
 	slices.SortFunc(tests, func(a, b *Test) int { return strings.Compare(a.ID+"\x00"+a.Path, b.ID+"\x00"+b.Path) })
 	return tests, problems, nil
@@ -168,4 +188,26 @@ func markDuplicates(tests []*Test) {
 				Message: fmt.Sprintf("test id %s is also the id of %s: rename one of the files", id, strings.Join(others, ", "))})
 		}
 	}
+}
+
+// LoadFiles loads many files at once, in parallel (file reads wait on the disk), and
+// returns the tests in the order of paths.
+func LoadFiles(paths []string) []*Test {
+	tests := make([]*Test, len(paths))
+	workers := min(len(paths), 4*runtime.GOMAXPROCS(0))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				tests[i], _ = LoadFile(paths[i])
+			}
+		})
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return tests
 }

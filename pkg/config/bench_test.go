@@ -1,0 +1,74 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const benchConfigs = 10_000
+
+// writeBenchConfigs writes n distinct valid configs under dir/{disagg,wideep}/perf/.
+func writeBenchConfigs(tb testing.TB, dir string, n int) {
+	tb.Helper()
+	base := baseYAML(tb)
+	for i := range n {
+		typ := "disagg"
+		if i%2 == 1 {
+			typ = "wideep"
+		}
+		bs := 16 + i%48
+		text := strings.Replace(base, "    max_batch_size: 32\n    max_num_tokens: 32\n", fmt.Sprintf("    max_batch_size: %d\n    max_num_tokens: %d\n", bs, bs), 1)
+		text = strings.Replace(text, `"1 2 4 8 16 32"`, fmt.Sprintf(`"1 2 4 8 %d"`, bs), 1)
+		text = strings.Replace(text, "free_gpu_memory_fraction: 0.85", fmt.Sprintf("free_gpu_memory_fraction: 0.%d", 50+i%45), 1)
+		name := fmt.Sprintf("model-%05d_1k1k_ctx1_gen4_tep8_bs%d_eplb0_mtp0_ccb-NIXL.yaml", i, bs)
+		writeFile(tb, dir, filepath.Join(typ, "perf", name), text)
+	}
+}
+
+// BenchmarkLoadValidate discovers, loads, resolves and validates 10,000 generated
+// configs per iteration and reports ns/config.
+func BenchmarkLoadValidate(b *testing.B) {
+	dir := b.TempDir()
+	writeBenchConfigs(b, dir, benchConfigs)
+	env := Env{"SLURM_ACCOUNT": "benchmark"}
+	b.ResetTimer()
+	for b.Loop() {
+		tests, _, err := Discover(dir)
+		if err != nil || len(tests) != benchConfigs {
+			b.Fatalf("%d tests, %v", len(tests), err)
+		}
+		for _, t := range tests {
+			t.Resolve(nil, env)
+			if ps := t.Validate(); HasErrors(ps) {
+				b.Fatalf("%s:%s", t.Path, dump(ps))
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchConfigs), "ns/config")
+}
+
+// TestWriteBenchConfigs writes the benchmark's configs to $CONFIG_BENCH_DIR, so other
+// loaders (the seed's Python one, testdata/seed_loader.py) can be timed on the same files.
+func TestWriteBenchConfigs(t *testing.T) {
+	dir := os.Getenv("CONFIG_BENCH_DIR")
+	if dir == "" {
+		t.Skip("set CONFIG_BENCH_DIR to write the benchmark configs")
+	}
+	writeBenchConfigs(t, dir, benchConfigs)
+	start := time.Now()
+	tests, _, err := Discover(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		tt.Resolve(nil, nil)
+		if HasErrors(tt.Validate()) {
+			t.Fatalf("%s invalid", tt.Path)
+		}
+	}
+	t.Logf("loaded and validated %d configs in %v", len(tests), time.Since(start))
+}
