@@ -17,6 +17,7 @@ import (
 // and prints one line per problem on stdout. Exit status 0 when every file is valid
 // (warnings allowed), 1 otherwise, 2 on bad usage.
 func RunValidate(args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = orDiscard(stdout), orDiscard(stderr)
 	fs := flag.NewFlagSet("planner validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -96,6 +97,7 @@ func selectionFlags(fs *flag.FlagSet, sel *Selection) {
 // tests, warnings and invalid tests' problems on stderr. Exit status 0, or 1 when a
 // selected test is invalid or the selection fails, 2 on bad usage.
 func RunList(args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = orDiscard(stdout), orDiscard(stderr)
 	fs := flag.NewFlagSet("planner list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var sel Selection
@@ -142,6 +144,7 @@ func ReportSelection(res *Selected, w io.Writer) {
 // RunConfigShow is `planner config show TEST_ID [--config-dir DIR]`: the test's resolved
 // config as YAML, its metrics, and where every value that is not the file's came from.
 func RunConfigShow(args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = orDiscard(stdout), orDiscard(stderr)
 	fs := flag.NewFlagSet("planner config show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("config-dir", DefaultConfigDir, "folder of test configs")
@@ -250,4 +253,11 @@ func WriteResolved(w io.Writer, t *Test) error {
 		fmt.Fprintf(w, "#   %s: %s\n", k, t.Sources[k])
 	}
 	return nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }

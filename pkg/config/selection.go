@@ -66,13 +66,8 @@ func Select(sel Selection, env Env) (*Selected, error) {
 		return nil, err
 	}
 	out := &Selected{GPUType: gpu.Name}
-	for _, p := range folderProblems {
-		if p.Warning {
-			out.Warnings = append(out.Warnings, p)
-		} else {
-			return nil, errors.New(p.String())
-		}
-	}
+	// Folder problems (stray YAML files, unreadable folders) are reported, never fatal.
+	out.Warnings = append(out.Warnings, folderProblems...)
 	byID := map[string][]*Test{}
 	var ids []string
 	for _, t := range tests {
