@@ -78,11 +78,14 @@ func init() {
 	for f := range NumFields {
 		for _, l := range fields[f].labels {
 			labelIndex[l] = f
+			printedIndex[labelTitle(l)] = f
 		}
 	}
 }
 
-var labelIndex = map[string]Field{}
+// labelIndex finds a field by its lower-case label; printedIndex by the label exactly as
+// the client prints it, which is tried first.
+var labelIndex, printedIndex = map[string]Field{}, map[string]Field{}
 
 // String returns the field's key, as in vLLM's result.json where it has one
 // ("median_ttft_ms").
@@ -387,9 +390,13 @@ func (p *benchParser) line(raw []byte, no int) error {
 	}
 	if p.cur != nil && line[0] != '-' {
 		if colon := bytes.IndexByte(line, ':'); colon > 0 && colon < 64 {
-			var lower [64]byte
-			label := lowerASCII(lower[:0], trimASCII(line[:colon]))
-			if f, ok := labelIndex[string(label)]; ok {
+			label := trimASCII(line[:colon])
+			f, ok := printedIndex[string(label)]
+			if !ok {
+				var lower [64]byte
+				f, ok = labelIndex[string(lowerASCII(lower[:0], label))]
+			}
+			if ok {
 				if v, ok := parseNumber(line[colon+1:]); ok {
 					p.cur.Set(f, v)
 				}
@@ -543,9 +550,42 @@ func parseNumber(b []byte) (float64, bool) {
 	if end == 0 || end > 40 {
 		return 0, false
 	}
+	if v, ok := fastDecimal(b[:end]); ok {
+		return v, true
+	}
 	v, err := strconv.ParseFloat(string(b[:end]), 64)
 	if err != nil {
 		return 0, false
+	}
+	return v, true
+}
+
+// pow10 holds the powers of ten that are exact in a float64.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// fastDecimal reads the client's plain decimals ("123", "45.67") exactly: with at most 15
+// digits the mantissa and the power of ten are exact, so one correctly rounded division
+// gives the same float64 as strconv.ParseFloat. Anything else reports false.
+func fastDecimal(b []byte) (float64, bool) {
+	var mant uint64
+	digits, frac := 0, -1
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + uint64(c-'0')
+			digits++
+		case c == '.' && frac < 0 && i > 0:
+			frac = i
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || digits > 15 || frac == len(b)-1 {
+		return 0, false
+	}
+	v := float64(mant)
+	if frac >= 0 {
+		v /= pow10[len(b)-1-frac]
 	}
 	return v, true
 }

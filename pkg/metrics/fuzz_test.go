@@ -2,9 +2,11 @@ package metrics
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -129,6 +131,23 @@ func FuzzNormalizeLog(f *testing.F) {
 		}
 		if bytes.Count(out, []byte{'\n'}) < bytes.Count(data, []byte{'\n'}) {
 			t.Fatalf("lost a line end: %q -> %q", data, out)
+		}
+	})
+}
+
+// FuzzFastDecimal: the fast path agrees with strconv.ParseFloat bit for bit.
+func FuzzFastDecimal(f *testing.F) {
+	for _, s := range []string{"0", "12.50", "10500.00", "999999999999999", "0.000000000000001", "1.", ".5", "-1", "1e5", "123456789012345.6"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok := fastDecimal([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(v) != math.Float64bits(want) {
+			t.Fatalf("fastDecimal(%q) = %v, ParseFloat = %v, %v", s, v, want, err)
 		}
 	})
 }
