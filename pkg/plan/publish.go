@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,8 +26,8 @@ import (
 // DefaultBatchSize is the seed's default window.
 const DefaultBatchSize = 5
 
-// maxBatchBytes keeps each batch message well under the stream's message limit.
-const maxBatchBytes = 2 << 20
+// maxBatchBytes keeps each batch message well under NATS's default 1 MiB payload limit.
+const maxBatchBytes = 512 << 10
 
 // Options of a run.
 type Options struct {
@@ -207,10 +208,8 @@ func chunk(specs []events.JobSpec, size int) [][]events.JobSpec {
 	var cur []events.JobSpec
 	bytes := 0
 	for i, s := range specs {
-		n := 1024
-		for _, f := range s.Files {
-			n += len(f.Data) * 4 / 3
-		}
+		data, _ := json.Marshal(s)
+		n := len(data)
 		boundary := size > 0 && i%size == 0
 		if len(cur) > 0 && (boundary || bytes+n > maxBatchBytes) {
 			out = append(out, cur)

@@ -1,0 +1,129 @@
+package plan_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+)
+
+const benchLog = `Benchmarking with concurrency 1 ... 10 prompts
+============ Serving Benchmark Result ============
+Successful requests:                     10        
+Failed requests:                         0         
+Benchmark duration (s):                  12.34     
+Total input tokens:                      10240     
+Total generated tokens:                  10240     
+Request throughput (req/s):              0.81      
+Output token throughput (tok/s):         829.82    
+Total Token throughput (tok/s):          1659.64   
+User throughput (tok/s):                 83.12     
+---------------Time to First Token----------------
+Mean TTFT (ms):                          45.10     
+Median TTFT (ms):                        44.20     
+P99 TTFT (ms):                           80.55     
+-----Time per Output Token (excl. 1st token)------
+Mean TPOT (ms):                          12.01     
+Median TPOT (ms):                        11.98     
+P99 TPOT (ms):                           13.50     
+---------------Inter-token Latency----------------
+Mean ITL (ms):                           12.01     
+Median ITL (ms):                         11.90     
+P99 ITL (ms):                            14.10     
+----------------End-to-end Latency----------------
+Mean E2EL (ms):                          12330.10  
+Median E2EL (ms):                        12310.40  
+P99 E2EL (ms):                           12800.00  
+==================================================
+Benchmark with concurrency 1 done
+`
+
+// BenchmarkPipeline pushes 10,000 tests through submitter, watcher and collector on an
+// embedded JetStream server, with a scheduler that completes every job at once. Each job's
+// files (a one-concurrency client log among them) are written, parsed, and turned into
+// CSV and Parquet rows. Run with -benchtime=1x.
+func BenchmarkPipeline(b *testing.B) {
+	n := benchN()
+	for range b.N {
+		dir := b.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		bs, err := bus.Connect(ctx, bus.Options{StoreDir: filepath.Join(dir, ".nats")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run := "bench"
+		p := &plan.Plan{RunID: run, BatchSize: 0, Policy: events.PolicySliding,
+			Started: events.RunStarted{Header: events.NewHeader(run), Tests: n, Policy: events.PolicySliding}}
+		for i := range n {
+			id := fmt.Sprintf("disagg_perf_bench_%05d", i)
+			p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf",
+				Model: "m", Precision: "fp4", GPUType: "GB200", CtxGPUs: 4, GenGPUs: 8, NumGenServers: 1,
+				Concurrencies: []int{1}, LogDir: filepath.Join(dir, "slurm_logs", id, run),
+				Request: slurm.JobRequest{Name: run + "." + id},
+				Files:   []events.File{{Name: "6_bench.log", Data: []byte(benchLog)}}})
+		}
+		var peak atomic.Uint64
+		stopMem := make(chan struct{})
+		go func() {
+			var ms runtime.MemStats
+			for {
+				select {
+				case <-stopMem:
+					return
+				case <-time.After(100 * time.Millisecond):
+					runtime.ReadMemStats(&ms)
+					if ms.HeapInuse > peak.Load() {
+						peak.Store(ms.HeapInuse)
+					}
+				}
+			}
+		}()
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		st, err := plan.StartStages(ctx, bs, plan.StageOptions{OutputPath: dir, Scheduler: slurmtest.New(0), Log: log,
+			View: io.Discard, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, TimeLimit: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		start := time.Now()
+		if err := p.Publish(ctx, bs); err != nil {
+			b.Fatal(err)
+		}
+		prog, err := plan.Follow(ctx, bs, run, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		close(stopMem)
+		if prog.Finished == nil || prog.Finished.Passed != n {
+			b.Fatalf("finished %+v", prog.Finished)
+		}
+		b.ReportMetric(float64(n)/el.Seconds(), "jobs/s")
+		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+		st.Stop()
+		bs.Close()
+		cancel()
+	}
+}
+
+// benchN is 10,000, or BENCH_N for a quicker look.
+func benchN() int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_N")); err == nil && v > 0 {
+		return v
+	}
+	return 10000
+}
