@@ -151,3 +151,25 @@ func FuzzFastDecimal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJudgeCustom: a custom pattern over any log gives a verdict without panic, and a
+// valid verdict has a row per name for every listed concurrency.
+func FuzzJudgeCustom(f *testing.F) {
+	f.Add(`Median\ TTFT\ \(ms\):\s+([\d.]+) (?:.*\n)*? .*concurrency\ (\d+)\ done`, "Median TTFT (ms): 1.5\nx\nBenchmark with concurrency 4 done\n")
+	f.Add(`(\d+)\ (\d+)`, "1 2\r\n3 4\x1b[0m\n")
+	f.Fuzz(func(t *testing.T, pattern, log string) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "custom.log"), []byte(log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in := Input{TestType: "disagg", Category: "perf", Concurrencies: []int{2, 4}, NumGenServers: 1,
+			Custom: &Spec{LogFile: "custom.log", Pattern: pattern, Names: []string{"A"}}}
+		res := Judge(dir, in)
+		if res.Valid && len(res.Perf) != 2 {
+			t.Fatalf("valid with %d rows", len(res.Perf))
+		}
+		if res.Valid != (len(res.Reasons) == 0) {
+			t.Fatal("valid disagrees with reasons")
+		}
+	})
+}

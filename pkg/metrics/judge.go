@@ -347,6 +347,10 @@ func (j *judge) readBlocks(path string) map[int]*Block {
 func (j *judge) gateBlock(c int, b *Block, need []defaultMetric) {
 	printed := c * j.g
 	if b == nil {
+		if j.jobEndedEarly() {
+			j.reason("concurrency %d: no result block for concurrency %d: the job ended (%s) before it finished", c, printed, j.in.JobState)
+			return
+		}
 		j.reason("concurrency %d: no result block between 'Benchmarking with concurrency %d' and its done line", c, printed)
 		return
 	}

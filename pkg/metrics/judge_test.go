@@ -51,6 +51,8 @@ func TestJudgePerf(t *testing.T) {
 			reasons: []string{"job ended in state TIMEOUT", "concurrency 4", "truncated", "no 'Benchmark with concurrency 8 done' line", "Median E2EL (ms) missing"}},
 		{name: "missing concurrency", dir: "disagg_missing", in: with(func(in *Input) { in.Concurrencies = []int{1, 2, 4, 8} }),
 			partial: true, rows: disaggOK, reasons: []string{"concurrency 8: no result block between 'Benchmarking with concurrency 16'"}},
+		{name: "concurrency not reached before a timeout", dir: "disagg_missing", in: with(func(in *Input) { in.Concurrencies = []int{1, 2, 4, 8}; in.JobState = "TIMEOUT" }),
+			partial: true, rows: disaggOK, reasons: []string{"job ended in state TIMEOUT", "concurrency 8: no result block for concurrency 16: the job ended (TIMEOUT) before it finished"}},
 		{name: "crlf and colours", dir: "disagg_crlf_colour", in: disagg, valid: true, rows: disaggOK},
 		{name: "result.json agrees", dir: "disagg_ok", in: disagg, valid: true, rows: disaggOK},
 		{name: "result.json disagrees", dir: "disagg_json_disagree", in: with(func(in *Input) { in.Concurrencies = []int{1} }),
