@@ -147,9 +147,15 @@ func (t *Test) Resolve(flags, env Env) {
 		c.Environment.ModelPath = path.Join(dir, c.Metadata.ModelDirName)
 		t.Sources["environment.model_path"] = src + " + metadata.model_dir_name"
 	}
-	if dir, src := Lookup(flags, env, EnvDatasetDir); dir != "" && c.Metadata.DatasetFile != "" {
-		c.Benchmark.DatasetFile = path.Join(dir, c.Metadata.DatasetFile)
-		t.Sources["benchmark.dataset_file"] = src + " + metadata.dataset_file"
+	if dir, src := Lookup(flags, env, EnvDatasetDir); dir != "" {
+		switch {
+		case c.Metadata.DatasetFile != "":
+			c.Benchmark.DatasetFile = path.Join(dir, c.Metadata.DatasetFile)
+			t.Sources["benchmark.dataset_file"] = src + " + metadata.dataset_file"
+		case IsPlaceholder(c.Benchmark.DatasetFile):
+			c.Benchmark.DatasetFile = dir
+			t.Sources["benchmark.dataset_file"] = src
+		}
 	}
 	if v, src := Lookup(flags, env, EnvHFHomeDir); v != "" {
 		if c.Accuracy.EnvVar == nil {
@@ -297,4 +303,55 @@ func (t *Test) Hash() string {
 	sum.Write([]byte(t.Type + "\x00" + t.Category + "\x00"))
 	sum.Write(data)
 	return hex.EncodeToString(sum.Sum(nil))[:16]
+}
+
+// IsPlaceholder reports whether a value is a template placeholder such as
+// "<partition>", which the seed's configs commit and the environment fills in.
+func IsPlaceholder(s string) bool {
+	s = strings.TrimSpace(s)
+	return len(s) > 2 && s[0] == '<' && s[len(s)-1] == '>'
+}
+
+// placeholderEnv names, per field that may hold a placeholder, what fills it in.
+var placeholderEnv = []struct{ field, fill string }{
+	{"slurm.partition", EnvSlurmPartition},
+	{"slurm.account", EnvSlurmAccount},
+	{"slurm.job_name", EnvSlurmJobName},
+	{"environment.container_image", EnvContainerImage},
+	{"environment.container_mount", EnvContainerMount},
+	{"environment.model_path", EnvModelDir + " (with metadata.model_dir_name)"},
+	{"environment.trtllm_repo", EnvRepoDir},
+	{"environment.trtllm_wheel_path", EnvTrtllmWheelPath},
+	{"environment.work_dir", EnvWorkDir},
+	{"benchmark.dataset_file", EnvDatasetDir},
+	{"accuracy.env_var.HF_HOME", EnvHFHomeDir},
+}
+
+// placeholderValue returns the value of a field placeholderEnv names.
+func (c *Config) placeholderValue(field string) string {
+	switch field {
+	case "slurm.partition":
+		return c.Slurm.Partition
+	case "slurm.account":
+		return c.Slurm.Account
+	case "slurm.job_name":
+		return c.Slurm.JobName
+	case "environment.container_image":
+		return c.Environment.ContainerImage
+	case "environment.container_mount":
+		return c.Environment.ContainerMount
+	case "environment.model_path":
+		return c.Environment.ModelPath
+	case "environment.trtllm_repo":
+		return c.Environment.TrtllmRepo
+	case "environment.trtllm_wheel_path":
+		return c.Environment.TrtllmWheelPath
+	case "environment.work_dir":
+		return c.Environment.WorkDir
+	case "benchmark.dataset_file":
+		return c.Benchmark.DatasetFile
+	case "accuracy.env_var.HF_HOME":
+		return c.Accuracy.EnvVar["HF_HOME"]
+	}
+	return ""
 }

@@ -25,8 +25,23 @@ var (
 
 // validator collects one test's problems.
 type validator struct {
-	t        *Test
-	problems []Problem
+	t                 *Test
+	problems          []Problem
+	placeholderFields map[string]bool
+}
+
+// placeholders reports fields still holding a template placeholder ("<partition>").
+func (v *validator) placeholders(c *Config) bool {
+	for _, f := range placeholderEnv {
+		if val := c.placeholderValue(f.field); IsPlaceholder(val) {
+			if v.placeholderFields == nil {
+				v.placeholderFields = map[string]bool{}
+			}
+			v.placeholderFields[f.field] = true
+			v.errorf(f.field, "%s is a placeholder: set %s or write the value", val, f.fill)
+		}
+	}
+	return len(v.placeholderFields) > 0
 }
 
 func (v *validator) add(warning bool, field, format string, args ...any) {
@@ -70,6 +85,14 @@ func loadFailedEarly(ps []Problem) bool {
 
 func (v *validator) rules() {
 	c := &v.t.Config
+	if v.placeholders(c) {
+		// Placeholders are reported once, not again by each field's own rule.
+		defer func() {
+			v.problems = slices.DeleteFunc(v.problems, func(p Problem) bool {
+				return v.placeholderFields[p.Field] && !strings.Contains(p.Message, "placeholder")
+			})
+		}()
+	}
 	v.metadata(c)
 	v.slurm(c)
 	v.benchmark(c)

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -208,4 +210,46 @@ func TestMetricsInBothPlaces(t *testing.T) {
 		}
 	}
 	t.Fatalf("both metrics accepted:%s", dump(ps))
+}
+
+// TestSeedStyleConfig reads a config written the way the seed framework commits them:
+// placeholders for site values, unquoted job_time and concurrency_list, null options.
+func TestSeedStyleConfig(t *testing.T) {
+	data, err := os.ReadFile("testdata/seed_style.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "cfg/disagg/perf/Qwen3-235B-A22B-FP4_1k1k_ctx1_gen1_dep16_bs64_eplb0_mtp3_ccb-NIXL.yaml"
+	tt, _ := LoadBytes(path, data)
+	tt.Resolve(nil, nil)
+	ps := tt.Validate()
+	want := []string{"slurm.partition", "slurm.account", "benchmark.dataset_file", "environment.container_mount",
+		"environment.container_image", "environment.model_path", "environment.work_dir"}
+	var got []string
+	for _, p := range ps {
+		if !strings.Contains(p.Message, "is a placeholder: set ") {
+			t.Errorf("unexpected problem: %s", p)
+		}
+		got = append(got, p.Field)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("placeholder fields = %v, want %v", got, want)
+	}
+	env := Env{"SLURM_PARTITION": "batch", "SLURM_ACCOUNT": "benchmark", "CONTAINER_IMAGE": "img:1", "CONTAINER_MOUNT": "/a:/a",
+		"MODEL_DIR": "/models", "WORK_DIR": "/w", "DATASET_DIR": "/datasets"}
+	tt, _ = LoadBytes(path, data)
+	tt.Resolve(nil, env)
+	if ps := tt.Validate(); len(ps) != 0 {
+		t.Fatalf("with the environment set:%s", dump(ps))
+	}
+	c := tt.Config
+	if c.Slurm.JobTime != "02:00:00" || !slices.Equal(c.Benchmark.ConcurrencyList, Concurrencies{512, 1024}) ||
+		c.Environment.ModelPath != "/models/Qwen3-235B-A22B-FP4" || c.Benchmark.DatasetFile != "/datasets" {
+		t.Errorf("resolved: %+v %+v", c.Slurm, c.Environment)
+	}
+	if v, ok := c.WorkerConfig.Ctx.Extra["cuda_graph_config"]; !ok || v != nil {
+		t.Errorf("cuda_graph_config: null must pass through as null, got %#v, %v", v, ok)
+	}
 }
