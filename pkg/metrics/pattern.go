@@ -19,6 +19,11 @@ func (e *PatternError) Error() string {
 	if e.Offset < 0 {
 		return "extractor pattern: " + e.Msg
 	}
+	if strings.Contains(e.Pattern, "\n") {
+		line := 1 + strings.Count(e.Pattern[:min(e.Offset, len(e.Pattern))], "\n")
+		col := e.Offset - strings.LastIndex(e.Pattern[:min(e.Offset, len(e.Pattern))], "\n")
+		return fmt.Sprintf("extractor pattern line %d column %d (%q): %s", line, col, excerpt(e.Pattern, e.Offset), e.Msg)
+	}
 	return fmt.Sprintf("extractor pattern at offset %d (%q): %s", e.Offset, excerpt(e.Pattern, e.Offset), e.Msg)
 }
 
@@ -46,7 +51,7 @@ func CheckPattern(pattern string) error {
 // compiles its patterns) into Go syntax and compiles it. Verbose whitespace and comments are
 // dropped outside character classes and escapes; inline flags (?i) (?s) (?m) (?x) (?a) (?u),
 // scoped flags (?i:...), named groups (?P<n>...), (?#...) comments, \Z, \uXXXX and {,n} are
-// understood.
+// understood. Character classes such as \d, \w and \s are ASCII, as in Go.
 func CompilePattern(pattern string) (*regexp.Regexp, error) {
 	expr, err := TranslatePattern(pattern)
 	if err != nil {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -97,5 +98,20 @@ func TestCompilePatternRefuses(t *testing.T) {
 				t.Errorf("CompilePattern accepted %q", tt.pattern)
 			}
 		})
+	}
+}
+
+func TestPatternErrorPosition(t *testing.T) {
+	err := CheckPattern("Median\\ TTFT\n  (?<=x)y\n")
+	if err == nil || !strings.Contains(err.Error(), "line 2 column 3") || !strings.Contains(err.Error(), "lookbehind") {
+		t.Errorf("got %v", err)
+	}
+	err = CheckPattern(`ab\1`)
+	if err == nil || !strings.Contains(err.Error(), `offset 2 ("\\1")`) {
+		t.Errorf("got %v", err)
+	}
+	var pe *PatternError
+	if !errors.As(err, &pe) || pe.Offset != 2 {
+		t.Errorf("not a *PatternError at offset 2: %#v", err)
 	}
 }
