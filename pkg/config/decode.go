@@ -225,6 +225,7 @@ func infoOf(t reflect.Type) *structInfo {
 var (
 	concurrenciesType = reflect.TypeFor[Concurrencies]()
 	anyMapType        = reflect.TypeFor[map[string]any]()
+	taskMapType       = reflect.TypeFor[map[string]AccuracyTask]()
 )
 
 // decode fills v from n. path is the field path used in problems.
@@ -267,6 +268,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 	case reflect.Struct:
 		d.decodeStruct(n, v, path, depth)
 	case reflect.Map:
+		if v.Type() == taskMapType && n.Kind == yaml.ScalarNode {
+			d.decodeTaskNames(n, v)
+			return
+		}
 		d.decodeMap(n, v, path, depth)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -343,6 +348,15 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string, depth in
 		d.decode(p.val, e, fp, depth+1)
 		v.SetMapIndex(reflect.ValueOf(key), e)
 	}
+}
+
+// decodeTaskNames reads accuracy.tasks written as names ("gsm8k" or "gsm8k,mmlu").
+func (d *decoder) decodeTaskNames(n *yaml.Node, v reflect.Value) {
+	m := map[string]AccuracyTask{}
+	for _, name := range strings.FieldsFunc(n.Value, func(r rune) bool { return r == ',' || r == ' ' }) {
+		m[name] = AccuracyTask{}
+	}
+	v.Set(reflect.ValueOf(m))
 }
 
 // decodeScalar fills a string, bool, int or float field.

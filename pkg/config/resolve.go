@@ -164,6 +164,21 @@ func (t *Test) Resolve(flags, env Env) {
 		c.Accuracy.EnvVar["HF_HOME"] = v
 		t.Sources["accuracy.env_var.HF_HOME"] = src
 	}
+	// Tasks without their own model or arguments take the section's.
+	for name, task := range c.Accuracy.Tasks {
+		changed := false
+		if task.Model == "" && c.Accuracy.Model != "" {
+			task.Model, changed = c.Accuracy.Model, true
+			t.Sources["accuracy.tasks."+name+".model"] = "accuracy.model"
+		}
+		if task.ModelArgsExtra == "" && c.Accuracy.ModelArgsExtra != "" {
+			task.ModelArgsExtra, changed = c.Accuracy.ModelArgsExtra, true
+			t.Sources["accuracy.tasks."+name+".model_args_extra"] = "accuracy.model_args_extra"
+		}
+		if changed {
+			c.Accuracy.Tasks[name] = task
+		}
+	}
 	// Defaults, only where the file is silent.
 	if len(c.Metadata.SupportedGPUs) == 0 && !t.written("metadata.supported_gpus") {
 		c.Metadata.SupportedGPUs = append([]string(nil), DefaultSupportedGPUs...)

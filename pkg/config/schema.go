@@ -104,6 +104,12 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 			map[string]any{"type": "integer", "minimum": 1},
 		}}
 	}
+	if t == taskMapType {
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "object", "additionalProperties": schemaOf(t.Elem(), defs)},
+			map[string]any{"type": "string", "description": "task names, e.g. gsm8k or gsm8k,mmlu"},
+		}}
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return schemaOf(t.Elem(), defs)

@@ -30,7 +30,7 @@ func setupTree(t *testing.T) string {
 	writeFile(t, dir, "disagg/perf/beta_8k1k.yaml", edit(t, base, "  supported_gpus: [GB200]", "  supported_gpus: [GB200_NVL72, GB300]"))
 	writeFile(t, dir, "disagg/accuracy/alpha_1k1k.yaml", acc)
 	writeFile(t, dir, "wideep/perf/gamma_1k1k.yaml", base)
-	writeFile(t, dir, "wideep/stress/h100only.yaml", edit(t, base, "  supported_gpus: [GB200]", "  supported_gpus: [H100]"))
+	writeFile(t, dir, "wideep/stress/h100only.yaml", edit(t, acc, "  supported_gpus: [GB200]", "  supported_gpus: [H100]"))
 	writeFile(t, dir, "disagg/perf/broken.yaml", edit(t, base, "  streaming: true", "  streaming: false"))
 	writeFile(t, dir, "templates/template.yaml", "not: a test\n")
 	writeFile(t, dir, "disagg/stray.yaml", base)

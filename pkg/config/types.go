@@ -21,6 +21,7 @@ type Metadata struct {
 	SupportedGPUs []string `yaml:"supported_gpus" json:"supported_gpus"`
 	ScriptFile    string   `yaml:"script_file,omitempty" json:"script_file,omitempty"`
 	BenchmarkType string   `yaml:"benchmark_type,omitempty" json:"benchmark_type,omitempty"`
+	ConfigIndex   int      `yaml:"config_index,omitempty" json:"config_index,omitempty"`
 	DatasetFile   string   `yaml:"dataset_file,omitempty" json:"dataset_file,omitempty"`
 	// Metrics is where the seed's code reads custom metrics (benchmark.metrics is where its
 	// README writes them); at most one of the two may be set.
@@ -118,10 +119,15 @@ type Profiling struct {
 }
 
 // AccuracyTest is the top-level accuracy section: whether lm_eval runs and on which tasks.
+// Tasks is a mapping of task name to options, or (the seed's older form) a list of
+// names such as "gsm8k" or "gsm8k,mmlu" with Model and ModelArgsExtra beside it; Resolve
+// gives every task without its own model or arguments the section's.
 type AccuracyTest struct {
 	EnableAccuracyTest bool                    `yaml:"enable_accuracy_test,omitempty" json:"enable_accuracy_test,omitempty"`
 	EnvVar             map[string]string       `yaml:"env_var,omitempty" json:"env_var,omitempty"`
 	Tasks              map[string]AccuracyTask `yaml:"tasks,omitempty" json:"tasks,omitempty"`
+	Model              string                  `yaml:"model,omitempty" json:"model,omitempty"`
+	ModelArgsExtra     string                  `yaml:"model_args_extra,omitempty" json:"model_args_extra,omitempty"`
 }
 
 // AccuracyTask is one lm_eval task's options.

@@ -404,27 +404,30 @@ func (v *validator) profiling(c *Config) {
 func (v *validator) accuracy(c *Config) {
 	a := &c.Accuracy
 	for name, task := range a.Tasks {
-		if task.Model == "" {
-			continue
+		if !envAssignmentName.MatchString(strings.ReplaceAll(name, "-", "_")) {
+			v.errorf("accuracy.tasks."+name, "%q is not an lm_eval task name", name)
 		}
 		if strings.ContainsAny(task.Model+task.ModelArgsExtra, "\n\r;$`") {
 			v.errorf("accuracy.tasks."+name, "model and model_args_extra may not hold newlines, ';', '$' or backticks")
 		}
+	}
+	if strings.ContainsAny(a.Model+a.ModelArgsExtra, "\n\r;$`") {
+		v.errorf("accuracy", "model and model_args_extra may not hold newlines, ';', '$' or backticks")
 	}
 	for k := range a.EnvVar {
 		if !envAssignmentName.MatchString(k) {
 			v.errorf("accuracy.env_var."+k, "%q is not an environment variable name", k)
 		}
 	}
-	if v.t.Category == "accuracy" {
+	if v.t.Category == "accuracy" || v.t.Category == "stress" {
 		if !a.EnableAccuracyTest {
-			v.errorf("accuracy.enable_accuracy_test", "must be true in an accuracy test")
+			v.errorf("accuracy.enable_accuracy_test", "must be true: %s tests run lm_eval", v.t.Category)
 		}
 		if len(a.Tasks) == 0 {
-			v.errorf("accuracy.tasks", "an accuracy test needs at least one lm_eval task")
+			v.errorf("accuracy.tasks", "%s tests need at least one lm_eval task", v.t.Category)
 		}
 		if c.Metadata.Accuracy == nil || len(c.Metadata.Accuracy.Datasets) == 0 {
-			v.errorf("metadata.accuracy.datasets", "an accuracy test needs at least one dataset with its expected value")
+			v.errorf("metadata.accuracy.datasets", "%s tests need at least one dataset with its expected value", v.t.Category)
 		}
 	}
 	if c.Metadata.Accuracy == nil {

@@ -253,3 +253,24 @@ func TestSeedStyleConfig(t *testing.T) {
 		t.Errorf("cuda_graph_config: null must pass through as null, got %#v, %v", v, ok)
 	}
 }
+
+// TestAccuracyTaskNames reads the seed's older accuracy form: tasks as names with the
+// model and its arguments beside them, as its stress configs write it.
+func TestAccuracyTaskNames(t *testing.T) {
+	text := baseYAML(t) + "accuracy:\n  enable_accuracy_test: true\n  model: local-completions\n  tasks: gsm8k,mmlu\n  model_args_extra: num_concurrent=512,max_retries=3\n"
+	text = edit(t, text, "  supported_gpus: [GB200]\n", "  supported_gpus: [GB200]\n  config_index: 0\n  accuracy:\n    datasets:\n    - dataset_name: gsm8k\n      expected_value: 0.9454\n    - dataset_name: mmlu\n      expected_value: 0.87\n")
+	tt, _ := LoadBytes("cfg/disagg/stress/x.yaml", []byte(text))
+	tt.Resolve(nil, nil)
+	if ps := tt.Validate(); len(ps) != 0 {
+		t.Fatalf("problems:%s", dump(ps))
+	}
+	for _, name := range []string{"gsm8k", "mmlu"} {
+		task, ok := tt.Config.Accuracy.Tasks[name]
+		if !ok || task.Model != "local-completions" || task.ModelArgsExtra != "num_concurrent=512,max_retries=3" {
+			t.Errorf("task %s = %+v, %v", name, task, ok)
+		}
+	}
+	if tt.Sources["accuracy.tasks.gsm8k.model"] != "accuracy.model" {
+		t.Errorf("sources = %v", tt.Sources)
+	}
+}
