@@ -357,6 +357,17 @@ func (t *translator) class() error {
 	return t.fail(start, "unterminated character set: missing ]")
 }
 
+// unsupportedGroups are the group openings Python's re accepts and Go's regexp lacks.
+var unsupportedGroups = []struct{ prefix, msg string }{
+	{"(?P=", "named backreference (?P=...) is not supported: Go's regexp has no backreferences"},
+	{"(?=", "lookahead (?=...) is not supported by Go's regexp; match the text and use a group instead"},
+	{"(?!", "negative lookahead (?!...) is not supported by Go's regexp"},
+	{"(?<=", "lookbehind (?<=...) is not supported by Go's regexp; match the text and use a group instead"},
+	{"(?<!", "negative lookbehind (?<!...) is not supported by Go's regexp"},
+	{"(?>", "atomic group (?>...) is not supported by Go's regexp; use (?:...)"},
+	{"(?(", "conditional group (?(id)yes|no) is not supported by Go's regexp"},
+}
+
 // group translates the opening of a group at t.i ('(').
 func (t *translator) group() error {
 	start := t.i
@@ -367,6 +378,11 @@ func (t *translator) group() error {
 		t.out.WriteByte('(')
 		t.i++
 		return nil
+	}
+	for _, u := range unsupportedGroups {
+		if strings.HasPrefix(rest, u.prefix) {
+			return t.fail(start, "%s", u.msg)
+		}
 	}
 	switch {
 	case strings.HasPrefix(rest, "(?:"):
@@ -387,20 +403,6 @@ func (t *translator) group() error {
 		t.out.WriteString("(?P<" + name + ">")
 		t.i += end + 1
 		return nil
-	case strings.HasPrefix(rest, "(?P="):
-		return t.fail(start, "named backreference (?P=...) is not supported: Go's regexp has no backreferences")
-	case strings.HasPrefix(rest, "(?="):
-		return t.fail(start, "lookahead (?=...) is not supported by Go's regexp; match the text and use a group instead")
-	case strings.HasPrefix(rest, "(?!"):
-		return t.fail(start, "negative lookahead (?!...) is not supported by Go's regexp")
-	case strings.HasPrefix(rest, "(?<="):
-		return t.fail(start, "lookbehind (?<=...) is not supported by Go's regexp; match the text and use a group instead")
-	case strings.HasPrefix(rest, "(?<!"):
-		return t.fail(start, "negative lookbehind (?<!...) is not supported by Go's regexp")
-	case strings.HasPrefix(rest, "(?>"):
-		return t.fail(start, "atomic group (?>...) is not supported by Go's regexp; use (?:...)")
-	case strings.HasPrefix(rest, "(?("):
-		return t.fail(start, "conditional group (?(id)yes|no) is not supported by Go's regexp")
 	case strings.HasPrefix(rest, "(?#"):
 		end := strings.IndexByte(rest, ')')
 		if end < 0 {

@@ -1,0 +1,46 @@
+package metrics_test
+
+import (
+	"fmt"
+
+	"github.com/disaggbench/disaggbench/pkg/metrics"
+)
+
+func ExampleJudge() {
+	res := metrics.Judge("testdata/jobs/disagg_failed", metrics.Input{
+		TestType: "disagg", Category: "perf",
+		Concurrencies: []int{1, 2, 4}, NumGenServers: 2, JobState: "COMPLETED",
+	})
+	fmt.Println("valid:", res.Valid)
+	for _, r := range res.Reasons {
+		fmt.Println(r)
+	}
+	fmt.Println(res.Perf[0].Concurrency, res.Perf[0].Metric, res.Perf[0].Value, res.Perf[0].Unit)
+	// Output:
+	// valid: false
+	// concurrency 2 (6_bench.log:137): 3 failed requests (at most 0 allowed)
+	// concurrency 2 (6_bench.log:137): successful requests 37 != total requests 40
+	// 1 SERVER_MEDIAN_TTFT 180 ms
+}
+
+func ExampleDataset_Threshold() {
+	d := metrics.DatasetDefaults("gsm8k")
+	d.Expected = 0.9454
+	fmt.Printf("%.4f %v %v\n", d.Threshold(), d.Pass(0.9401), d.Pass(0.9012))
+	// Output: 0.9134 true false
+}
+
+func ExampleCompilePattern() {
+	re, err := metrics.CompilePattern(`
+		Median\ TTFT\ \(ms\):\s+([\d.]+)   # verbose, as the seed writes it
+		(?:.*\n)*?
+		.*Benchmark\ with\ concurrency\ (\d+)\ done`)
+	fmt.Println(err)
+	fmt.Println(re.FindStringSubmatch("Median TTFT (ms):   12.5\n...\nBenchmark with concurrency 8 done")[1:])
+	_, err = metrics.CompilePattern(`(?<=TTFT)\s+(\d+)`)
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// [12.5 8]
+	// extractor pattern at offset 0 ("(?<=TTFT)\\s+"): lookbehind (?<=...) is not supported by Go's regexp; match the text and use a group instead
+}
