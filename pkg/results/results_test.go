@@ -563,8 +563,14 @@ func BenchmarkWriteParquet(b *testing.B) {
 					rows = append(rows, r)
 				}
 			}
-			for b.Loop() {
-				if _, err := WriteParquet(root, "r", "bench", rows, bc.opts...); err != nil {
+			i := 0
+			for b.Loop() { // a new test each time, as in a run
+				i++
+				id := "bench-" + strconv.Itoa(i)
+				for j := range rows {
+					rows[j].TestID = id
+				}
+				if _, err := WriteParquet(root, "r", id, rows, bc.opts...); err != nil {
 					b.Fatal(err)
 				}
 			}
