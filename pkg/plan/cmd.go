@@ -327,14 +327,15 @@ func follow(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c cli.Common
 	c.Register(fs, false)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "usage: planner %s [flags] RUN_ID\n", cmd)
 		return 2
 	}
-	run := fs.Arg(0)
+	run := pos[0]
 	if err := c.Resolve(config.EnvFromOS()); err != nil {
 		fmt.Fprintln(stderr, "planner:", err)
 		return 2
@@ -379,4 +380,20 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// parseInterspersed parses flags that may stand before or after the positional
+// arguments, as in `planner status RUN --nats URL`.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

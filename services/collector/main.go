@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/cli"
@@ -30,12 +31,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var maxFailed int
+	var ackWait time.Duration
 	return cli.Serve("collector", args, stderr, false,
 		func(fs *flag.FlagSet) {
 			fs.IntVar(&maxFailed, "max-failed-requests", 0, "failed requests a perf test may have and still pass")
+			fs.DurationVar(&ackWait, "ack-wait", 2*time.Minute, "a completion not acknowledged this long goes to another collector")
 		},
 		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
-			col, err := collect.New(collect.Config{Bus: b, OutputPath: c.OutputPath, Log: log, MaxFailedRequests: maxFailed})
+			col, err := collect.New(collect.Config{Bus: b, OutputPath: c.OutputPath, Log: log, MaxFailedRequests: maxFailed, AckWait: ackWait})
 			if err != nil {
 				return nil, err
 			}

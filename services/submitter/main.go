@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/cli"
@@ -16,7 +18,11 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
-	return cli.Serve("submitter", args, stderr, true, nil,
+	var ackWait time.Duration
+	return cli.Serve("submitter", args, stderr, true,
+		func(fs *flag.FlagSet) {
+			fs.DurationVar(&ackWait, "ack-wait", 30*time.Second, "a batch without a heartbeat this long goes to another submitter")
+		},
 		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
 			sched, err := c.NewScheduler()
 			if err != nil {
@@ -24,7 +30,7 @@ func run(args []string, stderr io.Writer) int {
 			}
 			env := cli.Env()
 			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, Log: log, View: stderr,
-				DebugMode: env["DEBUG_MODE"] == "1", DebugJobID: env["DEBUG_JOB_ID"]})
+				DebugMode: env["DEBUG_MODE"] == "1", DebugJobID: env["DEBUG_JOB_ID"], AckWait: ackWait})
 			if err != nil {
 				return nil, err
 			}

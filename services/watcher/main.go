@@ -18,19 +18,20 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
-	var pollMin, pollMax, timeout time.Duration
+	var pollMin, pollMax, timeout, ackWait time.Duration
 	return cli.Serve("watcher", args, stderr, true,
 		func(fs *flag.FlagSet) {
 			fs.DurationVar(&pollMin, "poll-min", 2*time.Second, "poll interval right after a change")
 			fs.DurationVar(&pollMax, "poll-max", 60*time.Second, "longest poll interval while nothing changes")
 			fs.DurationVar(&timeout, "timeout", watch.DefaultTimeLimit, "cancel a job not finished this long after submission")
+			fs.DurationVar(&ackWait, "ack-wait", 60*time.Second, "a watcher silent this long loses its jobs to another")
 		},
 		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
 			sched, err := c.NewScheduler()
 			if err != nil {
 				return nil, err
 			}
-			w, err := watch.New(watch.Config{Bus: b, Scheduler: sched, Log: log, PollMin: pollMin, PollMax: pollMax, TimeLimit: timeout})
+			w, err := watch.New(watch.Config{Bus: b, Scheduler: sched, Log: log, PollMin: pollMin, PollMax: pollMax, TimeLimit: timeout, AckWait: ackWait})
 			if err != nil {
 				return nil, err
 			}
