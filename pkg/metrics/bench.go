@@ -151,7 +151,8 @@ func labelTitle(l string) string {
 // Block is one "Serving Benchmark Result" block of the client log.
 type Block struct {
 	// Concurrency is the test's configured concurrency this block belongs to. ReadBench
-	// sets it to LogConcurrency; Judge divides by the number of gen servers.
+	// sets it to LogConcurrency; Judge divides by the number of gen servers and sets 0 for
+	// warmups and for concurrencies not in the test's list.
 	Concurrency int
 	// LogConcurrency is N of the enclosing "Benchmarking with concurrency N" /
 	// "Benchmark with concurrency N done" lines (the configured value times the number of

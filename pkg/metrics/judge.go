@@ -319,6 +319,7 @@ func (j *judge) readBlocks(path string) map[int]*Block {
 			c, ok := j.configConcurrency(b.LogConcurrency)
 			b.Concurrency = c
 			if !ok {
+				b.Concurrency = 0 // not a configured concurrency
 				j.warn("%s:%d: concurrency %d is not in the concurrency list %v (times %d gen servers)", filepath.Base(path), b.Line, b.LogConcurrency, j.in.Concurrencies, j.g)
 			}
 		} else {
@@ -332,7 +333,7 @@ func (j *judge) readBlocks(path string) map[int]*Block {
 	}
 	for i := range j.res.Blocks {
 		b := &j.res.Blocks[i]
-		if b.Warmup || b.LogConcurrency == 0 {
+		if b.Warmup || b.Concurrency == 0 {
 			continue
 		}
 		if prev, ok := byC[b.Concurrency]; ok {
