@@ -58,6 +58,7 @@ type Local struct {
 	running map[string]*localJob // jobs this instance has started or is starting
 	queue   []*localJob          // jobs waiting for a slot (MaxParallel)
 	wg      sync.WaitGroup       // supervisors and kill timers
+	lockSem chan struct{}        // holds one token while this instance holds the state lock
 }
 
 var _ Scheduler = (*Local)(nil)
@@ -126,6 +127,7 @@ func NewLocal(stateDir string, opts LocalOptions) (*Local, error) {
 		self:    localProc{pid, localProcStart(pid)},
 		uid:     strconv.Itoa(os.Getuid()),
 		running: map[string]*localJob{},
+		lockSem: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -727,28 +729,61 @@ func (l *Local) nextIDLocked() (string, error) {
 }
 
 // locked runs fn holding the state folder's exclusive lock, waiting for it as long as
-// ctx allows.
+// ctx allows. Goroutines of one instance queue on a mutex first, so the file lock is only
+// contended between instances.
 func (l *Local) locked(ctx context.Context, fn func() error) error {
+	select { // a buffered channel as a mutex that a waiter can give up on
+	case l.lockSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l.lockSem }()
 	f, err := os.OpenFile(filepath.Join(l.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("local scheduler: %w", err)
 	}
+	if err := localFlock(ctx, f); err != nil {
+		return fmt.Errorf("local scheduler: lock %s: %w", f.Name(), err)
+	}
 	defer f.Close() // closing releases the lock
-	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			return fmt.Errorf("local scheduler: lock %s: %w", f.Name(), err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+	return fn()
+}
+
+// localFlock takes an exclusive flock on f, waiting as long as ctx allows. On success the
+// caller owns f (closing it releases the lock); on failure f is closed, at once or, when
+// ctx ended the wait, as soon as the abandoned wait returns.
+func localFlock(ctx context.Context, f *os.File) error {
+	lock := func(how int) error {
+		for {
+			err := syscall.Flock(int(f.Fd()), how)
+			if !errors.Is(err, syscall.EINTR) {
+				return err
+			}
 		}
 	}
-	return fn()
+	err := lock(syscall.LOCK_EX | syscall.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		f.Close()
+		return err
+	}
+	got := make(chan error, 1)
+	go func() { got <- lock(syscall.LOCK_EX) }()
+	select {
+	case err := <-got:
+		if err != nil {
+			f.Close()
+		}
+		return err
+	case <-ctx.Done():
+		go func() {
+			<-got
+			f.Close()
+		}()
+		return ctx.Err()
+	}
 }
 
 func (l *Local) recordPath(id string) string {
