@@ -503,8 +503,38 @@ func (v *validator) metrics(c *Config) {
 	}
 }
 
-// fileNameRe reads the seed's file name convention.
-var fileNameRe = regexp.MustCompile(`(?:^|_)(?:(\d+)k(\d+)k|ctx(\d+)|gen(\d+)|(dep|tep)(\d+)|bs(\d+)|eplb(\d+)|mtp(\d+)|ccb-([A-Za-z]+))(?:_|$)`)
+// nameToken reads one token of the seed's file name convention: "1k1k", "ctx2",
+// "gen4", "dep16"/"tep8", "bs32", "eplb288", "mtp3" or "ccb-NIXL". kind is "" for any
+// other token.
+func nameToken(tok string) (kind string, a, b int, word string) {
+	num := func(s string) (int, bool) {
+		if s == "" || len(s) > 9 {
+			return 0, false
+		}
+		n, err := strconv.Atoi(s)
+		return n, err == nil && s[0] != '+' && s[0] != '-'
+	}
+	if rest, ok := strings.CutPrefix(tok, "ccb-"); ok && rest != "" {
+		rest, _, _ = strings.Cut(rest, "-") // ccb-NIXL-python
+		return "ccb", 0, 0, rest
+	}
+	for _, p := range []string{"ctx", "gen", "dep", "tep", "bs", "eplb", "mtp"} {
+		if rest, ok := strings.CutPrefix(tok, p); ok {
+			if n, ok := num(rest); ok {
+				return p, n, 0, ""
+			}
+			return "", 0, 0, ""
+		}
+	}
+	if in, out, ok := strings.Cut(strings.TrimSuffix(tok, "k"), "k"); ok && strings.HasSuffix(tok, "k") {
+		if x, ok := num(in); ok {
+			if y, ok := num(out); ok {
+				return "len", x, y, ""
+			}
+		}
+	}
+	return "", 0, 0, ""
+}
 
 // fileName warns where the file name, by the seed's convention
 // ({model}_{isl}k{osl}k_ctx{N}_gen{M}_{dep|tep}{TP}_bs{B}_eplb{E}_mtp{T}_ccb-{backend}),
@@ -512,52 +542,56 @@ var fileNameRe = regexp.MustCompile(`(?:^|_)(?:(\d+)k(\d+)k|ctx(\d+)|gen(\d+)|(d
 func (v *validator) fileName(c *Config) {
 	stem := strings.TrimSuffix(filepath.Base(v.t.Path), filepath.Ext(v.t.Path))
 	gen := &c.WorkerConfig.Gen
-	// Matches may share an underscore, so scan token by token.
+	// Parallelism and batch tokens describe the gen workers, unless they sit between
+	// ctx{N} and gen{M} (ctx1_dep4_bs16_gen1_dep32_bs32), where they describe ctx's.
+	side, sideName := gen, "gen"
 	for _, tok := range strings.Split(stem, "_") {
-		m := fileNameRe.FindStringSubmatch(tok)
-		if m == nil {
-			continue
+		kind, n, m, word := nameToken(tok)
+		switch kind {
+		case "ctx":
+			side, sideName = &c.WorkerConfig.Ctx, "ctx"
+		case "gen":
+			side, sideName = gen, "gen"
 		}
-		num := func(s string) int { n, _ := strconv.Atoi(s); return n }
-		switch {
-		case m[1] != "":
-			isl, osl := num(m[1])*1024, num(m[2])*1024
+		switch kind {
+		case "len":
+			isl, osl := n*1024, m*1024
 			if c.Benchmark.InputLength > 0 && c.Benchmark.InputLength != isl || c.Benchmark.OutputLength > 0 && c.Benchmark.OutputLength != osl {
 				v.warnf("benchmark.input_length", "file name says %s (input %d, output %d) but the config has input_length %d, output_length %d", tok, isl, osl, c.Benchmark.InputLength, c.Benchmark.OutputLength)
 			}
-		case m[3] != "":
-			if n := num(m[3]); n != c.Hardware.NumCtxServers {
+		case "ctx":
+			if n != c.Hardware.NumCtxServers {
 				v.warnf("hardware.num_ctx_servers", "file name says %s but num_ctx_servers is %d", tok, c.Hardware.NumCtxServers)
 			}
-		case m[4] != "":
-			if n := num(m[4]); n != c.Hardware.NumGenServers {
+		case "gen":
+			if n != c.Hardware.NumGenServers {
 				v.warnf("hardware.num_gen_servers", "file name says %s but num_gen_servers is %d", tok, c.Hardware.NumGenServers)
 			}
-		case m[5] != "":
-			if n := num(m[6]); n != gen.TensorParallelSize {
-				v.warnf("worker_config.gen.tensor_parallel_size", "file name says %s but gen tensor_parallel_size is %d", tok, gen.TensorParallelSize)
+		case "dep", "tep":
+			if n != side.TensorParallelSize {
+				v.warnf("worker_config."+sideName+".tensor_parallel_size", "file name says %s but %s tensor_parallel_size is %d", tok, sideName, side.TensorParallelSize)
 			}
-			if dep := m[5] == "dep"; dep != gen.EnableAttentionDP {
-				v.warnf("worker_config.gen.enable_attention_dp", "file name says %s (attention DP %s) but gen enable_attention_dp is %t", tok, map[bool]string{true: "on", false: "off"}[dep], gen.EnableAttentionDP)
+			if dep := kind == "dep"; dep != side.EnableAttentionDP {
+				v.warnf("worker_config."+sideName+".enable_attention_dp", "file name says %s (attention DP %s) but %s enable_attention_dp is %t", tok, map[bool]string{true: "on", false: "off"}[dep], sideName, side.EnableAttentionDP)
 			}
-		case m[7] != "":
-			if n := num(m[7]); n != gen.MaxBatchSize {
-				v.warnf("worker_config.gen.max_batch_size", "file name says %s but gen max_batch_size is %d", tok, gen.MaxBatchSize)
+		case "bs":
+			if n != side.MaxBatchSize {
+				v.warnf("worker_config."+sideName+".max_batch_size", "file name says %s but %s max_batch_size is %d", tok, sideName, side.MaxBatchSize)
 			}
-		case m[8] != "":
-			if n, slots := num(m[8]), eplbSlots(gen); n != slots {
+		case "eplb":
+			if slots := eplbSlots(gen); n != slots {
 				v.warnf("worker_config.gen.moe_config", "file name says %s but gen moe_config.load_balancer.num_slots is %d", tok, slots)
 			}
-		case m[9] != "":
-			if n := num(m[9]); n != c.MTP() {
+		case "mtp":
+			if n != c.MTP() {
 				v.warnf("worker_config.gen.speculative_config", "file name says %s but gen num_nextn_predict_layers is %d", tok, c.MTP())
 			}
-		case m[10] != "":
+		case "ccb":
 			backend := ""
 			if ct := gen.CacheTransceiverConfig; ct != nil {
 				backend = ct.Backend
 			}
-			if !strings.EqualFold(m[10], backend) {
+			if !strings.EqualFold(word, backend) {
 				v.warnf("worker_config.gen.cache_transceiver_config", "file name says %s but gen cache_transceiver_config.backend is %q", tok, backend)
 			}
 		}

@@ -139,6 +139,11 @@ func TestFileNameWarnings(t *testing.T) {
 			t.Errorf("no warning for %s in:%s", f, dump(ps))
 		}
 	}
+	// Tokens between ctx{N} and gen{M} describe the ctx workers; ccb-X-suffix is backend X.
+	_, ps = loadValidate(t, "m_1k1k_ctx1_tep4_bs4_gen4_tep8_bs32_eplb0_mtp0_ccb-NIXL-python.yaml", baseYAML(t))
+	if len(ps) != 1 || ps[0].Field != "worker_config.ctx.enable_attention_dp" {
+		t.Errorf("ctx tokens:%s", dump(ps))
+	}
 	// The matching name warns about nothing.
 	_, ps = loadValidate(t, "deepseek-r1-fp4_1k1k_ctx1_gen4_tep8_bs32_eplb0_mtp0_ccb-NIXL.yaml", baseYAML(t))
 	if len(ps) != 0 {
