@@ -217,11 +217,7 @@ func RunConfigShow(args []string, stdout, stderr io.Writer) int {
 // come from the file came from.
 func WriteResolved(w io.Writer, t *Test) error {
 	fmt.Fprintf(w, "# test: %s\n# file: %s\n# type: %s  category: %s  hash: %s\n", t.ID, t.Path, t.Type, t.Category, t.Hash())
-	data, err := yaml.Marshal(&t.Config)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
+	if err := writeYAML(w, &t.Config); err != nil {
 		return err
 	}
 	m := t.Metrics()
@@ -232,12 +228,8 @@ func WriteResolved(w io.Writer, t *Test) error {
 	out := struct {
 		Metrics MetricsSpec `yaml:"resolved_metrics"`
 	}{m}
-	data, err = yaml.Marshal(out)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(w, "# metrics: %s\n", src)
-	if _, err := w.Write(data); err != nil {
+	if err := writeYAML(w, out); err != nil {
 		return err
 	}
 	keys := make([]string, 0, len(t.Sources))
@@ -260,4 +252,14 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// writeYAML writes v as YAML indented by two spaces, as the configs are written.
+func writeYAML(w io.Writer, v any) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return enc.Close()
 }
