@@ -93,6 +93,14 @@ func (v *validator) rules() {
 			})
 		}()
 	}
+	if missing := v.missingSections(); len(missing) > 0 {
+		// One problem per missing section, not one per field in it.
+		defer func() {
+			v.problems = slices.DeleteFunc(v.problems, func(p Problem) bool {
+				return strings.HasPrefix(p.Message, "is required") && slices.ContainsFunc(missing, func(s string) bool { return strings.HasPrefix(p.Field, s+".") })
+			})
+		}()
+	}
 	v.metadata(c)
 	v.slurm(c)
 	v.benchmark(c)
@@ -105,6 +113,24 @@ func (v *validator) rules() {
 	v.accuracy(c)
 	v.metrics(c)
 	v.fileName(c)
+}
+
+// requiredSections are the sections every config writes.
+var requiredSections = []string{"metadata", "slurm", "benchmark", "hardware", "worker_config", "worker_config.ctx", "worker_config.gen"}
+
+// missingSections reports each required section the file does not write.
+func (v *validator) missingSections() []string {
+	var missing []string
+	for _, s := range requiredSections {
+		if strings.HasPrefix(s, "worker_config.") && slices.Contains(missing, "worker_config") {
+			continue
+		}
+		if !v.t.written(s) {
+			missing = append(missing, s)
+			v.errorf(s, "section %s is missing", s)
+		}
+	}
+	return missing
 }
 
 func (v *validator) required(field, value string) bool {

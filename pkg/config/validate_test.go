@@ -279,3 +279,25 @@ func TestAccuracyTaskNames(t *testing.T) {
 		t.Errorf("sources = %v", tt.Sources)
 	}
 }
+
+func TestMissingSections(t *testing.T) {
+	text := baseYAML(t)
+	i, j := strings.Index(text, "hardware:"), strings.Index(text, "environment:")
+	text = text[:i] + text[j:]
+	text = edit(t, text, "  ctx:\n", "  ctxx:\n")
+	_, ps := loadValidate(t, "x.yaml", text)
+	var fields []string
+	for _, p := range errorsOnly(ps) {
+		fields = append(fields, p.Field)
+	}
+	for _, want := range []string{"hardware", "worker_config.ctx", "worker_config.ctxx"} {
+		if !slices.Contains(fields, want) {
+			t.Errorf("no problem for %s in:%s", want, dump(ps))
+		}
+	}
+	for _, f := range fields {
+		if strings.HasPrefix(f, "hardware.") || strings.HasPrefix(f, "worker_config.ctx.") {
+			t.Errorf("field problem %s under a missing section:%s", f, dump(ps))
+		}
+	}
+}
