@@ -318,6 +318,9 @@ const maxPending = 16
 // newline) is skipped.
 const maxLine = 64 << 10
 
+// readBuffer is the read chunk size.
+const readBuffer = 256 << 10
+
 // ReadBench reads every result block of a benchmark client log.
 func ReadBench(r io.Reader) ([]Block, error) {
 	var out []Block
@@ -689,7 +692,8 @@ type lineScanner struct {
 func newLineScanner(r io.Reader) *lineScanner {
 	ls := &lineScanner{next: 1}
 	ls.sc = bufio.NewScanner(r)
-	ls.sc.Buffer(make([]byte, 0, maxLine), maxLine)
+	// Read in large chunks; lines longer than maxLine are cut by split, not by the buffer.
+	ls.sc.Buffer(make([]byte, 0, readBuffer), readBuffer)
 	ls.sc.Split(ls.split)
 	return ls
 }
@@ -717,7 +721,9 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 			ls.next++
 		}
 		tok := data[:i]
-		if ls.skipping {
+		if ls.skipping || i > maxLine {
+			// The tail of an overlong line, or all of one that arrived in one read: dropped
+			// alike, whatever the read sizes.
 			ls.skipping = false
 			tok = data[:0]
 		}
@@ -728,7 +734,7 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 		ls.searched = 0
 		ls.line = ls.next
 		tok := data
-		if ls.skipping {
+		if ls.skipping || len(data) > maxLine {
 			tok = data[:0]
 		}
 		return len(data), tok, nil

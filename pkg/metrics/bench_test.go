@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // blk renders a result block with the given TTFT and E2EL medians and request counts.
@@ -213,4 +214,16 @@ func ExampleReadBench() {
 		fmt.Println(b.LogConcurrency, b.Complete(), b.MedianTTFT)
 	}
 	// Output: 8 true 55.1
+}
+
+// An overlong line is dropped whatever the read sizes, so a marker at its end is not
+// seen through one reader and missed through another.
+func TestReadBenchOverlongLineSameForAllReaders(t *testing.T) {
+	log := "Benchmarking with concurrency 4\n" + strings.Repeat("x", maxLine+10) + "Benchmark with concurrency 4 done\n" +
+		"Benchmarking with concurrency 8\n" + blk(8, 8, 0, 1, 2) + "Benchmark with concurrency 8 done\n"
+	whole, _ := ReadBench(strings.NewReader(log))
+	small, _ := ReadBench(iotest.HalfReader(strings.NewReader(log)))
+	if len(whole) != 1 || len(small) != 1 || whole[0].LogConcurrency != 8 || small[0].LogConcurrency != 8 || whole[0].Line != small[0].Line {
+		t.Fatalf("whole %+v\nsmall %+v", whole, small)
+	}
 }
