@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# start.sh - a single-node SLURM cluster for development and CI on Debian 12 (bookworm).
+# start.sh - a small SLURM cluster on one machine, for development and CI on Debian 12 (bookworm).
 #
 # Installs Debian's SLURM (munge, slurmctld, slurmd, slurmdbd with a private MariaDB so that
 # sacct works as on real sites) and runs every daemon by hand (no systemd) on loopback.
+# The cluster has SLURM_DEV_NODES compute nodes, each its own slurmd on this host (Debian
+# builds SLURM with multiple-slurmd support), each with SLURM_DEV_CPUS CPUs and
+# SLURM_DEV_GPUS GPUs (a generic resource backed by placeholder files, no hardware), so
+# that multi-node jobs and --gres=gpu:N requests are scheduled as on a GPU cluster.
 # Run as root. Idempotent: a second run reuses the daemons this script recorded and starts
 # only what is missing (so it also restarts a stopped slurmctld). Stop with stop.sh.
 #
@@ -10,19 +14,24 @@
 #   SLURM_DEV_BASE=/var/lib/disaggbench-slurm   state, spool, logs, pid records, MariaDB data
 #   SLURM_DEV_ETC=$SLURM_DEV_BASE/etc           slurm.conf and slurmdbd.conf
 #                                               clients: export SLURM_CONF=$SLURM_DEV_ETC/slurm.conf
-#   SLURM_DEV_CPUS=16        CPUs (job slots) the node advertises, whatever the real count;
+#   SLURM_DEV_NODES=4        compute nodes (slurmd daemons), named node1, node2, ...
+#   SLURM_DEV_CPUS=16        CPUs (job slots) each node advertises, whatever the real count;
 #                            empty = the real hardware
+#   SLURM_DEV_GPUS=4         GPUs each node advertises (Gres=gpu:N); 0 = no GRES
 #   SLURM_DEV_CLUSTER=disaggbench   SLURM_DEV_PARTITION=debug
 #   SLURM_DEV_INSTALL=1      0 = never run apt-get (fail when packages are missing)
 #   SLURM_DEV_FRESH=0        1 = wipe job state and accounting first (cluster must be stopped)
 #   SLURM_DEV_SMOKE=1        0 = skip the final sbatch + sacct check
 #   SLURM_DEV_TIMEOUT=60     seconds to wait for each daemon
-#   SLURM_DEV_CTLD_PORT=6817 SLURM_DEV_SLURMD_PORT=6818 SLURM_DEV_DBD_PORT=6819
+#   SLURM_DEV_CTLD_PORT=6817 SLURM_DEV_DBD_PORT=6819
+#   SLURM_DEV_SLURMD_PORT=6821  node i listens on this port + i - 1
 set -euo pipefail
 
 BASE=${SLURM_DEV_BASE:-/var/lib/disaggbench-slurm}
 ETC=${SLURM_DEV_ETC:-$BASE/etc}
+NODES=${SLURM_DEV_NODES:-4}
 CPUS=${SLURM_DEV_CPUS-16}
+GPUS=${SLURM_DEV_GPUS:-4}
 CLUSTER=${SLURM_DEV_CLUSTER:-disaggbench}
 PARTITION=${SLURM_DEV_PARTITION:-debug}
 DO_INSTALL=${SLURM_DEV_INSTALL:-1}
@@ -30,7 +39,7 @@ FRESH=${SLURM_DEV_FRESH:-0}
 SMOKE=${SLURM_DEV_SMOKE:-1}
 TIMEOUT=${SLURM_DEV_TIMEOUT:-60}
 CTLD_PORT=${SLURM_DEV_CTLD_PORT:-6817}
-SLURMD_PORT=${SLURM_DEV_SLURMD_PORT:-6818}
+SLURMD_PORT=${SLURM_DEV_SLURMD_PORT:-6821}
 DBD_PORT=${SLURM_DEV_DBD_PORT:-6819}
 
 PIDS=$BASE/pids   # one "<pid> <starttime> <exe>" record per daemon this script started
@@ -49,6 +58,13 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
+[[ $NODES =~ ^[1-9][0-9]*$ ]] || die "SLURM_DEV_NODES=$NODES: want a whole number >= 1"
+[[ $GPUS =~ ^[0-9]+$ ]] || die "SLURM_DEV_GPUS=$GPUS: want a whole number >= 0"
+[[ -z $CPUS || $CPUS =~ ^[1-9][0-9]*$ ]] || die "SLURM_DEV_CPUS=$CPUS: want a whole number >= 1 or empty"
+NODE_NAMES=()
+for i in $(seq 1 "$NODES"); do NODE_NAMES+=("node$i"); done
+NODE_LIST=node1
+[ "$NODES" -gt 1 ] && NODE_LIST="node[1-$NODES]"
 
 # --------------------------------------------------------------- process records
 alive() { # pid: running and not a zombie
@@ -65,6 +81,15 @@ ours() { # name: true when the recorded pid is still the process this script sta
 	alive "$pid" && [ "$(starttime "$pid")" = "$st" ] && [ "$(readlink "/proc/$pid/exe")" = "$exe" ]
 }
 our_pid() { cut -d' ' -f1 "$PIDS/$1.pid"; }
+any_slurmd() { # true when a slurmd this script started runs (one record per node: slurmd-<node>)
+	local f
+	for f in "$PIDS"/slurmd.pid "$PIDS"/slurmd-*.pid; do
+		[ -f "$f" ] || continue
+		f=${f##*/}
+		ours "${f%.pid}" && return 0
+	done
+	return 1
+}
 
 start_daemon() { # name expected-exe command...: run in its own session, record the pid
 	local name=$1 want pid
@@ -155,9 +180,10 @@ else
 fi
 
 if [ "$FRESH" = 1 ]; then
-	for d in slurmd slurmctld slurmdbd mariadbd; do
+	for d in slurmctld slurmdbd mariadbd; do
 		ours "$d" && die "SLURM_DEV_FRESH=1 but $d is running: run stop.sh first"
 	done
+	any_slurmd && die "SLURM_DEV_FRESH=1 but a slurmd is running: run stop.sh first"
 	say "wiping job state and accounting ($BASE/state $BASE/spool $DB)"
 	rm -rf "$BASE/state" "$BASE/spool" "$DB"
 fi
@@ -166,6 +192,7 @@ mkdir -p "$BASE" "$PIDS" "$RUN" "$LOG" "$BASE/state" "$BASE/spool" "$ETC"
 chmod 755 "$BASE" "$ETC"
 chmod 700 "$PIDS"
 chown slurm:slurm "$RUN" "$LOG" "$BASE/state"
+for n in "${NODE_NAMES[@]}"; do mkdir -p "$BASE/spool/$n"; done
 chmod 755 "$RUN" "$LOG"
 
 # --------------------------------------------------------------- 3. munge
@@ -240,6 +267,14 @@ MEM=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$HW")
 MEM=$((MEM * 95 / 100))
 HW=$(sed -e "s/RealMemory=[0-9]*/RealMemory=$MEM/" <<<"$HW")
 OVERRIDES=""
+GRES_TYPES=""
+GRES=""
+if [ "$GPUS" -gt 0 ]; then
+	# sacct's AllocTRES then shows gres/gpu too
+	GRES_TYPES="GresTypes=gpu
+AccountingStorageTRES=gres/gpu"
+	GRES="Gres=gpu:$GPUS"
+fi
 if [ -n "$CPUS" ]; then
 	# More slots than cores: jobs share cores, which is what a test cluster wants.
 	HW="CPUs=$CPUS RealMemory=$MEM"
@@ -252,18 +287,17 @@ $MARKER (base $BASE)
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST($ADDR)
 SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
 $COMM
 AuthType=auth/munge
 CredType=cred/munge
 SlurmUser=slurm
 SlurmdUser=root
 StateSaveLocation=$BASE/state
-SlurmdSpoolDir=$BASE/spool
+SlurmdSpoolDir=$BASE/spool/%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 # no cgroups: works in containers without a delegated cgroup tree
@@ -277,6 +311,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 $OVERRIDES
+$GRES_TYPES
 MailProg=/bin/true
 KillWait=5
 OverTimeLimit=0
@@ -291,19 +326,38 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=$ADDR
 AccountingStoragePort=$DBD_PORT
 JobCompType=jobcomp/none
-NodeName=$HOST NodeAddr=$ADDR $HW State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+# every node is a slurmd on this host, told apart by its port
+$(for i in $(seq 1 "$NODES"); do
+		echo "NodeName=node$i NodeHostname=$HOST NodeAddr=$ADDR Port=$((SLURMD_PORT + i - 1)) $HW $GRES State=UNKNOWN"
+	done)
+PartitionName=$PARTITION Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
 EOF
 )
+# Placeholder GPUs: slurmd ignores a GPU without a File, and wants a character device
+# there, so each "GPU" is a symlink to /dev/null, shared by every node; nothing opens it
+# (task/none binds no devices) and jobs get CUDA_VISIBLE_DEVICES as on a real node.
+GRES_CONF="$MARKER
+AutoDetect=off"
+if [ "$GPUS" -gt 0 ]; then
+	mkdir -p "$BASE/gpus"
+	for i in $(seq 0 $((GPUS - 1))); do
+		[ "$(readlink "$BASE/gpus/gpu$i" 2>/dev/null)" = /dev/null ] || ln -sfn /dev/null "$BASE/gpus/gpu$i"
+	done
+	files=$BASE/gpus/gpu0
+	[ "$GPUS" -gt 1 ] && files="$BASE/gpus/gpu[0-$((GPUS - 1))]"
+	GRES_CONF+="
+NodeName=$NODE_LIST Name=gpu File=$files"
+fi
 if [ -f "$ETC/slurm.conf" ] && ! grep -q "^$MARKER" "$ETC/slurm.conf"; then
 	die "$ETC/slurm.conf was not written by this script; set SLURM_DEV_ETC to another folder"
 fi
-if [ "$(cat "$ETC/slurm.conf" 2>/dev/null)" != "$CONF" ]; then
-	if ours slurmctld || ours slurmd; then
-		say "WARNING: slurm.conf would change but the daemons run: keeping the old one (stop.sh, then start.sh)"
+if [ "$(cat "$ETC/slurm.conf" 2>/dev/null)" != "$CONF" ] || [ "$(cat "$ETC/gres.conf" 2>/dev/null)" != "$GRES_CONF" ]; then
+	if ours slurmctld || any_slurmd; then
+		say "WARNING: slurm.conf or gres.conf would change but the daemons run: keeping the old ones (stop.sh, then start.sh)"
 	else
 		printf '%s\n' "$CONF" >"$ETC/slurm.conf"
-		chmod 644 "$ETC/slurm.conf"
+		printf '%s\n' "$GRES_CONF" >"$ETC/gres.conf"
+		chmod 644 "$ETC/slurm.conf" "$ETC/gres.conf"
 	fi
 fi
 # slurmdbd refuses a config not owned by SlurmUser with mode 600.
@@ -353,30 +407,43 @@ fi
 ctld_up() { scontrol ping | grep -q 'is UP'; }
 wait_for slurmctld ctld_up
 
-if ours slurmd; then
-	say "slurmd already running (pid $(our_pid slurmd))"
-else
-	check_port_free slurmd "$SLURMD_PORT"
-	start_daemon slurmd /usr/sbin/slurmd /usr/sbin/slurmd -D -N "$HOST"
-fi
-node_ready() {
-	case "$(sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n1)" in
+# The nodes this slurm.conf names (it may be an older one, kept because daemons run).
+mapfile -t CONF_NODES < <(sed -n 's/^NodeName=\([^ ]*\) .*Port=\([0-9]*\).*/\1 \2/p' "$ETC/slurm.conf")
+[ ${#CONF_NODES[@]} -gt 0 ] || die "no NodeName line with a Port in $ETC/slurm.conf (an older start.sh wrote it: stop.sh, then start.sh)"
+for np in "${CONF_NODES[@]}"; do
+	read -r n port <<<"$np"
+	if ours "slurmd-$n"; then
+		say "slurmd for $n already running (pid $(our_pid "slurmd-$n"))"
+	else
+		check_port_free "slurmd-$n" "$port"
+		start_daemon "slurmd-$n" /usr/sbin/slurmd /usr/sbin/slurmd -D -N "$n"
+	fi
+done
+node_ready() { # node
+	case "$(sinfo -h -N -n "$1" -o '%T' 2>/dev/null | head -n1)" in
 	idle | mixed | allocated | completing) return 0 ;;
 	*drain* | down*)
-		scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
+		scontrol update nodename="$1" state=resume >/dev/null 2>&1 || true
 		return 1
 		;;
 	*) return 1 ;;
 	esac
 }
-wait_for "node $HOST" node_ready
+for np in "${CONF_NODES[@]}"; do
+	n=${np%% *}
+	wait_for "node $n" node_ready "$n"
+done
 wait_for sacct sacct -n -X -S now-1minutes
 T_DAEMONS=$(secs "$T_DAEMONS" "$(now)")
 
 # --------------------------------------------------------------- 7. smoke job
 if [ "$SMOKE" = 1 ]; then
 	t=$(now)
-	jid=$(sbatch --parsable -J slurm-dev-smoke -o /dev/null --wrap true) || die "sbatch failed"
+	# two nodes and every GPU of each when the cluster has them: proves nodes and GRES
+	smoke_args=(-N "$((${#CONF_NODES[@]} > 1 ? 2 : 1))")
+	gpus=$(sed -n 's/^NodeName=.* Gres=gpu:\([0-9]*\).*/\1/p' "$ETC/slurm.conf" | head -n1)
+	[ -n "$gpus" ] && smoke_args+=("--gres=gpu:$gpus")
+	jid=$(sbatch --parsable -J slurm-dev-smoke -o /dev/null "${smoke_args[@]}" --wrap true) || die "sbatch failed"
 	jid=${jid%%;*}
 	smoke_state() { sacct -n -X -P -j "$jid" -o State 2>/dev/null | head -n1; }
 	smoke_done() {
@@ -387,12 +454,13 @@ if [ "$SMOKE" = 1 ]; then
 	}
 	wait_for "smoke job $jid in sacct" smoke_done
 	st=$(smoke_state)
-	[ "$st" = COMPLETED ] || die "smoke job $jid ended $st (see $LOG/slurmd.log)"
-	say "smoke job $jid COMPLETED in sacct after $(secs "$t" "$(now)")s"
+	[ "$st" = COMPLETED ] || die "smoke job $jid ended $st (see $LOG/slurmd-*.log)"
+	say "smoke job $jid (${smoke_args[*]}) COMPLETED in sacct after $(secs "$t" "$(now)")s"
 fi
 
 echo "export SLURM_CONF=$SLURM_CONF" >"$BASE/env"
 chmod 644 "$BASE/env"
-say "ready: slurm $VERSION, cluster $CLUSTER, node $HOST ($ADDR) with ${CPUS:-all} CPUs, partition $PARTITION"
+say "ready: slurm $VERSION, cluster $CLUSTER, partition $PARTITION: ${#CONF_NODES[@]} nodes on $HOST ($ADDR):"
+sinfo -h -N -o '[slurm-dev]   %N %T, %c CPUs, GRES %G' 2>/dev/null || true
 say "took: install ${T_INSTALL}s, daemons ${T_DAEMONS}s, total $(secs "$T0" "$(now)")s; logs in $LOG"
 say "clients need: export SLURM_CONF=$SLURM_CONF"

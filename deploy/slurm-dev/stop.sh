@@ -5,7 +5,8 @@
 #
 #   stop.sh                 cancel queued and running jobs, then stop every recorded daemon
 #   stop.sh slurmctld ...   stop only the named daemons and cancel nothing (start.sh starts
-#                           them again): slurmd slurmctld slurmdbd mariadbd munged
+#                           them again): slurmd slurmctld slurmdbd mariadbd munged;
+#                           slurmd means every node's slurmd, slurmd-node2 just one of them
 #
 # Settings (environment), matching start.sh:
 #   SLURM_DEV_BASE=/var/lib/disaggbench-slurm   SLURM_DEV_ETC=$SLURM_DEV_BASE/etc
@@ -48,16 +49,34 @@ if [ $# -gt 0 ]; then
 	FULL=0
 	NAMES=()
 	for want in "${ALL[@]}"; do # keep the safe order: slurmd first, munged last
-		for a in "$@"; do [ "$a" = "$want" ] && NAMES+=("$want"); done
+		for a in "$@"; do
+			[ "$a" = "$want" ] && NAMES+=("$want")
+			[ "$want" = slurmd ] && [[ $a == slurmd-* ]] && NAMES+=("$a")
+		done
 	done
 	for a in "$@"; do
 		case " ${ALL[*]} " in *" $a "*) ;; *)
-			say "ERROR: unknown daemon $a (one of: ${ALL[*]})" >&2
+			[[ $a =~ ^slurmd-[A-Za-z0-9_.-]+$ ]] && continue
+			say "ERROR: unknown daemon $a (one of: ${ALL[*]}, or slurmd-NODE)" >&2
 			exit 2
 			;;
 		esac
 	done
 fi
+# "slurmd" stands for every node's slurmd: one record per node, slurmd-<node>.pid.
+EXPANDED=()
+for name in "${NAMES[@]}"; do
+	if [ "$name" = slurmd ]; then
+		for f in "$PIDS"/slurmd.pid "$PIDS"/slurmd-*.pid; do
+			[ -f "$f" ] || continue
+			f=${f##*/}
+			EXPANDED+=("${f%.pid}")
+		done
+	else
+		EXPANDED+=("$name")
+	fi
+done
+NAMES=("${EXPANDED[@]}")
 
 # Cancel jobs first so that no job outlives slurmd.
 if [ "$FULL" = 1 ] && [ "$CANCEL" = 1 ] && ours slurmctld >/dev/null && [ -f "$SLURM_CONF" ]; then
