@@ -194,11 +194,12 @@ func ReadTestList(path string) ([]string, error) {
 
 func listEntryID(line string) (string, error) {
 	if strings.Contains(line, "::") || strings.HasSuffix(line, "]") {
-		open := strings.IndexByte(line, '[')
-		if open < 0 || !strings.HasSuffix(line, "]") || open+1 >= len(line)-1 {
+		// A pytest node id, perhaps followed by an annotation ("... TIMEOUT (90)").
+		open, end := strings.IndexByte(line, '['), strings.LastIndexByte(line, ']')
+		if open < 0 || end < open+2 || (end+1 < len(line) && line[end+1] != ' ' && line[end+1] != '\t') {
 			return "", fmt.Errorf("%q is neither a test id nor a pytest node id such as test_disagg.py::TestDisaggBenchmark::test_benchmark[<id>]", line)
 		}
-		return line[open+1 : len(line)-1], nil
+		return line[open+1 : end], nil
 	}
 	if strings.ContainsAny(line, " \t") {
 		return "", fmt.Errorf("%q: one test id a line, without spaces", line)

@@ -177,12 +177,13 @@ func TestSelectErrors(t *testing.T) {
 }
 
 func TestReadTestList(t *testing.T) {
-	p := writeFile(t, t.TempDir(), "l.txt", "# header\n\n  a_b_c  \nx#y\ntest_disagg.py::TestDisaggBenchmark::test_stress[s_t_u]\n")
+	p := writeFile(t, t.TempDir(), "l.txt", "# header\n\n  a_b_c  \nx#y\ntest_disagg.py::TestDisaggBenchmark::test_stress[s_t_u]\n"+
+		"perf/disagg/test_disagg.py::TestDisaggBenchmark::test_benchmark[v_w] TIMEOUT (90)\n")
 	got, err := ReadTestList(p)
-	if err != nil || !slices.Equal(got, []string{"a_b_c", "x#y", "s_t_u"}) {
+	if err != nil || !slices.Equal(got, []string{"a_b_c", "x#y", "s_t_u", "v_w"}) {
 		t.Errorf("got %v, %v", got, err)
 	}
-	for _, bad := range []string{"two words\n", "test_disagg.py::X::test_benchmark\n", "test_x[]\n"} {
+	for _, bad := range []string{"two words\n", "test_disagg.py::X::test_benchmark\n", "test_x[]\n", "t.py::x[a]b\n"} {
 		p := writeFile(t, t.TempDir(), "l.txt", "ok\n"+bad)
 		if _, err := ReadTestList(p); err == nil || !strings.Contains(err.Error(), ":2:") {
 			t.Errorf("%q: error = %v, want one naming line 2", bad, err)
