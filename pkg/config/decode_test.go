@@ -15,59 +15,22 @@ func TestBaseIsValid(t *testing.T) {
 }
 
 func TestDecodeProblems(t *testing.T) {
-	base := baseYAML(t)
-	cases := []struct {
-		name     string
-		old, new string
-		field    string // expected Problem.Field
-		msg      string // substring of the message
-		at       string // the problem's line holds this text (default: new's last line)
-	}{
-		{"misspelled key suggests", "  concurrency_list:", "  concurency_list:", "benchmark.concurency_list", `did you mean "concurrency_list"`, ""},
-		{"unknown top-level section", "hardware:\n", "hardwre:\n", "hardwre", `did you mean "hardware"`, ""},
-		{"unknown key far from any", "  job_time: \"02:00:00\"\n", "  job_time: \"02:00:00\"\n  zzzzzz: 1\n", "slurm.zzzzzz", "known keys: script_file, partition", ""},
-		{"wrong type int", "  gpus_per_node: 4", "  gpus_per_node: four", "hardware.gpus_per_node", "expected an integer", ""},
-		{"float for int", "    max_batch_size: 32\n", "    max_batch_size: 32.5\n", "worker_config.gen.max_batch_size", "expected an integer", ""},
-		{"bool for string", "  precision: fp4", "  precision: true", "metadata.precision", "boolean", ""},
-		{"map for string", "  precision: fp4", "  precision: {a: 1}", "metadata.precision", "expected a string, got a mapping", ""},
-		{"list for section", "hardware:\n  gpus_per_node: 4\n  num_ctx_servers: 1\n  num_gen_servers: 4\n", "hardware:\n  - 4\n", "hardware", "expected a mapping", "  - 4"},
-		{"scalar list", "  supported_gpus: [GB200]", "  supported_gpus: GB200", "metadata.supported_gpus", "expected a list", ""},
-		{"bad concurrency", `"1 2 4 8 16 32"`, `"1 2 x"`, "benchmark.concurrency_list", `"x" is not an integer`, ""},
-		{"duplicate key", "  precision: fp4\n", "  precision: fp4\n  precision: fp8\n", "metadata.precision", "duplicate key", "  precision: fp8"},
-		{"unknown key in dataset-free metrics", "  supported_gpus: [GB200]\n", "  supported_gpus: [GB200]\n  metrics:\n    log_fil: x.log\n", "metadata.metrics.log_fil", `did you mean "log_file"`, "    log_fil"},
-		{"unknown key in cache transceiver passes", "      max_tokens_in_buffer: 8448\n", "      max_tokens_in_buffer: 8448\n      kv_transfer_timeout_ms: 100\n", "", "", ""},
-		{"infinite float", "  multi_round: 8\n", "  multi_round: 8\n  benchmark_ratio: .inf\n", "benchmark.benchmark_ratio", "finite number", "benchmark_ratio"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			text := edit(t, base, tc.old, tc.new)
-			_, ps := loadValidate(t, "x.yaml", text)
-			if tc.field == "" {
-				if len(ps) != 0 {
-					t.Fatalf("want no problems, got:%s", dump(ps))
-				}
-				return
-			}
-			at := tc.at
-			if at == "" {
-				lines := strings.Split(strings.TrimRight(tc.new, "\n"), "\n")
-				at = lines[len(lines)-1]
-			}
-			wantLine := lineOf(t, text, at)
-			for _, p := range ps {
-				if p.Field == tc.field && strings.Contains(p.Message, tc.msg) {
-					if p.Line != wantLine || p.Col == 0 {
-						t.Errorf("problem at %d:%d, want line %d: %s", p.Line, p.Col, wantLine, p)
-					}
-					if !strings.HasPrefix(p.String(), "cfg/disagg/perf/x.yaml:") {
-						t.Errorf("String() = %q", p.String())
-					}
-					return
-				}
-			}
-			t.Fatalf("no problem with field %q and message %q in:%s", tc.field, tc.msg, dump(ps))
-		})
-	}
+	checkProblemCases(t, []problemCase{
+		{"misspelled key suggests", "  concurrency_list:", "  concurency_list:", "benchmark.concurency_list", `did you mean "concurrency_list"`, "", false},
+		{"unknown top-level section", "hardware:\n", "hardwre:\n", "hardwre", `did you mean "hardware"`, "", false},
+		{"unknown key far from any", "  job_time: \"02:00:00\"\n", "  job_time: \"02:00:00\"\n  zzzzzz: 1\n", "slurm.zzzzzz", "known keys: script_file, partition", "", false},
+		{"wrong type int", "  gpus_per_node: 4", "  gpus_per_node: four", "hardware.gpus_per_node", "expected an integer", "", false},
+		{"float for int", "    max_batch_size: 32\n", "    max_batch_size: 32.5\n", "worker_config.gen.max_batch_size", "expected an integer", "", false},
+		{"bool for string", "  precision: fp4", "  precision: true", "metadata.precision", "boolean", "", false},
+		{"map for string", "  precision: fp4", "  precision: {a: 1}", "metadata.precision", "expected a string, got a mapping", "", false},
+		{"list for section", "hardware:\n  gpus_per_node: 4\n  num_ctx_servers: 1\n  num_gen_servers: 4\n", "hardware:\n  - 4\n", "hardware", "expected a mapping", "  - 4", false},
+		{"scalar list", "  supported_gpus: [GB200]", "  supported_gpus: GB200", "metadata.supported_gpus", "expected a list", "", false},
+		{"bad concurrency", `"1 2 4 8 16 32"`, `"1 2 x"`, "benchmark.concurrency_list", `"x" is not an integer`, "", false},
+		{"duplicate key", "  precision: fp4\n", "  precision: fp4\n  precision: fp8\n", "metadata.precision", "duplicate key", "  precision: fp8", false},
+		{"unknown key in dataset-free metrics", "  supported_gpus: [GB200]\n", "  supported_gpus: [GB200]\n  metrics:\n    log_fil: x.log\n", "metadata.metrics.log_fil", `did you mean "log_file"`, "    log_fil", false},
+		{"unknown key in cache transceiver passes", "      max_tokens_in_buffer: 8448\n", "      max_tokens_in_buffer: 8448\n      kv_transfer_timeout_ms: 100\n", "", "", "", false},
+		{"infinite float", "  multi_round: 8\n", "  multi_round: 8\n  benchmark_ratio: .inf\n", "benchmark.benchmark_ratio", "finite number", "benchmark_ratio", false},
+	})
 }
 
 func TestWorkerExtrasPassThrough(t *testing.T) {

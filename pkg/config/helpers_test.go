@@ -74,3 +74,53 @@ func dump(ps []Problem) string {
 	}
 	return b.String()
 }
+
+// problemCase is one edit of the base config and the problem it must cause: field and
+// message, on the line holding at (default: the last line of new). An empty field
+// means the edit must cause no problem at all.
+type problemCase struct {
+	name       string
+	old, new   string
+	field, msg string
+	at         string
+	warning    bool
+}
+
+func checkProblemCases(t *testing.T, cases []problemCase) {
+	t.Helper()
+	base := baseYAML(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			text := edit(t, base, tc.old, tc.new)
+			_, ps := loadValidate(t, "x.yaml", text)
+			if tc.field == "" {
+				if len(ps) != 0 {
+					t.Fatalf("want no problems, got:%s", dump(ps))
+				}
+				return
+			}
+			at := tc.at
+			if at == "" {
+				lines := strings.Split(strings.TrimRight(tc.new, "\n"), "\n")
+				at = lines[len(lines)-1]
+			}
+			wantLine := lineOf(t, text, at)
+			for _, p := range ps {
+				if p.Field != tc.field || !strings.Contains(p.Message, tc.msg) {
+					continue
+				}
+				if p.Line != wantLine || p.Col < 1 {
+					t.Errorf("at %d:%d, want line %d (%q): %s", p.Line, p.Col, wantLine, at, p)
+				}
+				if p.Warning != tc.warning {
+					t.Errorf("warning = %v: %s", p.Warning, p)
+				}
+				if !strings.HasPrefix(p.String(), "cfg/disagg/perf/x.yaml:") {
+					t.Errorf("String() = %q", p.String())
+				}
+				return
+			}
+			t.Fatalf("want %s: %s in:%s", tc.field, tc.msg, dump(ps))
+		})
+	}
+}

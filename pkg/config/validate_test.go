@@ -8,16 +8,8 @@ import (
 )
 
 func TestValidateRules(t *testing.T) {
-	base := baseYAML(t)
 	const mtp3 = "      max_tokens_in_buffer: 8448\n"
-	cases := []struct {
-		name     string
-		old, new string
-		field    string
-		msg      string
-		at       string // text on the problem's line; "" = the last line of new
-		warning  bool
-	}{
+	checkProblemCases(t, []problemCase{
 		{"mtp tokens", mtp3, mtp3 + "    speculative_config:\n      decoding_type: MTP\n      num_nextn_predict_layers: 3\n",
 			"worker_config.gen.max_num_tokens", "must equal max_batch_size * (mtp + 1) = 32 * 4 = 128, got 32", "    max_num_tokens: 32", false},
 		{"streaming false", "  streaming: true", "  streaming: false", "benchmark.streaming", "must be true", "", false},
@@ -56,34 +48,7 @@ func TestValidateRules(t *testing.T) {
 		{"metrics log escape", "  multi_round: 8\n", "  multi_round: 8\n  metrics:\n    log_file: ../../etc/passwd\n", "benchmark.metrics.log_file", "inside the job's log folder", "", false},
 		{"benchmark ratio", "  multi_round: 8\n", "  multi_round: 8\n  benchmark_ratio: 1.5\n", "benchmark.benchmark_ratio", "between 0 and 1", "", false},
 		{"benchmark type", "  precision: fp4\n", "  precision: fp4\n  benchmark_type: 8k1k\n", "metadata.benchmark_type", `"8k1k" does not match`, "", true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			text := edit(t, base, tc.old, tc.new)
-			_, ps := loadValidate(t, "x.yaml", text)
-			at := tc.at
-			if at == "" {
-				lines := strings.Split(strings.TrimRight(tc.new, "\n"), "\n")
-				at = lines[len(lines)-1]
-			}
-			wantLine := lineOf(t, text, at)
-			for _, p := range ps {
-				if p.Field == tc.field && strings.Contains(p.Message, tc.msg) {
-					if p.Line != wantLine || p.Col < 1 {
-						t.Errorf("at %d:%d, want line %d (%q): %s", p.Line, p.Col, wantLine, at, p)
-					}
-					if p.Warning != tc.warning {
-						t.Errorf("warning = %v: %s", p.Warning, p)
-					}
-					if !tc.warning && len(errorsOnly(ps)) == 0 {
-						t.Error("no errors")
-					}
-					return
-				}
-			}
-			t.Fatalf("want %s: %s in:%s", tc.field, tc.msg, dump(ps))
-		})
-	}
+	})
 }
 
 func TestValidateReportsAllAtOnce(t *testing.T) {
