@@ -129,20 +129,15 @@ func (t *Test) Resolve(flags, env Env) {
 		t.Sources = map[string]string{}
 	}
 	c := &t.Config
-	set := func(field string, dst *string, key string) {
-		if v, src := Lookup(flags, env, key); v != "" {
-			*dst = v
-			t.Sources[field] = src
+	for _, o := range envFields {
+		if !o.direct {
+			continue
+		}
+		if v, src := Lookup(flags, env, o.env); v != "" {
+			*o.value(c) = v
+			t.Sources[o.field] = src
 		}
 	}
-	set("slurm.partition", &c.Slurm.Partition, EnvSlurmPartition)
-	set("slurm.account", &c.Slurm.Account, EnvSlurmAccount)
-	set("slurm.job_name", &c.Slurm.JobName, EnvSlurmJobName)
-	set("environment.container_image", &c.Environment.ContainerImage, EnvContainerImage)
-	set("environment.container_mount", &c.Environment.ContainerMount, EnvContainerMount)
-	set("environment.trtllm_repo", &c.Environment.TrtllmRepo, EnvRepoDir)
-	set("environment.trtllm_wheel_path", &c.Environment.TrtllmWheelPath, EnvTrtllmWheelPath)
-	set("environment.work_dir", &c.Environment.WorkDir, EnvWorkDir)
 	if dir, src := Lookup(flags, env, EnvModelDir); dir != "" && c.Metadata.ModelDirName != "" {
 		c.Environment.ModelPath = path.Join(dir, c.Metadata.ModelDirName)
 		t.Sources["environment.model_path"] = src + " + metadata.model_dir_name"
@@ -327,46 +322,26 @@ func IsPlaceholder(s string) bool {
 	return len(s) > 2 && s[0] == '<' && s[len(s)-1] == '>'
 }
 
-// placeholderEnv names, per field that may hold a placeholder, what fills it in.
-var placeholderEnv = []struct{ field, fill string }{
-	{"slurm.partition", EnvSlurmPartition},
-	{"slurm.account", EnvSlurmAccount},
-	{"slurm.job_name", EnvSlurmJobName},
-	{"environment.container_image", EnvContainerImage},
-	{"environment.container_mount", EnvContainerMount},
-	{"environment.model_path", EnvModelDir + " (with metadata.model_dir_name)"},
-	{"environment.trtllm_repo", EnvRepoDir},
-	{"environment.trtllm_wheel_path", EnvTrtllmWheelPath},
-	{"environment.work_dir", EnvWorkDir},
-	{"benchmark.dataset_file", EnvDatasetDir},
-	{"accuracy.env_var.HF_HOME", EnvHFHomeDir},
-}
-
-// placeholderValue returns the value of a field placeholderEnv names.
-func (c *Config) placeholderValue(field string) string {
-	switch field {
-	case "slurm.partition":
-		return c.Slurm.Partition
-	case "slurm.account":
-		return c.Slurm.Account
-	case "slurm.job_name":
-		return c.Slurm.JobName
-	case "environment.container_image":
-		return c.Environment.ContainerImage
-	case "environment.container_mount":
-		return c.Environment.ContainerMount
-	case "environment.model_path":
-		return c.Environment.ModelPath
-	case "environment.trtllm_repo":
-		return c.Environment.TrtllmRepo
-	case "environment.trtllm_wheel_path":
-		return c.Environment.TrtllmWheelPath
-	case "environment.work_dir":
-		return c.Environment.WorkDir
-	case "benchmark.dataset_file":
-		return c.Benchmark.DatasetFile
-	case "accuracy.env_var.HF_HOME":
-		return c.Accuracy.EnvVar["HF_HOME"]
-	}
-	return ""
+// envFields are the config fields the environment fills: directly (the variable's value)
+// or, where direct is false, by a rule in Resolve (MODEL_DIR joined with the model's
+// folder, ...). fill names what to set when the field holds a placeholder.
+var envFields = []struct {
+	field, env, fill string
+	direct           bool
+	value            func(*Config) *string
+}{
+	{"slurm.partition", EnvSlurmPartition, EnvSlurmPartition, true, func(c *Config) *string { return &c.Slurm.Partition }},
+	{"slurm.account", EnvSlurmAccount, EnvSlurmAccount, true, func(c *Config) *string { return &c.Slurm.Account }},
+	{"slurm.job_name", EnvSlurmJobName, EnvSlurmJobName, true, func(c *Config) *string { return &c.Slurm.JobName }},
+	{"environment.container_image", EnvContainerImage, EnvContainerImage, true, func(c *Config) *string { return &c.Environment.ContainerImage }},
+	{"environment.container_mount", EnvContainerMount, EnvContainerMount, true, func(c *Config) *string { return &c.Environment.ContainerMount }},
+	{"environment.trtllm_repo", EnvRepoDir, EnvRepoDir, true, func(c *Config) *string { return &c.Environment.TrtllmRepo }},
+	{"environment.trtllm_wheel_path", EnvTrtllmWheelPath, EnvTrtllmWheelPath, true, func(c *Config) *string { return &c.Environment.TrtllmWheelPath }},
+	{"environment.work_dir", EnvWorkDir, EnvWorkDir, true, func(c *Config) *string { return &c.Environment.WorkDir }},
+	{"environment.model_path", EnvModelDir, EnvModelDir + " (with metadata.model_dir_name)", false, func(c *Config) *string { return &c.Environment.ModelPath }},
+	{"benchmark.dataset_file", EnvDatasetDir, EnvDatasetDir, false, func(c *Config) *string { return &c.Benchmark.DatasetFile }},
+	{"accuracy.env_var.HF_HOME", EnvHFHomeDir, EnvHFHomeDir, false, func(c *Config) *string {
+		v := c.Accuracy.EnvVar["HF_HOME"]
+		return &v // read only: Resolve sets HF_HOME itself
+	}},
 }

@@ -32,8 +32,8 @@ type validator struct {
 
 // placeholders reports fields still holding a template placeholder ("<partition>").
 func (v *validator) placeholders(c *Config) bool {
-	for _, f := range placeholderEnv {
-		if val := c.placeholderValue(f.field); IsPlaceholder(val) {
+	for _, f := range envFields {
+		if val := *f.value(c); IsPlaceholder(val) {
 			if v.placeholderFields == nil {
 				v.placeholderFields = map[string]bool{}
 			}
