@@ -593,14 +593,15 @@ var (
 	anchorRe   = regexp.MustCompile(`unknown anchor '([^']*)'`)
 )
 
-// decodeConfig parses one YAML document into a Config, strictly.
-func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
+// decodeConfig parses one YAML document into a Config, strictly. fatal is true when
+// the file could not be read as a mapping of sections at all, so that field rules
+// would only add noise.
+func decodeConfig(file string, data []byte) (cfg Config, pos *positions, problems []Problem, fatal bool) {
 	hint := min(bytes.Count(data, []byte("\n"))+1, 4096)
 	d := &decoder{file: file, pos: positions{value: make(map[string]Pos, hint), key: make(map[string]Pos, hint)}}
-	var cfg Config
 	if len(data) > maxFileSize {
 		d.problem(nil, "", "file is %d bytes, more than the %d a test config may have", len(data), maxFileSize)
-		return cfg, &d.pos, fixLines(d.problems)
+		return cfg, &d.pos, fixLines(d.problems), true
 	}
 	var root yaml.Node
 	// The decoder sees every document but reads through an io.Reader; a single document
@@ -616,7 +617,7 @@ func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			d.problem(nil, "", "file is empty: a test config needs at least the metadata, slurm, benchmark, hardware and worker_config sections")
-			return cfg, &d.pos, fixLines(d.problems)
+			return cfg, &d.pos, fixLines(d.problems), true
 		}
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		p := Problem{File: file, Message: "YAML syntax error: " + msg}
@@ -633,7 +634,7 @@ func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
 		if p.Line == 0 {
 			p.Line = 1 // the error is somewhere in the file; point at its start
 		}
-		return cfg, &d.pos, []Problem{p}
+		return cfg, &d.pos, []Problem{p}, true
 	}
 	if dec != nil {
 		var extra yaml.Node
@@ -647,7 +648,7 @@ func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
 			d.problem(doc, "", "file is empty")
-			return cfg, &d.pos, fixLines(d.problems)
+			return cfg, &d.pos, fixLines(d.problems), true
 		}
 		doc = doc.Content[0]
 	}
@@ -657,11 +658,11 @@ func decodeConfig(file string, data []byte) (Config, *positions, []Problem) {
 		} else {
 			d.problem(dn, "", "a test config must be a mapping of sections (metadata:, slurm:, ...), got %s", describe(dn))
 		}
-		return cfg, &d.pos, fixLines(d.problems)
+		return cfg, &d.pos, fixLines(d.problems), true
 	}
 	d.decode(doc, reflect.ValueOf(&cfg).Elem(), "", 0)
 	d.pos.value[""] = Pos{1, 1}
-	return cfg, &d.pos, fixLines(d.problems)
+	return cfg, &d.pos, fixLines(d.problems), d.tooBig
 }
 
 // fixLines gives file-level problems without a position the first line.

@@ -49,8 +49,8 @@ func LoadFile(path string) (*Test, []Problem) {
 	t := &Test{ID: MakeID(typ, cat, path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
 	data, err := readLimited(path)
 	if err != nil {
-		t.problems = []Problem{{File: path, Message: err.Error()}}
-		t.pos = &positions{}
+		t.problems = []Problem{{File: path, Line: 1, Col: 1, Message: err.Error()}}
+		t.pos, t.unreadable = &positions{}, true
 		return t, t.problems
 	}
 	return t, t.decode(data)
@@ -64,8 +64,8 @@ func LoadBytes(path string, data []byte) (*Test, []Problem) {
 }
 
 func (t *Test) decode(data []byte) []Problem {
-	cfg, pos, problems := decodeConfig(t.Path, data)
-	t.Config, t.pos, t.problems = cfg, pos, problems
+	cfg, pos, problems, fatal := decodeConfig(t.Path, data)
+	t.Config, t.pos, t.problems, t.unreadable = cfg, pos, problems, fatal
 	return slices.Clone(problems)
 }
 

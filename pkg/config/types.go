@@ -184,8 +184,9 @@ type Test struct {
 	// from ("flag --output-path", "env SLURM_PARTITION", "default").
 	Sources map[string]string
 
-	pos      *positions // where each field was written, for problems
-	problems []Problem  // problems found while loading and discovering
+	pos        *positions // where each field was written, for problems
+	problems   []Problem  // problems found while loading and discovering
+	unreadable bool       // the file is not a mapping of sections: skip the field rules
 }
 
 // MTP returns the gen workers' number of MTP layers (0 when MTP is off).

@@ -65,22 +65,11 @@ func (t *Test) Validate() []Problem {
 	}
 	v := &validator{t: t}
 	v.problems = append(v.problems, t.problems...)
-	if !loadFailedEarly(t.problems) {
+	if !t.unreadable {
 		v.rules()
 	}
 	SortProblems(v.problems)
 	return v.problems
-}
-
-// loadFailedEarly reports whether the file could not be read as a mapping at all, so
-// field rules would only add noise.
-func loadFailedEarly(ps []Problem) bool {
-	for _, p := range ps {
-		if !p.Warning && p.Field == "" && !strings.HasPrefix(p.Message, "test id ") && !strings.HasPrefix(p.Message, "a test config is one YAML document") {
-			return true
-		}
-	}
-	return false
 }
 
 func (v *validator) rules() {
