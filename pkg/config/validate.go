@@ -21,6 +21,7 @@ var (
 	maxConcurrencies  = 256
 	envAssignmentName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	profileRangeRe    = regexp.MustCompile(`^(\d{1,9})-(\d{1,9})$`)
+	testIDRe          = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$`)
 )
 
 // validator collects one test's problems.
@@ -89,6 +90,9 @@ func (v *validator) rules() {
 				return strings.HasPrefix(p.Message, "is required") && slices.ContainsFunc(missing, func(s string) bool { return strings.HasPrefix(p.Field, s+".") })
 			})
 		}()
+	}
+	if !testIDRe.MatchString(v.t.ID) {
+		v.errorf("", "the file name makes the test id %q, which may only hold letters, digits, '.', '_', '-' and '+' (it names SLURM jobs and log folders)", v.t.ID)
 	}
 	v.metadata(c)
 	v.slurm(c)

@@ -266,3 +266,12 @@ func TestMissingSections(t *testing.T) {
 		}
 	}
 }
+
+func TestUnsafeTestID(t *testing.T) {
+	for _, name := range []string{"a b.yaml", "x;reboot.yaml", "$(id).yaml"} {
+		_, ps := loadValidate(t, name, baseYAML(t))
+		if !HasErrors(ps) || !strings.Contains(ps[0].Message, "may only hold letters") || ps[0].Line != 1 {
+			t.Errorf("%s:%s", name, dump(ps))
+		}
+	}
+}
