@@ -2,7 +2,8 @@
 // logs, extracts the metrics (the test's own or the defaults of its type), judges the
 // test, appends the seed's CSV rows, writes the Parquet dataset, and publishes the
 // result. Each result is claimed in KV first, so a redelivered completion never writes
-// a row twice.
+// a row twice. The outputs are not fsynced one test at a time: they are derived data,
+// and `collector replay` rebuilds them from the stored events after a machine crash.
 package collect
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +45,8 @@ type Config struct {
 	// MaxFailedRequests a perf test may have and still pass (default 0).
 	MaxFailedRequests int
 	AckWait           time.Duration
+	// Workers judge completions and write Parquet files in parallel (default 4).
+	Workers int
 }
 
 // Collector is the stage.
@@ -62,6 +66,9 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 2 * time.Minute
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
 	return &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector")}, nil
 }
 
@@ -69,7 +76,10 @@ func New(cfg Config) (*Collector, error) {
 func (c *Collector) CSVPath() string     { return filepath.Join(c.cfg.OutputPath, CSVName) }
 func (c *Collector) ParquetRoot() string { return filepath.Join(c.cfg.OutputPath, "results") }
 
-// Run collects until ctx ends.
+// Run collects until ctx ends. Completions are judged and their Parquet files written by
+// several workers at once; their CSV rows, claims and results are committed one at a
+// time in the order they were delivered, so one collector writes the CSV in stream order
+// (which is what replay reproduces).
 func (c *Collector) Run(ctx context.Context) error {
 	cons, err := c.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
 		Durable:       Durable,
@@ -83,33 +93,70 @@ func (c *Collector) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Work already taken is finished even while stopping.
+	wctx := context.WithoutCancel(ctx)
+	work, ordered := make(chan *item, 64), make(chan *item, 256)
+	var wg sync.WaitGroup
+	for range c.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				it.res, it.rows = c.prepare(&it.ev)
+				close(it.ready)
+			}
+		}()
+	}
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for it := range ordered {
+			<-it.ready
+			if err := c.commit(wctx, &it.ev, it.res, it.rows); err != nil {
+				c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", err)
+				_ = it.m.NakWithDelay(2 * time.Second)
+				continue
+			}
+			_ = it.m.Ack()
+		}
+	}()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		if ctx.Err() != nil {
 			_ = m.Nak() // stopping: hand it back at once
 			return
 		}
-		var ev events.JobCompleted
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		it := &item{m: m, ready: make(chan struct{})}
+		if err := json.Unmarshal(m.Data(), &it.ev); err != nil {
 			c.log.Error("undecodable completed event; dropping it", "subject", m.Subject(), "err", err)
 			_ = m.Term()
 			return
 		}
-		if _, err := c.Collect(ctx, &ev); err != nil {
-			if ctx.Err() == nil {
-				c.log.Error("collect failed; retrying", "test", ev.TestID, "err", err)
-			}
-			_ = m.NakWithDelay(2 * time.Second)
-			return
-		}
-		_ = m.Ack()
+		ordered <- it
+		work <- it
 	}, jetstream.PullMaxMessages(64))
 	if err != nil {
+		close(work)
+		close(ordered)
+		wg.Wait()
+		<-committed
 		return err
 	}
 	<-ctx.Done()
 	cc.Drain()
 	<-cc.Closed()
+	close(work)
+	close(ordered)
+	wg.Wait()
+	<-committed
 	return nil
+}
+
+type item struct {
+	m     jetstream.Msg
+	ev    events.JobCompleted
+	res   *events.Result
+	rows  []results.Row
+	ready chan struct{}
 }
 
 // claim is the collector's KV record of one result.
@@ -124,6 +171,16 @@ type claim struct {
 
 // Collect judges one completed job, writes its outputs once, and publishes the result.
 func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*events.Result, error) {
+	res, rows := c.prepare(ev)
+	if err := c.commit(ctx, ev, res, rows); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// prepare judges a job from its log folder and writes what may be written again
+// without harm: the test's Parquet file (replaced atomically) and the failed marker.
+func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.Row) {
 	spec := ev.Spec
 	if ev.LogDir != "" {
 		if s, err := events.ReadJobFile(ev.LogDir); err == nil {
@@ -136,7 +193,22 @@ func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*even
 		spec = &events.JobSpec{TestID: ev.TestID}
 	}
 	res, rows := Judge(ev, spec, c.cfg.MaxFailedRequests)
+	if len(rows) > 0 {
+		if _, err := results.WriteParquet(c.ParquetRoot(), ev.RunID, ev.TestID, rows, results.NoSync()); err != nil {
+			// Recorded as a reason; commit still writes the CSV and the result.
+			c.log.Error("write Parquet", "test", ev.TestID, "err", err)
+			res.Reasons = append(res.Reasons, "Parquet not written: "+err.Error())
+		}
+	}
+	if !res.Passed && ev.LogDir != "" {
+		markFailed(ev.LogDir, res)
+	}
+	return res, rows
+}
 
+// commit appends the CSV rows unless the claim says they are there, publishes the
+// result and counts it in its run, each exactly once.
+func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *events.Result, rows []results.Row) error {
 	key := events.Key(ev.RunID, ev.TestID)
 	kv := c.cfg.Bus.Results
 	var cl claim
@@ -144,7 +216,7 @@ func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*even
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cl.Rows = len(rows)
 		data, _ := json.Marshal(cl)
@@ -154,40 +226,35 @@ func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*even
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("result claim %s: %w", key, err)
+		return fmt.Errorf("result claim %s: %w", key, err)
 	}
 	if !cl.Done {
 		if len(rows) > 0 {
-			done, _, err := results.AppendCSVOnce(c.CSVPath(), rows, cl.CSV)
+			done, _, err := results.AppendCSVOnce(c.CSVPath(), rows, cl.CSV, results.NoSync())
 			if err != nil {
-				return nil, fmt.Errorf("append CSV: %w", err)
+				return fmt.Errorf("append CSV: %w", err)
 			}
 			cl.CSV = done
-			if cl.Parquet, err = results.WriteParquet(c.ParquetRoot(), ev.RunID, ev.TestID, rows); err != nil {
-				return nil, fmt.Errorf("write Parquet: %w", err)
-			}
-		}
-		if !res.Passed && ev.LogDir != "" {
-			markFailed(ev.LogDir, res)
+			cl.Parquet = results.ParquetPath(c.ParquetRoot(), ev.RunID, ev.TestID)
 		}
 		cl.Done, cl.Passed = true, res.Passed
 		if rev, err = update(ctx, kv, key, cl, rev); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(ev.RunID, ev.TestID), events.ResultID(ev.RunID, ev.TestID), res); err != nil {
-		return nil, err
+		return err
 	}
 	if !cl.Counted {
 		if err := c.count(ctx, ev.RunID, res.Passed); err != nil {
-			return nil, err
+			return err
 		}
 		cl.Counted = true
 		if _, err := update(ctx, kv, key, cl, rev); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return res, nil
+	return nil
 }
 
 func update(ctx context.Context, kv jetstream.KeyValue, key string, cl claim, rev uint64) (uint64, error) {
@@ -270,7 +337,19 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	res.Reasons = append(res.Reasons, m.Reasons...)
 	state := slurm.BaseState(ev.State)
 	if state != slurm.Completed {
-		res.Reasons = append(res.Reasons, fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmpOr(ev.Detail, ev.State), ev.ExitCode))
+		// The job's end in the scheduler's words, with its exit code, in place of the
+		// parser's shorter note on the state.
+		why := fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmpOr(ev.Detail, ev.State), ev.ExitCode)
+		replaced := false
+		for i, r := range res.Reasons {
+			if strings.HasPrefix(r, "job ended in state") {
+				res.Reasons[i], replaced = why, true
+				break
+			}
+		}
+		if !replaced {
+			res.Reasons = append(res.Reasons, why)
+		}
 	}
 	res.Passed = m.Valid && state == slurm.Completed
 	verdict := "fail"

@@ -202,26 +202,38 @@ func bytesAt(path string, off int64, want []byte) (bool, error) {
 }
 
 // findLine returns the offset of the first occurrence of want at or after from that starts
-// a line, or -1.
+// a line, or -1. It reads only the file's tail from the claim's offset (and the byte
+// before it), so a growing CSV costs each append what was appended since its claim.
 func findLine(path string, from int64, want []byte) (int64, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return -1, nil
 	}
 	if err != nil {
 		return -1, fmt.Errorf("results: %w", err)
 	}
-	if from < 0 || from > int64(len(data)) {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return -1, fmt.Errorf("results: %w", err)
+	}
+	size := st.Size()
+	if from < 0 || from > size {
 		from = 0 // the file was rebuilt or truncated since the claim: search all of it
 	}
-	for i := int(from); i <= len(data)-len(want); {
+	base := max(from-1, 0) // one byte before, to tell a line start
+	data := make([]byte, size-base)
+	if _, err := f.ReadAt(data, base); err != nil && !errors.Is(err, io.EOF) {
+		return -1, fmt.Errorf("results: %s: %w", path, err)
+	}
+	for i := int(from - base); i <= len(data)-len(want); {
 		j := bytes.Index(data[i:], want)
 		if j < 0 {
 			return -1, nil
 		}
 		at := i + j
-		if at == 0 || data[at-1] == '\n' {
-			return int64(at), nil
+		if base+int64(at) == 0 || data[at-1] == '\n' {
+			return base + int64(at), nil
 		}
 		i = at + 1
 	}

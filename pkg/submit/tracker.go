@@ -158,3 +158,11 @@ func (t *tracker) admits(policy string, size, tests, index int) bool {
 	}
 	return t.active < size
 }
+
+// get returns the ledger entry the tracker knows for key (revision 0: none).
+func (t *tracker) get(key string) (events.JobRecord, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.recs[key]
+	return e.rec, e.rev
+}

@@ -246,6 +246,25 @@ func (w *Watcher) cycle(ctx context.Context) bool {
 	if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
 		reasons, _ = pr.PendingReasons(ctx, ids)
 	}
+	type ended struct {
+		t *tracked
+		s slurm.JobStatus
+	}
+	var ending []ended
+	defer func() {
+		// Each completion is a few round trips to JetStream; do several at once.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for _, e := range ending {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				w.complete(ctx, e.t, e.s, nil)
+			}()
+		}
+		wg.Wait()
+	}()
 	for _, t := range held {
 		if t.ev.Debug {
 			continue
@@ -256,7 +275,7 @@ func (w *Watcher) cycle(ctx context.Context) bool {
 			limit = w.cfg.TimeLimit
 		}
 		if ok && slurm.IsTerminal(s.State) {
-			w.complete(ctx, t, s, nil)
+			ending = append(ending, ended{t, s})
 			changed = true
 			continue
 		}

@@ -65,7 +65,9 @@ func (f *Fake) Submit(ctx context.Context, req slurm.JobRequest) (string, error)
 	f.jobs[id] = &job{req: req, id: id, submitted: time.Now()}
 	f.submits[req.Name]++
 	f.startedOrder = append(f.startedOrder, req.Name)
-	f.maxActive = max(f.maxActive, f.activeLocked(time.Now()))
+	if f.Duration > 0 || f.FinalState != "" {
+		f.maxActive = max(f.maxActive, f.activeLocked(time.Now()))
+	}
 	return id, nil
 }
 
