@@ -258,14 +258,44 @@ func RunRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "events: nats sub --server %s 'bench.*.%s.>'\n", b.ServerURL(), events.Token(p.RunID))
 	}
 	start := time.Now()
+	var mu sync.Mutex
+	var counts [4]int
+	draw := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "\r\033[K[%s] queued %d  running %d  done %d  failed %d  elapsed %s",
+			p.RunID, counts[0], counts[1], counts[2], counts[3], time.Since(start).Round(time.Second))
+	}
+	stopDraw := make(chan struct{})
+	drawn := make(chan struct{})
+	go func() {
+		defer close(drawn)
+		if !tty {
+			return
+		}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopDraw:
+				return
+			case <-t.C:
+				draw()
+			}
+		}
+	}()
 	prog, err := Follow(ctx, b, p.RunID, false, func(line string, pr *Progress) {
 		log.Info(line)
+		q, r, d, fl := pr.Counts()
+		mu.Lock()
+		counts = [4]int{q, r, d, fl}
+		mu.Unlock()
 		if tty {
-			q, r, d, fl := pr.Counts()
-			fmt.Fprintf(stdout, "\r\033[K[%s] queued %d  running %d  done %d  failed %d  elapsed %s",
-				p.RunID, q, r, d, fl, time.Since(start).Round(time.Second))
+			draw()
 		}
 	})
+	close(stopDraw)
+	<-drawn
 	if tty {
 		fmt.Fprintln(stdout)
 	}
