@@ -9,12 +9,12 @@ import (
 // Problem is one thing wrong (or, with Warning, suspicious) in a test config, with the
 // position of the offending YAML node.
 type Problem struct {
-	File    string
-	Line    int // from 1; 0 when unknown
-	Col     int // from 1; 0 when unknown
-	Field   string
-	Message string
-	Warning bool
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"` // from 1; 0 when unknown
+	Col     int    `json:"col,omitempty"`  // from 1; 0 when unknown
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+	Warning bool   `json:"warning,omitempty"`
 }
 
 // String formats the problem as FILE:LINE:COL: field.path: message, the form editors and
