@@ -92,7 +92,7 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 		return nil, err
 	}
 	run := cmp.Or(opts.RunID, NewRunID())
-	gpu := config.NormalizeGPU(cmp.Or(opts.Selection.GPUType, env["GPU_TYPE"], config.DefaultGPUType))
+	gpu := cmp.Or(sel.GPUType, config.DefaultGPUType)
 	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy}
 	for _, t := range sel.Tests {
 		spec, err := Spec(t, run, out, gpu, env)
