@@ -65,19 +65,29 @@ func (f *runFlags) options(env config.Env) Options {
 	return Options{Selection: sel, BatchSize: f.batchSize, Policy: f.policy, Scheduler: f.common.Scheduler, OutputPath: f.common.OutputPath}
 }
 
-// RunPublish is `planner publish`: publish the run and print its id.
-func RunPublish(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("planner publish", flag.ContinueOnError)
+// parseRunFlags parses the flags `planner publish` and `planner run` share; a nil
+// result comes with the exit code.
+func parseRunFlags(cmd string, run bool, args []string, stderr io.Writer) (*runFlags, config.Env, int) {
+	fs := flag.NewFlagSet("planner "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f runFlags
-	f.register(fs, false)
+	f := &runFlags{}
+	f.register(fs, run)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, nil, 2
 	}
 	env := config.EnvFromOS()
 	if err := f.common.Resolve(env); err != nil {
 		fmt.Fprintln(stderr, "planner:", err)
-		return 2
+		return nil, nil, 2
+	}
+	return f, env, 0
+}
+
+// RunPublish is `planner publish`: publish the run and print its id.
+func RunPublish(args []string, stdout, stderr io.Writer) int {
+	f, env, code := parseRunFlags("publish", false, args, stderr)
+	if f == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -174,17 +184,9 @@ func (s *Stages) Stop() {
 
 // RunRun is `planner run`: publish, then follow the run to its end.
 func RunRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("planner run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f runFlags
-	f.register(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	env := config.EnvFromOS()
-	if err := f.common.Resolve(env); err != nil {
-		fmt.Fprintln(stderr, "planner:", err)
-		return 2
+	f, env, code := parseRunFlags("run", true, args, stderr)
+	if f == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
