@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -44,7 +45,8 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.k, "k", "", "select tests by expression, as pytest -k")
 	fs.StringVar(&f.m, "m", "", "select tests by marker: perf, accuracy or stress")
 	fs.StringVar(&f.gpuType, "gpu-type", "", "GPU type (env GPU_TYPE; default GB200)")
-	fs.IntVar(&f.batchSize, "batch-size", -1, "jobs of the run queued or running at once (env DISAGG_BATCH_SIZE; default 5; 0 = no limit)")
+	f.batchSize = -1
+	fs.Var((*optInt)(&f.batchSize), "batch-size", "jobs of the run queued or running at once (env DISAGG_BATCH_SIZE; default 5; 0 = no limit)")
 	fs.StringVar(&f.policy, "policy", events.PolicySliding, "sliding: refill a slot as soon as a job ends; barrier: next batch after the whole batch ended")
 	if run {
 		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
@@ -428,4 +430,23 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// optInt is an int flag whose unset value (-1) prints as nothing.
+type optInt int
+
+func (o *optInt) String() string {
+	if o == nil || *o < 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*o))
+}
+
+func (o *optInt) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a whole number >= 0")
+	}
+	*o = optInt(n)
+	return nil
 }
