@@ -46,7 +46,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.m, "m", "", "select tests by marker: perf, accuracy or stress")
 	fs.StringVar(&f.gpuType, "gpu-type", "", "GPU type (env GPU_TYPE; default GB200)")
 	f.batchSize = -1
-	fs.Var((*optInt)(&f.batchSize), "batch-size", "jobs of the run queued or running at once (env DISAGG_BATCH_SIZE; default 5; 0 = no limit)")
+	fs.Var((*optInt)(&f.batchSize), "batch-size", "at most `N` jobs of the run queued or running at once (env DISAGG_BATCH_SIZE; default 5; 0 = no limit)")
 	fs.StringVar(&f.policy, "policy", events.PolicySliding, "sliding: refill a slot as soon as a job ends; barrier: next batch after the whole batch ended")
 	if run {
 		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
@@ -436,7 +436,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 type optInt int
 
 func (o *optInt) String() string {
-	if o == nil || *o < 0 {
+	if o == nil || *o <= 0 { // unset (or 0): print no default in -h
 		return ""
 	}
 	return strconv.Itoa(int(*o))
