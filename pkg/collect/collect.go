@@ -110,15 +110,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
-		for it := range ordered {
-			<-it.ready
-			if err := c.commit(wctx, &it.ev, it.res, it.rows); err != nil {
-				c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", err)
-				_ = it.m.NakWithDelay(2 * time.Second)
-				continue
-			}
-			_ = it.m.Ack()
-		}
+		c.commitLoop(wctx, ordered)
 	}()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		if ctx.Err() != nil {
@@ -151,6 +143,72 @@ func (c *Collector) Run(ctx context.Context) error {
 	return nil
 }
 
+// maxPartRows bounds the rows buffered for one Parquet part file.
+const maxPartRows = 20000
+
+// part is a Parquet file being gathered for one run: the rows of the tests committed
+// since the last flush, and their messages, acknowledged only once the file is written.
+type part struct {
+	name string
+	rows []results.Row
+	msgs []jetstream.Msg
+}
+
+// commitLoop commits completions in delivery order. Parquet rows are gathered per run
+// and written as one part file whenever no completion is waiting (or the part is full),
+// so a burst of results makes a few files rather than one per test.
+func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
+	parts := map[string]*part{}
+	rows := 0
+	flush := func() {
+		for run, p := range parts {
+			err := error(nil)
+			if len(p.rows) > 0 {
+				err = results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), run), p.name), p.rows, results.NoSync())
+			}
+			for _, m := range p.msgs {
+				if err != nil {
+					_ = m.NakWithDelay(2 * time.Second)
+				} else {
+					_ = m.Ack()
+				}
+			}
+			if err != nil {
+				c.log.Error("write Parquet part; its tests will be collected again", "file", p.name, "err", err)
+			}
+		}
+		clear(parts)
+		rows = 0
+	}
+	for it := range ordered {
+		<-it.ready
+		p := parts[it.ev.RunID]
+		if p == nil {
+			seq := uint64(0)
+			if md, err := it.m.Metadata(); err == nil {
+				seq = md.Sequence.Stream
+			}
+			p = &part{name: fmt.Sprintf("part-%012d.parquet", seq)}
+			parts[it.ev.RunID] = p
+		}
+		add, err := c.commit(ctx, &it.ev, it.res, it.rows, p.name)
+		if err != nil {
+			c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", err)
+			_ = it.m.NakWithDelay(2 * time.Second)
+			continue
+		}
+		if add {
+			p.rows = append(p.rows, it.rows...)
+			rows += len(it.rows)
+		}
+		p.msgs = append(p.msgs, it.m)
+		if len(ordered) == 0 || rows >= maxPartRows {
+			flush()
+		}
+	}
+	flush()
+}
+
 type item struct {
 	m     jetstream.Msg
 	ev    events.JobCompleted
@@ -172,14 +230,21 @@ type claim struct {
 // Collect judges one completed job, writes its outputs once, and publishes the result.
 func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*events.Result, error) {
 	res, rows := c.prepare(ev)
-	if err := c.commit(ctx, ev, res, rows); err != nil {
+	part := "test-" + events.Token(ev.TestID) + ".parquet"
+	add, err := c.commit(ctx, ev, res, rows, part)
+	if err != nil {
 		return nil, err
+	}
+	if add {
+		if err := results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), ev.RunID), part), rows, results.NoSync()); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
 
-// prepare judges a job from its log folder and writes what may be written again
-// without harm: the test's Parquet file (replaced atomically) and the failed marker.
+// prepare judges a job from its log folder and marks a failed test's folder (which may
+// be done again without harm).
 func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.Row) {
 	spec := ev.Spec
 	if ev.LogDir != "" {
@@ -193,13 +258,6 @@ func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.
 		spec = &events.JobSpec{TestID: ev.TestID}
 	}
 	res, rows := Judge(ev, spec, c.cfg.MaxFailedRequests)
-	if len(rows) > 0 {
-		if _, err := results.WriteParquet(c.ParquetRoot(), ev.RunID, ev.TestID, rows, results.NoSync()); err != nil {
-			// Recorded as a reason; commit still writes the CSV and the result.
-			c.log.Error("write Parquet", "test", ev.TestID, "err", err)
-			res.Reasons = append(res.Reasons, "Parquet not written: "+err.Error())
-		}
-	}
 	if !res.Passed && ev.LogDir != "" {
 		markFailed(ev.LogDir, res)
 	}
@@ -207,8 +265,10 @@ func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.
 }
 
 // commit appends the CSV rows unless the claim says they are there, publishes the
-// result and counts it in its run, each exactly once.
-func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *events.Result, rows []results.Row) error {
+// result and counts it in its run, each exactly once. It records that the test's
+// Parquet rows go to the part file named part, and says whether the caller must add
+// them there (false when an earlier part file already holds them).
+func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *events.Result, rows []results.Row, part string) (add bool, err error) {
 	key := events.Key(ev.RunID, ev.TestID)
 	kv := c.cfg.Bus.Results
 	var cl claim
@@ -216,7 +276,7 @@ func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *ev
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows)
 		if err != nil {
-			return err
+			return false, err
 		}
 		cl.Rows = len(rows)
 		data, _ := json.Marshal(cl)
@@ -226,35 +286,46 @@ func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *ev
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("result claim %s: %w", key, err)
+		return false, fmt.Errorf("result claim %s: %w", key, err)
 	}
 	if !cl.Done {
 		if len(rows) > 0 {
 			done, _, err := results.AppendCSVOnce(c.CSVPath(), rows, cl.CSV, results.NoSync())
 			if err != nil {
-				return fmt.Errorf("append CSV: %w", err)
+				return false, fmt.Errorf("append CSV: %w", err)
 			}
 			cl.CSV = done
-			cl.Parquet = results.ParquetPath(c.ParquetRoot(), ev.RunID, ev.TestID)
+			cl.Parquet, add = part, true
 		}
 		cl.Done, cl.Passed = true, res.Passed
 		if rev, err = update(ctx, kv, key, cl, rev); err != nil {
-			return err
+			return false, err
+		}
+	}
+	if cl.Done && len(rows) > 0 && !add && cl.Parquet != part {
+		// Done before: its rows are in the part file it names (or in the part being
+		// gathered now), unless that part was never written (a crash before the
+		// flush); then they go to this part.
+		if _, err := os.Stat(filepath.Join(results.PartitionDir(c.ParquetRoot(), ev.RunID), cl.Parquet)); err != nil {
+			cl.Parquet, add = part, true
+			if rev, err = update(ctx, kv, key, cl, rev); err != nil {
+				return false, err
+			}
 		}
 	}
 	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(ev.RunID, ev.TestID), events.ResultID(ev.RunID, ev.TestID), res); err != nil {
-		return err
+		return false, err
 	}
 	if !cl.Counted {
 		if err := c.count(ctx, ev.RunID, res.Passed); err != nil {
-			return err
+			return false, err
 		}
 		cl.Counted = true
 		if _, err := update(ctx, kv, key, cl, rev); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return add, nil
 }
 
 func update(ctx context.Context, kv jetstream.KeyValue, key string, cl claim, rev uint64) (uint64, error) {

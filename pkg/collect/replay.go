@@ -83,13 +83,21 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, 
 		}
 	}
 	root := filepath.Join(o.OutputPath, "results")
+	perRun := map[string][]results.Row{}
+	var runs []string
 	for _, key := range order {
 		r := byTest[key]
 		all = append(all, r...)
 		if len(r) > 0 {
-			if _, err := results.WriteParquet(root, r[0].RunID, r[0].TestID, r); err != nil {
-				return 0, 0, err
+			if _, ok := perRun[r[0].RunID]; !ok {
+				runs = append(runs, r[0].RunID)
 			}
+			perRun[r[0].RunID] = append(perRun[r[0].RunID], r...)
+		}
+	}
+	for _, run := range runs {
+		if err := replacePartition(root, run, perRun[run]); err != nil {
+			return 0, 0, err
 		}
 	}
 	if err := results.WriteCSV(filepath.Join(o.OutputPath, CSVName), all); err != nil {
@@ -140,4 +148,29 @@ func RunReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "replayed %d tests, %d rows into %s\n", tests, rows, c.OutputPath)
 	return 0
+}
+
+// replacePartition swaps a run's Parquet partition for one file of the given rows: the
+// new partition is written beside the old one and renamed into its place.
+func replacePartition(root, run string, rows []results.Row) error {
+	dir := results.PartitionDir(root, run)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(root, ".replay-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := results.WriteParquetFile(filepath.Join(tmp, "part-replay.parquet"), rows); err != nil {
+		return err
+	}
+	old := tmp + ".old"
+	if err := os.Rename(dir, old); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
 }

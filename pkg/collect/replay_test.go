@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -117,8 +118,20 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sortRows(ra)
+	sortRows(rc)
 	if len(ra) != rows || !reflect.DeepEqual(ra, rc) {
 		t.Fatalf("replayed Parquet differs: %d vs %d rows", len(ra), len(rc))
+	}
+	// Replaying over the collected outputs replaces them; nothing doubles.
+	if _, _, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: out}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := results.ReadDataset(filepath.Join(out, "results")); err != nil || len(again) != rows {
+		t.Fatalf("after replay in place: %d Parquet rows (%v), want %d", len(again), err, rows)
+	}
+	if c2, _ := os.ReadFile(filepath.Join(out, collect.CSVName)); !bytes.Equal(a, c2) {
+		t.Fatal("CSV changed by a replay in place")
 	}
 	for _, r := range ra {
 		if r.TestID == "disagg_perf_a" && r.Concurrency == 2 && r.Metric == "SERVER_MEDIAN_TTFT" && r.Value != 55 {
@@ -128,4 +141,17 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 			t.Fatalf("output tok/s per GPU = %v, want 1024/8", r.OutputTokSPerGPU)
 		}
 	}
+}
+
+func sortRows(rows []results.Row) {
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.TestID != b.TestID {
+			return a.TestID < b.TestID
+		}
+		if a.Concurrency != b.Concurrency {
+			return a.Concurrency < b.Concurrency
+		}
+		return a.Metric+a.Dataset+a.Filter < b.Metric+b.Dataset+b.Filter
+	})
 }
