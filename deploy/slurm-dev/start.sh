@@ -439,10 +439,13 @@ T_DAEMONS=$(secs "$T_DAEMONS" "$(now)")
 # --------------------------------------------------------------- 7. smoke job
 if [ "$SMOKE" = 1 ]; then
 	t=$(now)
-	# two nodes and every GPU of each when the cluster has them: proves nodes and GRES
+	# Two nodes, and every GPU of each when the cluster has GPUs and runs nothing else
+	# (a busy cluster still has CPUs for a job without GPUs): proves nodes and GRES.
 	smoke_args=(-N "$((${#CONF_NODES[@]} > 1 ? 2 : 1))")
 	gpus=$(sed -n 's/^NodeName=.* Gres=gpu:\([0-9]*\).*/\1/p' "$ETC/slurm.conf" | head -n1)
-	[ -n "$gpus" ] && smoke_args+=("--gres=gpu:$gpus")
+	if [ -n "$gpus" ] && [ -z "$(squeue -h -o %i 2>/dev/null | head -n1)" ]; then
+		smoke_args+=("--gres=gpu:$gpus")
+	fi
 	jid=$(sbatch --parsable -J slurm-dev-smoke -o /dev/null "${smoke_args[@]}" --wrap true) || die "sbatch failed"
 	jid=${jid%%;*}
 	smoke_state() { sacct -n -X -P -j "$jid" -o State 2>/dev/null | head -n1; }
