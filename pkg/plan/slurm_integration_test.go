@@ -106,10 +106,10 @@ func newSLURMHarness(t *testing.T, timeout time.Duration) *slurmHarness {
 	t.Cleanup(cancel)
 	logs := &syncBuffer{}
 	h := &slurmHarness{t: t, ctx: ctx, logs: logs, since: time.Now().Add(-2 * time.Second),
-		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		sched: slurm.NewSLURM(slurm.SLURMOptions{Conf: slurmConf}),
 	}
-	b, err := bus.Connect(ctx, bus.Options{StoreDir: filepath.Join(t.TempDir(), "nats")})
+	b, err := bus.Connect(ctx, bus.Options{StoreDir: filepath.Join(t.TempDir(), "nats"), Listen: true, Logger: h.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,52 +599,102 @@ func (h *slurmHarness) startSeparately(out string, retry time.Duration) (sub, co
 	return h.run("submitter", s.Run), h.run("collector", c.Run)
 }
 
-func (h *slurmHarness) startWatcher() *stage {
+// watcherAckWait is how long a watcher that died without handing its jobs back keeps
+// them from the others.
+const watcherAckWait = 12 * time.Second
+
+// startWatcher runs a watcher on b (nil: the harness's bus).
+func (h *slurmHarness) startWatcher(b *bus.Bus) *stage {
 	h.t.Helper()
-	w, err := watch.New(watch.Config{Bus: h.b, Scheduler: h.sched, Log: h.log,
-		PollMin: slurmPollMin, PollMax: slurmPollMax, TimeLimit: 10 * time.Minute})
+	w, err := watch.New(watch.Config{Bus: cmp.Or(b, h.b), Scheduler: h.sched, Log: h.log,
+		PollMin: slurmPollMin, PollMax: slurmPollMax, TimeLimit: 10 * time.Minute, AckWait: watcherAckWait})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return h.run("watcher", w.Run)
 }
 
-// TestSLURMWatcherRestart stops the watcher mid-run while jobs run and end, and starts
-// another one seconds later: no job is lost, none reported twice.
+// TestSLURMWatcherRestart takes the watcher away mid-run while jobs run and end, and
+// starts another one seconds later: no job is lost, none reported twice. "stopped" ends
+// the watcher as a shutdown does (it hands its jobs back); "killed" drops its NATS
+// connection first, as a killed process does, so its jobs come back only when their
+// acknowledgement time runs out.
 func TestSLURMWatcherRestart(t *testing.T) {
-	h := newSLURMHarness(t, 3*time.Minute)
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	p := h.prepare(config.Selection{ConfigDir: copyQuickstart(t, dir, 6)}, 3, out)
-	sub, col := h.startSeparately(out, time.Second)
-	defer col.stop()
-	defer sub.stop()
-	w1 := h.startWatcher()
-	if err := p.Publish(h.ctx, h.b); err != nil {
-		t.Fatal(err)
-	}
-	h.waitFor("a first result", func() bool { return h.done(p.RunID) >= 1 })
-	w1.stop()
-	stopped := time.Now()
-	doneAtStop := h.done(p.RunID)
-	time.Sleep(7 * time.Second) // jobs end with no watcher
-	restarted := time.Now()
-	w2 := h.startWatcher()
-	defer w2.stop()
-	prog := h.follow(p)
-	jobs := h.checkRun(p, prog, out)
+	for _, mode := range []string{"stopped", "killed"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newSLURMHarness(t, 3*time.Minute)
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			p := h.prepare(config.Selection{ConfigDir: copyQuickstart(t, dir, 6)}, 3, out)
+			sub, col := h.startSeparately(out, time.Second)
+			defer col.stop()
+			defer sub.stop()
+			// The first watcher has its own connection, to the same server.
+			wb, err := bus.Connect(h.ctx, bus.Options{URL: h.b.ServerURL(), Name: "watcher-1", Logger: h.log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wb.Close()
+			w1 := h.startWatcher(wb)
+			if err := p.Publish(h.ctx, h.b); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor("a first result", func() bool { return h.done(p.RunID) >= 1 })
+			if mode == "killed" {
+				wb.NC.Close() // no hand-back reaches the server
+			}
+			stopped := time.Now()
+			w1.cancel()
+			select {
+			case <-w1.done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the first watcher did not return 15 s after it was stopped")
+			}
+			doneAtStop := h.done(p.RunID)
+			// A stopped watcher handed its jobs back: they can be taken again at once. A
+			// killed one still holds them until their acknowledgement time runs out. (A job
+			// submitted meanwhile is free either way, but never delivered before.)
+			cons, err := h.b.JS.Consumer(h.ctx, events.Stream, watch.Durable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			handedBack := 0
+			for m := range batch.Messages() {
+				if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+					handedBack++
+				}
+				_ = m.Nak()
+			}
+			switch {
+			case mode == "stopped" && handedBack == 0:
+				t.Error("no job free again one second after the watcher stopped: it did not hand them back")
+			case mode == "killed" && handedBack > 0 && time.Since(stopped) < watcherAckWait/3:
+				t.Errorf("%d jobs free again right after the watcher was killed: the kill handed them back", handedBack)
+			}
+			time.Sleep(7 * time.Second) // jobs end with no watcher
+			restarted := time.Now()
+			w2 := h.startWatcher(nil)
+			defer w2.stop()
+			prog := h.follow(p)
+			jobs := h.checkRun(p, prog, out)
 
-	endedUnwatched := 0 // by the jobs' done markers: sacct's times are whole seconds
-	for test, j := range jobs {
-		st, err := os.Stat(filepath.Join(plan.LogDir(out, test, p.RunID), "8_done_"+j.ID+".txt"))
-		if err == nil && st.ModTime().After(stopped) && st.ModTime().Before(restarted) {
-			endedUnwatched++
-		}
-	}
-	t.Logf("watcher stopped with %d of %d results in; %d jobs ended while no watcher ran (%.1f s)",
-		doneAtStop, len(p.Specs), endedUnwatched, restarted.Sub(stopped).Seconds())
-	if endedUnwatched == 0 {
-		t.Error("no job ended while the watcher was stopped: the test proved nothing")
+			endedUnwatched := 0 // by the jobs' done markers: sacct's times are whole seconds
+			for test, j := range jobs {
+				st, err := os.Stat(filepath.Join(plan.LogDir(out, test, p.RunID), "8_done_"+j.ID+".txt"))
+				if err == nil && st.ModTime().After(stopped) && st.ModTime().Before(restarted) {
+					endedUnwatched++
+				}
+			}
+			t.Logf("watcher %s with %d of %d results in; %d jobs ended while no watcher ran (%.1f s); the run ended %.1f s after the restart",
+				mode, doneAtStop, len(p.Specs), endedUnwatched, restarted.Sub(stopped).Seconds(), time.Since(restarted).Seconds())
+			if endedUnwatched == 0 {
+				t.Error("no job ended while no watcher ran: the test proved nothing")
+			}
+		})
 	}
 }
 
@@ -686,7 +736,7 @@ func TestSLURMControllerOutage(t *testing.T) {
 	sub, col := h.startSeparately(out, time.Second)
 	defer col.stop()
 	defer sub.stop()
-	w := h.startWatcher()
+	w := h.startWatcher(nil)
 	defer w.stop()
 	if err := p1.Publish(h.ctx, h.b); err != nil {
 		t.Fatal(err)
