@@ -237,7 +237,7 @@ func classifySbatchError(err error) error {
 
 // sacctFields is the -o list Status and FindByName ask for. JobName comes last because a
 // job name may hold the "|" separator; nothing after it can then be misread.
-const sacctFields = "JobIDRaw,JobID,State,ExitCode,Submit,Start,End,Elapsed,NodeList,Reason,JobName"
+const sacctFields = "JobIDRaw,JobID,State,ExitCode,Submit,Start,End,Elapsed,NodeList,Reason,NNodes,JobName"
 
 var sacctFieldCount = strings.Count(sacctFields, ",") + 1
 
@@ -325,10 +325,17 @@ func parseSacct(out []byte, row func(st JobStatus, jobID string)) error {
 			Elapsed:  parseElapsed(f[7]),
 			NodeList: noneToEmpty(f[8]),
 			Reason:   noneToEmpty(f[9]),
-			Name:     f[10],
+			Name:     f[11],
 		}
 		if st.State == "" {
 			st.State = UnknownState
+		}
+		// Right after a multi-node job ends, sacct can report its final state with only
+		// the batch host in NodeList; the full list follows a few seconds later. Until
+		// then the job is reported as completing, so its record is whole.
+		if nn, err := strconv.Atoi(strings.TrimSpace(f[10])); err == nil && IsTerminal(st.State) && nn > 1 && countHosts(st.NodeList) < nn {
+			st.Detail = st.Detail + " (accounting incomplete: " + st.NodeList + ")"
+			st.State = Completing
 		}
 		row(st, strings.TrimSpace(f[1]))
 	}
@@ -492,4 +499,54 @@ func uniqueJobIDs(ids []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// countHosts counts the hosts of a SLURM host list such as "gb200-[001-004,007],login1".
+func countHosts(list string) int {
+	n, depth, item := 0, 0, ""
+	flush := func() {
+		if item == "" {
+			return
+		}
+		c := 1
+		for rest := item; ; {
+			i := strings.IndexByte(rest, '[')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(rest[i:], ']')
+			if j < 0 {
+				break
+			}
+			k := 0
+			for _, r := range strings.Split(rest[i+1:i+j], ",") {
+				lo, hi, ok := strings.Cut(r, "-")
+				a, err1 := strconv.Atoi(lo)
+				b, err2 := strconv.Atoi(hi)
+				if ok && err1 == nil && err2 == nil && b >= a {
+					k += b - a + 1
+				} else {
+					k++
+				}
+			}
+			c *= max(k, 1)
+			rest = rest[i+j+1:]
+		}
+		n += c
+		item = ""
+	}
+	for _, r := range list {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case r == ',' && depth == 0:
+			flush()
+			continue
+		}
+		item += string(r)
+	}
+	flush()
+	return n
 }

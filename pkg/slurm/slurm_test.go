@@ -56,67 +56,67 @@ func TestParseSacct(t *testing.T) {
 	}{
 		{
 			name: "completed",
-			line: "101|101|COMPLETED|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:31|00:00:30|vm|None|run1-test_a",
+			line: "101|101|COMPLETED|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:31|00:00:30|vm|None|1|run1-test_a",
 			want: JobStatus{ID: "101", State: Completed, Detail: "COMPLETED", Submit: sacctTime("2026-11-27T01:00:00"),
 				Start: sacctTime("2026-11-27T01:00:01"), End: sacctTime("2026-11-27T01:00:31"), Elapsed: 30 * time.Second,
 				NodeList: "vm", Name: "run1-test_a"},
 		},
 		{
 			name: "failed with exit code 3",
-			line: "102|102|FAILED|3:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:02|00:00:01|gb200-[001-004]|NonZeroExitCode|n",
+			line: "102|102|FAILED|3:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:02|00:00:01|gb200-[001-004]|NonZeroExitCode|1|n",
 			want: JobStatus{ID: "102", State: Failed, Detail: "FAILED", ExitCode: 3, Submit: sacctTime("2026-11-27T01:00:00"),
 				Start: sacctTime("2026-11-27T01:00:01"), End: sacctTime("2026-11-27T01:00:02"), Elapsed: time.Second,
 				NodeList: "gb200-[001-004]", Reason: "NonZeroExitCode", Name: "n"},
 		},
 		{
 			name: "cancelled by a user",
-			line: "103|103|CANCELLED by 1000|0:15|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:10:01|00:10:00|vm|None|n",
+			line: "103|103|CANCELLED by 1000|0:15|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:10:01|00:10:00|vm|None|1|n",
 			want: JobStatus{ID: "103", State: Cancelled, Detail: "CANCELLED by 1000", Signal: 15, Submit: sacctTime("2026-11-27T01:00:00"),
 				Start: sacctTime("2026-11-27T01:00:01"), End: sacctTime("2026-11-27T01:10:01"), Elapsed: 10 * time.Minute, NodeList: "vm", Name: "n"},
 		},
 		{
 			name: "pending, never started",
-			line: "104|104|PENDING|0:0|2026-11-27T01:00:00|Unknown|Unknown|00:00:00|None assigned|JobHeldUser|n",
+			line: "104|104|PENDING|0:0|2026-11-27T01:00:00|Unknown|Unknown|00:00:00|None assigned|JobHeldUser|1|n",
 			want: JobStatus{ID: "104", State: Pending, Detail: "PENDING", Submit: sacctTime("2026-11-27T01:00:00"), Reason: "JobHeldUser", Name: "n"},
 		},
 		{
 			name: "running for days",
-			line: "105|105|RUNNING|0:0|2026-11-25T01:00:00|2026-11-25T01:00:00|Unknown|2-01:02:03|vm|None|n",
+			line: "105|105|RUNNING|0:0|2026-11-25T01:00:00|2026-11-25T01:00:00|Unknown|2-01:02:03|vm|None|1|n",
 			want: JobStatus{ID: "105", State: Running, Detail: "RUNNING", Submit: sacctTime("2026-11-25T01:00:00"), Start: sacctTime("2026-11-25T01:00:00"),
 				Elapsed: 49*time.Hour + 2*time.Minute + 3*time.Second, NodeList: "vm", Name: "n"},
 		},
 		{
 			name: "array task keyed by its raw id and by ARRAY_TASK",
-			line: "207|200_7|TIMEOUT|0:0|2026-11-27T01:00:00|2026-11-27T01:00:00|2026-11-27T01:01:20|00:01:20|vm|None|arr",
+			line: "207|200_7|TIMEOUT|0:0|2026-11-27T01:00:00|2026-11-27T01:00:00|2026-11-27T01:01:20|00:01:20|vm|None|1|arr",
 			key:  "200_7",
 			want: JobStatus{ID: "207", State: Timeout, Detail: "TIMEOUT", Submit: sacctTime("2026-11-27T01:00:00"), Start: sacctTime("2026-11-27T01:00:00"),
 				End: sacctTime("2026-11-27T01:01:20"), Elapsed: 80 * time.Second, NodeList: "vm", Name: "arr"},
 		},
 		{
 			name: "pending array",
-			line: "300|300_[0-9%2]|PENDING|0:0|2026-11-27T01:00:00|Unknown|Unknown|00:00:00|None assigned|Priority|arr",
+			line: "300|300_[0-9%2]|PENDING|0:0|2026-11-27T01:00:00|Unknown|Unknown|00:00:00|None assigned|Priority|1|arr",
 			key:  "300_[0-9%2]",
 			want: JobStatus{ID: "300", State: Pending, Detail: "PENDING", Submit: sacctTime("2026-11-27T01:00:00"), Reason: "Priority", Name: "arr"},
 		},
-		{name: "preempted", line: "106|106|PREEMPTED|0:0|None|None|None|00:00:00|vm|None|n",
+		{name: "preempted", line: "106|106|PREEMPTED|0:0|None|None|None|00:00:00|vm|None|1|n",
 			want: JobStatus{ID: "106", State: Preempted, Detail: "PREEMPTED", NodeList: "vm", Name: "n"}},
-		{name: "requeued", line: "107|107|REQUEUED|0:0||||||None|n",
+		{name: "requeued", line: "107|107|REQUEUED|0:0||||||None|1|n",
 			want: JobStatus{ID: "107", State: Requeued, Detail: "REQUEUED", Name: "n"}},
-		{name: "node fail", line: "108|108|NODE_FAIL|1:0||||||None|n",
+		{name: "node fail", line: "108|108|NODE_FAIL|1:0||||||None|1|n",
 			want: JobStatus{ID: "108", State: NodeFail, Detail: "NODE_FAIL", ExitCode: 1, Name: "n"}},
-		{name: "out of memory", line: "109|109|OUT_OF_MEMORY|0:125||||||None|n",
+		{name: "out of memory", line: "109|109|OUT_OF_MEMORY|0:125||||||None|1|n",
 			want: JobStatus{ID: "109", State: OutOfMemory, Detail: "OUT_OF_MEMORY", Signal: 125, Name: "n"}},
-		{name: "boot fail", line: "110|110|BOOT_FAIL|0:0||||||None|n",
+		{name: "boot fail", line: "110|110|BOOT_FAIL|0:0||||||None|1|n",
 			want: JobStatus{ID: "110", State: BootFail, Detail: "BOOT_FAIL", Name: "n"}},
-		{name: "deadline", line: "111|111|DEADLINE|0:0||||||None|n",
+		{name: "deadline", line: "111|111|DEADLINE|0:0||||||None|1|n",
 			want: JobStatus{ID: "111", State: Deadline, Detail: "DEADLINE", Name: "n"}},
-		{name: "completed with a plus", line: "112|112|COMPLETED+|0:0||||||None|n",
+		{name: "completed with a plus", line: "112|112|COMPLETED+|0:0||||||None|1|n",
 			want: JobStatus{ID: "112", State: Completed, Detail: "COMPLETED+", Name: "n"}},
-		{name: "empty state", line: "113|113||0:0||||||None|n",
+		{name: "empty state", line: "113|113||0:0||||||None|1|n",
 			want: JobStatus{ID: "113", State: UnknownState, Name: "n"}},
-		{name: "a name holding the separator", line: "114|114|RUNNING|0:0||||||None|a|b|c",
+		{name: "a name holding the separator", line: "114|114|RUNNING|0:0||||||None|1|a|b|c",
 			want: JobStatus{ID: "114", State: Running, Detail: "RUNNING", Name: "a|b|c"}},
-		{name: "het component", line: "115+1|115+1|RUNNING|0:0||||00:00:05.250||None|n",
+		{name: "het component", line: "115+1|115+1|RUNNING|0:0||||00:00:05.250||None|1|n",
 			want: JobStatus{ID: "115+1", State: Running, Detail: "RUNNING", Elapsed: 5250 * time.Millisecond, Name: "n"}},
 	}
 	for _, tt := range tests {
@@ -156,8 +156,8 @@ func sacctKey(key, id string) string {
 func TestParseSacctRejectsBadLines(t *testing.T) {
 	for _, out := range []string{
 		"101|COMPLETED|0:0\n",               // too few fields
-		"abc|abc|COMPLETED|0:0||||||None|n", // not a job id
-		"|101|COMPLETED|0:0||||||None|n",
+		"abc|abc|COMPLETED|0:0||||||None|1|n", // not a job id
+		"|101|COMPLETED|0:0||||||None|1|n",
 	} {
 		err := parseSacct([]byte(out), func(JobStatus, string) {})
 		if err == nil || !strings.Contains(err.Error(), "sacct output line 1") {
@@ -204,8 +204,8 @@ func TestParseExitCode(t *testing.T) {
 
 func TestStatusOneSacctCallForAllJobs(t *testing.T) {
 	s, f := newFakeSLURM(t, func(argv []string) (string, string, error) {
-		return "11|11|RUNNING|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|Unknown|00:00:10|vm|None|a\n" +
-			"12|12|CANCELLED by 0|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:05|00:00:04|vm|None|b\n", "", nil
+		return "11|11|RUNNING|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|Unknown|00:00:10|vm|None|1|a\n" +
+			"12|12|CANCELLED by 0|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:05|00:00:04|vm|None|1|b\n", "", nil
 	})
 	since := sacctTime("2026-11-27T00:59:30")
 	got, err := s.Status(context.Background(), since, []string{"11", "12", "13", "11"})
@@ -234,7 +234,7 @@ func TestStatusChunksLongIDLists(t *testing.T) {
 	s, f := newFakeSLURM(t, func(argv []string) (string, string, error) {
 		var out strings.Builder
 		for id := range strings.SplitSeq(argv[7], ",") {
-			fmt.Fprintf(&out, "%s|%s|PENDING|0:0|Unknown|Unknown|Unknown|00:00:00|None assigned|Priority|x\n", id, id)
+			fmt.Fprintf(&out, "%s|%s|PENDING|0:0|Unknown|Unknown|Unknown|00:00:00|None assigned|Priority|1|x\n", id, id)
 		}
 		return out.String(), "", nil
 	})
@@ -429,7 +429,7 @@ func TestCancel(t *testing.T) {
 
 func TestFindByName(t *testing.T) {
 	s, f := newFakeSLURM(t, func(argv []string) (string, string, error) {
-		return "7|7|REQUEUED|0:0||||||None|run1-a\n8|8|COMPLETED|0:0||||||None|run1-a\n7|7|RUNNING|0:0||||||None|run1-a\n", "", nil
+		return "7|7|REQUEUED|0:0||||||None|1|run1-a\n8|8|COMPLETED|0:0||||||None|1|run1-a\n7|7|RUNNING|0:0||||||None|1|run1-a\n", "", nil
 	})
 	got, err := s.FindByName(context.Background(), sacctTime("2026-11-27T01:00:00"), "run1-a")
 	if err != nil {
@@ -507,7 +507,7 @@ func TestExecMissingBinary(t *testing.T) {
 }
 
 func FuzzParseSacct(f *testing.F) {
-	f.Add("101|101|CANCELLED by 0|0:15|2026-11-27T01:00:00|Unknown|None|1-02:03:04|vm|None|a|b\n")
+	f.Add("101|101|CANCELLED by 0|0:15|2026-11-27T01:00:00|Unknown|None|1-02:03:04|vm|None|1|a|b\n")
 	f.Add("207|200_7|TIMEOUT|0:0|||00:01:20.5|||arr")
 	f.Fuzz(func(t *testing.T, out string) {
 		_ = parseSacct([]byte(out), func(st JobStatus, jobID string) {
@@ -525,7 +525,7 @@ func BenchmarkStatusParse1000(b *testing.B) {
 	ids := make([]string, 1000)
 	for i := range ids {
 		ids[i] = fmt.Sprint(100000 + i)
-		fmt.Fprintf(&out, "%s|%s|RUNNING|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|Unknown|00:10:00|gb200-[001-004]|None|run-test-%d\n", ids[i], ids[i], i)
+		fmt.Fprintf(&out, "%s|%s|RUNNING|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|Unknown|00:10:00|gb200-[001-004]|None|1|run-test-%d\n", ids[i], ids[i], i)
 	}
 	reply := []byte(out.String())
 	s := NewSLURM(SLURMOptions{MaxIDsPerCall: 1000, Run: func(context.Context, []string, []string) ([]byte, []byte, error) {
@@ -535,6 +535,30 @@ func BenchmarkStatusParse1000(b *testing.B) {
 	for b.Loop() {
 		if got, err := s.Status(context.Background(), time.Now(), ids); err != nil || len(got) != 1000 {
 			b.Fatal(len(got), err)
+		}
+	}
+}
+
+func TestFinalStateWithPartialNodeListIsStillCompleting(t *testing.T) {
+	var got []JobStatus
+	out := "5|5|COMPLETED|0:0||||00:00:03|node3|None|2|j\n" +
+		"6|6|COMPLETED|0:0||||00:00:03|node[3-4]|None|2|j\n" +
+		"7|7|FAILED|1:0||||00:00:03|gb200-[001-004,007],login1|None|6|j\n"
+	if err := parseSacct([]byte(out), func(st JobStatus, _ string) { got = append(got, st) }); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].State != Completing || !strings.Contains(got[0].Detail, "accounting incomplete") {
+		t.Errorf("2-node job with one host listed: %+v, want COMPLETING", got[0])
+	}
+	if got[1].State != Completed || got[1].NodeList != "node[3-4]" {
+		t.Errorf("2-node job with both hosts: %+v", got[1])
+	}
+	if got[2].State != Failed {
+		t.Errorf("6-node job with 6 hosts: %+v", got[2])
+	}
+	for list, want := range map[string]int{"": 0, "vm": 1, "node[1-4]": 4, "a[1-2,5],b": 4, "r[1-2]n[1-3]": 6} {
+		if n := countHosts(list); n != want {
+			t.Errorf("countHosts(%q) = %d, want %d", list, n, want)
 		}
 	}
 }
