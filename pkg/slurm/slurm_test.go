@@ -155,7 +155,7 @@ func sacctKey(key, id string) string {
 
 func TestParseSacctRejectsBadLines(t *testing.T) {
 	for _, out := range []string{
-		"101|COMPLETED|0:0\n",               // too few fields
+		"101|COMPLETED|0:0\n",                 // too few fields
 		"abc|abc|COMPLETED|0:0||||||None|1|n", // not a job id
 		"|101|COMPLETED|0:0||||||None|1|n",
 	} {
