@@ -169,6 +169,7 @@ func ReadEval(r io.Reader) ([]EvalRow, error) {
 // ScanEval streams ReadEval's rows to fn.
 func ScanEval(r io.Reader, fn func(EvalRow) error) error {
 	ls := newLineScanner(r)
+	defer ls.release()
 	var (
 		scratch   []byte
 		run       int

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 )
 
 // Field is one value of the benchmark client's "Serving Benchmark Result" block.
@@ -339,6 +340,7 @@ func ReadBench(r io.Reader) ([]Block, error) {
 func ScanBench(r io.Reader, fn func(Block) error) error {
 	p := benchParser{emit: fn}
 	ls := newLineScanner(r)
+	defer ls.release()
 	for ls.Scan() {
 		if err := p.line(ls.Bytes(), ls.Line()); err != nil {
 			return err
@@ -683,19 +685,32 @@ func stripANSI(dst, b []byte) []byte {
 // any line longer than maxLine.
 type lineScanner struct {
 	sc       *bufio.Scanner
-	line     int // 1-based line of the current token
-	next     int // line number of the next token
+	buf      *[]byte // from scanBuffers; back there on release
+	line     int     // 1-based line of the current token
+	next     int     // line number of the next token
 	skipping bool
 	searched int // bytes at the start of the pending data known to hold no line end
 }
 
+// scanBuffers keeps read buffers between scans: a collector judges many small logs, and
+// a fresh buffer each time would cost more than the parsing.
+var scanBuffers = sync.Pool{New: func() any { b := make([]byte, readBuffer); return &b }}
+
 func newLineScanner(r io.Reader) *lineScanner {
-	ls := &lineScanner{next: 1}
+	ls := &lineScanner{next: 1, buf: scanBuffers.Get().(*[]byte)}
 	ls.sc = bufio.NewScanner(r)
 	// Read in large chunks; lines longer than maxLine are cut by split, not by the buffer.
-	ls.sc.Buffer(make([]byte, 0, readBuffer), readBuffer)
+	ls.sc.Buffer((*ls.buf)[:0], readBuffer)
 	ls.sc.Split(ls.split)
 	return ls
+}
+
+// release hands the buffer back; no token of the scan may be used after it.
+func (ls *lineScanner) release() {
+	if ls.buf != nil {
+		scanBuffers.Put(ls.buf)
+		ls.buf = nil
+	}
 }
 
 func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {

@@ -58,7 +58,7 @@ Benchmark with concurrency 1 done
 func BenchmarkPipeline(b *testing.B) {
 	n := benchN()
 	for range b.N {
-		dir := b.TempDir()
+		dir := benchDir(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		bs, err := bus.Connect(ctx, bus.Options{StoreDir: filepath.Join(dir, ".nats")})
 		if err != nil {
@@ -126,4 +126,19 @@ func benchN() int {
 		return v
 	}
 	return 10000
+}
+
+// benchDir is a fresh folder under BENCH_DIR (for example /dev/shm, to time the pipeline
+// rather than the disk), or under the test's temporary folder.
+func benchDir(b *testing.B) string {
+	root := os.Getenv("BENCH_DIR")
+	if root == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, "disaggbench-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
