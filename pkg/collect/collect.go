@@ -271,19 +271,18 @@ func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.
 func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *events.Result, rows []results.Row, part string) (add bool, err error) {
 	key := events.Key(ev.RunID, ev.TestID)
 	kv := c.cfg.Bus.Results
+	// Most completions are new: claim first, and read the claim only when one exists.
 	var cl claim
-	rev, err := bus.GetJSON(ctx, kv, key, &cl)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows)
-		if err != nil {
-			return false, err
-		}
-		cl.Rows = len(rows)
-		data, _ := json.Marshal(cl)
-		rev, err = kv.Create(ctx, key, data)
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			rev, err = bus.GetJSON(ctx, kv, key, &cl)
-		}
+	cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows)
+	if err != nil {
+		return false, err
+	}
+	cl.Rows = len(rows)
+	data, _ := json.Marshal(cl)
+	rev, err := kv.Create(ctx, key, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		cl = claim{}
+		rev, err = bus.GetJSON(ctx, kv, key, &cl)
 	}
 	if err != nil {
 		return false, fmt.Errorf("result claim %s: %w", key, err)
