@@ -76,10 +76,11 @@ func New(cfg Config) (*Collector, error) {
 func (c *Collector) CSVPath() string     { return filepath.Join(c.cfg.OutputPath, CSVName) }
 func (c *Collector) ParquetRoot() string { return filepath.Join(c.cfg.OutputPath, "results") }
 
-// Run collects until ctx ends. Completions are judged and their Parquet files written by
-// several workers at once; their CSV rows, claims and results are committed one at a
-// time in the order they were delivered, so one collector writes the CSV in stream order
-// (which is what replay reproduces).
+// Run collects until ctx ends. Completions are judged and claimed by several workers at
+// once; their CSV rows are appended one at a time in the order they were delivered, so
+// one collector writes the CSV in stream order (which is what replay reproduces); their
+// Parquet rows are gathered into part files; then, again several at once, each result is
+// marked done, published and counted, and its message acknowledged.
 func (c *Collector) Run(ctx context.Context) error {
 	cons, err := c.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
 		Durable:       Durable,
@@ -103,6 +104,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			defer wg.Done()
 			for it := range work {
 				it.res, it.rows = c.prepare(&it.ev)
+				it.cl, it.rev, it.err = c.claim(wctx, &it.ev, it.rows)
 				close(it.ready)
 			}
 		}()
@@ -146,35 +148,51 @@ func (c *Collector) Run(ctx context.Context) error {
 // maxPartRows bounds the rows buffered for one Parquet part file.
 const maxPartRows = 20000
 
-// part is a Parquet file being gathered for one run: the rows of the tests committed
-// since the last flush, and their messages, acknowledged only once the file is written.
+// part is a Parquet file being gathered for one run: the rows of the tests whose CSV rows
+// were appended since the last flush. Their results are finished once the file is written.
 type part struct {
-	name string
-	rows []results.Row
-	msgs []jetstream.Msg
+	name  string
+	rows  []results.Row
+	items []*item
 }
 
-// commitLoop commits completions in delivery order. Parquet rows are gathered per run
-// and written as one part file whenever no completion is waiting (or the part is full),
-// so a burst of results makes a few files rather than one per test.
+// commitLoop appends CSV rows in delivery order. Parquet rows are gathered per run and
+// written as one part file whenever no completion is waiting (or the part is full), so
+// a burst of results makes a few files rather than one per test.
 func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
+	finish := make(chan *item, 256)
+	var fin sync.WaitGroup
+	for range c.cfg.Workers {
+		fin.Add(1)
+		go func() {
+			defer fin.Done()
+			for it := range finish {
+				if it.err == nil {
+					it.err = c.finish(ctx, it)
+				}
+				if it.err != nil {
+					c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", it.err)
+					_ = it.m.NakWithDelay(2 * time.Second)
+					continue
+				}
+				_ = it.m.Ack()
+			}
+		}()
+	}
 	parts := map[string]*part{}
 	rows := 0
 	flush := func() {
 		for run, p := range parts {
-			err := error(nil)
 			if len(p.rows) > 0 {
-				err = results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), run), p.name), p.rows, results.NoSync())
-			}
-			for _, m := range p.msgs {
-				if err != nil {
-					_ = m.NakWithDelay(2 * time.Second)
-				} else {
-					_ = m.Ack()
+				if err := results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), run), p.name), p.rows, results.NoSync()); err != nil {
+					c.log.Error("write Parquet part; its tests will be collected again", "file", p.name, "err", err)
+					for _, it := range p.items {
+						it.err = fmt.Errorf("write Parquet: %w", err)
+					}
 				}
 			}
-			if err != nil {
-				c.log.Error("write Parquet part; its tests will be collected again", "file", p.name, "err", err)
+			for _, it := range p.items {
+				finish <- it
 			}
 		}
 		clear(parts)
@@ -182,6 +200,10 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 	}
 	for it := range ordered {
 		<-it.ready
+		if it.err != nil {
+			finish <- it
+			continue
+		}
 		p := parts[it.ev.RunID]
 		if p == nil {
 			seq := uint64(0)
@@ -191,22 +213,18 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 			p = &part{name: fmt.Sprintf("part-%012d.parquet", seq)}
 			parts[it.ev.RunID] = p
 		}
-		add, err := c.commit(ctx, &it.ev, it.res, it.rows, p.name)
-		if err != nil {
-			c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", err)
-			_ = it.m.NakWithDelay(2 * time.Second)
-			continue
-		}
-		if add {
+		if it.err = c.appendCSV(it, p.name); it.err == nil && it.add {
 			p.rows = append(p.rows, it.rows...)
 			rows += len(it.rows)
 		}
-		p.msgs = append(p.msgs, it.m)
+		p.items = append(p.items, it)
 		if len(ordered) == 0 || rows >= maxPartRows {
 			flush()
 		}
 	}
 	flush()
+	close(finish)
+	fin.Wait()
 }
 
 type item struct {
@@ -214,7 +232,12 @@ type item struct {
 	ev    events.JobCompleted
 	res   *events.Result
 	rows  []results.Row
-	ready chan struct{}
+	ready chan struct{} // closed once judged and claimed
+
+	cl  claim  // the result's claim, as this collector last wrote it
+	rev uint64 // its revision
+	add bool   // its Parquet rows go to the current part file
+	err error
 }
 
 // claim is the collector's KV record of one result.
@@ -229,18 +252,24 @@ type claim struct {
 
 // Collect judges one completed job, writes its outputs once, and publishes the result.
 func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*events.Result, error) {
-	res, rows := c.prepare(ev)
+	it := &item{ev: *ev}
+	it.res, it.rows = c.prepare(ev)
+	if it.cl, it.rev, it.err = c.claim(ctx, ev, it.rows); it.err != nil {
+		return nil, it.err
+	}
 	part := "test-" + events.Token(ev.TestID) + ".parquet"
-	add, err := c.commit(ctx, ev, res, rows, part)
-	if err != nil {
+	if err := c.appendCSV(it, part); err != nil {
 		return nil, err
 	}
-	if add {
-		if err := results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), ev.RunID), part), rows, results.NoSync()); err != nil {
+	if it.add {
+		if err := results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), ev.RunID), part), it.rows, results.NoSync()); err != nil {
 			return nil, err
 		}
 	}
-	return res, nil
+	if err := c.finish(ctx, it); err != nil {
+		return nil, err
+	}
+	return it.res, nil
 }
 
 // prepare judges a job from its log folder and marks a failed test's folder (which may
@@ -264,18 +293,15 @@ func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.
 	return res, rows
 }
 
-// commit appends the CSV rows unless the claim says they are there, publishes the
-// result and counts it in its run, each exactly once. It records that the test's
-// Parquet rows go to the part file named part, and says whether the caller must add
-// them there (false when an earlier part file already holds them).
-func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *events.Result, rows []results.Row, part string) (add bool, err error) {
+// claim creates the result's claim, or reads the one an earlier delivery left.
+func (c *Collector) claim(ctx context.Context, ev *events.JobCompleted, rows []results.Row) (claim, uint64, error) {
 	key := events.Key(ev.RunID, ev.TestID)
 	kv := c.cfg.Bus.Results
 	// Most completions are new: claim first, and read the claim only when one exists.
 	var cl claim
-	cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows)
-	if err != nil {
-		return false, err
+	var err error
+	if cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows); err != nil {
+		return cl, 0, err
 	}
 	cl.Rows = len(rows)
 	data, _ := json.Marshal(cl)
@@ -285,46 +311,63 @@ func (c *Collector) commit(ctx context.Context, ev *events.JobCompleted, res *ev
 		rev, err = bus.GetJSON(ctx, kv, key, &cl)
 	}
 	if err != nil {
-		return false, fmt.Errorf("result claim %s: %w", key, err)
+		return cl, 0, fmt.Errorf("result claim %s: %w", key, err)
 	}
-	if !cl.Done {
-		if len(rows) > 0 {
-			done, _, err := results.AppendCSVOnce(c.CSVPath(), rows, cl.CSV, results.NoSync())
-			if err != nil {
-				return false, fmt.Errorf("append CSV: %w", err)
-			}
-			cl.CSV = done
-			cl.Parquet, add = part, true
+	return cl, rev, nil
+}
+
+// appendCSV appends the test's CSV rows unless its claim shows they are in the file
+// already, and decides whether its Parquet rows go to the part file named part: not
+// when an earlier part that was written holds them.
+func (c *Collector) appendCSV(it *item, part string) error {
+	it.add = false
+	if len(it.rows) == 0 {
+		return nil
+	}
+	if !it.cl.Done {
+		done, _, err := results.AppendCSVOnce(c.CSVPath(), it.rows, it.cl.CSV, results.NoSync())
+		if err != nil {
+			return fmt.Errorf("append CSV: %w", err)
 		}
-		cl.Done, cl.Passed = true, res.Passed
-		if rev, err = update(ctx, kv, key, cl, rev); err != nil {
-			return false, err
+		it.cl.CSV = done
+		it.cl.Parquet, it.add = part, true
+		return nil
+	}
+	if it.cl.Parquet == part {
+		return nil // in the part being gathered now
+	}
+	if _, err := os.Stat(filepath.Join(results.PartitionDir(c.ParquetRoot(), it.ev.RunID), it.cl.Parquet)); err != nil {
+		// Done before, but its part was never written (a crash before the flush).
+		it.cl.Parquet, it.add = part, true
+	}
+	return nil
+}
+
+// finish records the claim done, publishes the result and counts it in its run, each
+// exactly once.
+func (c *Collector) finish(ctx context.Context, it *item) error {
+	key := events.Key(it.ev.RunID, it.ev.TestID)
+	kv := c.cfg.Bus.Results
+	var err error
+	if !it.cl.Done || it.add {
+		it.cl.Done, it.cl.Passed = true, it.res.Passed
+		if it.rev, err = update(ctx, kv, key, it.cl, it.rev); err != nil {
+			return err
 		}
 	}
-	if cl.Done && len(rows) > 0 && !add && cl.Parquet != part {
-		// Done before: its rows are in the part file it names (or in the part being
-		// gathered now), unless that part was never written (a crash before the
-		// flush); then they go to this part.
-		if _, err := os.Stat(filepath.Join(results.PartitionDir(c.ParquetRoot(), ev.RunID), cl.Parquet)); err != nil {
-			cl.Parquet, add = part, true
-			if rev, err = update(ctx, kv, key, cl, rev); err != nil {
-				return false, err
-			}
+	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(it.ev.RunID, it.ev.TestID), events.ResultID(it.ev.RunID, it.ev.TestID), it.res); err != nil {
+		return err
+	}
+	if !it.cl.Counted {
+		if err := c.count(ctx, it.ev.RunID, it.res.Passed); err != nil {
+			return err
+		}
+		it.cl.Counted = true
+		if it.rev, err = update(ctx, kv, key, it.cl, it.rev); err != nil {
+			return err
 		}
 	}
-	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(ev.RunID, ev.TestID), events.ResultID(ev.RunID, ev.TestID), res); err != nil {
-		return false, err
-	}
-	if !cl.Counted {
-		if err := c.count(ctx, ev.RunID, res.Passed); err != nil {
-			return false, err
-		}
-		cl.Counted = true
-		if _, err := update(ctx, kv, key, cl, rev); err != nil {
-			return false, err
-		}
-	}
-	return add, nil
+	return nil
 }
 
 func update(ctx context.Context, kv jetstream.KeyValue, key string, cl claim, rev uint64) (uint64, error) {
