@@ -238,14 +238,21 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, v any) error {
 	return nil
 }
 
-// Consumer creates or updates a durable pull consumer on the event stream.
-func (b *Bus) Consumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	if cfg.AckPolicy == jetstream.AckNonePolicy {
-		cfg.AckPolicy = jetstream.AckExplicitPolicy
-	}
-	c, err := b.JS.CreateOrUpdateConsumer(ctx, events.Stream, cfg)
+// Consumer creates or updates a stage's durable pull consumer on the event stream:
+// explicit acks, redelivered without limit (a stage Naks what it cannot do yet), and
+// at most maxPending messages out at once across every instance of the stage.
+func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWait time.Duration, maxPending int) (jetstream.Consumer, error) {
+	c, err := b.JS.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   desc,
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: maxPending,
+		MaxDeliver:    -1,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+		return nil, fmt.Errorf("consumer %s: %w", durable, err)
 	}
 	return c, nil
 }

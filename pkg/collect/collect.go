@@ -82,15 +82,7 @@ func (c *Collector) ParquetRoot() string { return filepath.Join(c.cfg.OutputPath
 // Parquet rows are gathered into part files; then, again several at once, each result is
 // marked done, published and counted, and its message acknowledged.
 func (c *Collector) Run(ctx context.Context) error {
-	cons, err := c.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
-		Durable:       Durable,
-		Description:   "collector: completed jobs",
-		FilterSubject: events.CompletedFilter,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.AckWait,
-		MaxAckPending: 256,
-		MaxDeliver:    -1,
-	})
+	cons, err := c.cfg.Bus.Consumer(ctx, Durable, "collector: completed jobs", events.CompletedFilter, c.cfg.AckWait, 256)
 	if err != nil {
 		return err
 	}

@@ -87,15 +87,7 @@ func cmpDur(a, b time.Duration) time.Duration {
 // Run consumes batches until ctx ends. One batch is in flight at a time across every
 // submitter instance (MaxAckPending 1), which keeps a run's window exact.
 func (s *Submitter) Run(ctx context.Context) error {
-	cons, err := s.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
-		Durable:       Durable,
-		Description:   "submitter: batch work",
-		FilterSubject: events.BatchFilter,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       s.cfg.AckWait,
-		MaxAckPending: 1,
-		MaxDeliver:    -1,
-	})
+	cons, err := s.cfg.Bus.Consumer(ctx, Durable, "submitter: batch work", events.BatchFilter, s.cfg.AckWait, 1)
 	if err != nil {
 		return err
 	}

@@ -105,15 +105,7 @@ func (w *Watcher) Stats() (cycles, queries int64) {
 
 // Run tracks jobs until ctx ends; then it hands its jobs back at once.
 func (w *Watcher) Run(ctx context.Context) error {
-	cons, err := w.cfg.Bus.Consumer(ctx, jetstream.ConsumerConfig{
-		Durable:       Durable,
-		Description:   "watcher: submitted jobs, held until completed",
-		FilterSubject: events.SubmittedFilter,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       w.cfg.AckWait,
-		MaxAckPending: w.cfg.MaxJobs,
-		MaxDeliver:    -1,
-	})
+	cons, err := w.cfg.Bus.Consumer(ctx, Durable, "watcher: submitted jobs, held until completed", events.SubmittedFilter, w.cfg.AckWait, w.cfg.MaxJobs)
 	if err != nil {
 		return err
 	}
