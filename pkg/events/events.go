@@ -329,6 +329,7 @@ type JobRecord struct {
 	Submitted time.Time     `json:"submitted,omitzero"`
 	TimeLimit time.Duration `json:"time_limit,omitempty"`
 	Owner     string        `json:"owner,omitempty"`
+	Claimed   time.Time     `json:"claimed,omitzero"` // when Owner took or last renewed the claim
 	Debug     bool          `json:"debug_mode,omitempty"`
 }
 

@@ -84,10 +84,14 @@ func cmpDur(a, b time.Duration) time.Duration {
 	return b
 }
 
-// Run consumes batches until ctx ends. One batch is in flight at a time across every
-// submitter instance (MaxAckPending 1), which keeps a run's window exact.
+// maxBatchesInFlight is how many batches one submitter works on at once. Batches of
+// different runs never wait for each other; within a run, a job is admitted only once
+// every job before it has been claimed (by any submitter), which keeps the window exact.
+const maxBatchesInFlight = 32
+
+// Run consumes batches until ctx ends.
 func (s *Submitter) Run(ctx context.Context) error {
-	cons, err := s.cfg.Bus.Consumer(ctx, Durable, "submitter: batch work", events.BatchFilter, s.cfg.AckWait, 1)
+	cons, err := s.cfg.Bus.Consumer(ctx, Durable, "submitter: batch work", events.BatchFilter, s.cfg.AckWait, maxBatchesInFlight)
 	if err != nil {
 		return err
 	}
@@ -95,10 +99,15 @@ func (s *Submitter) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer s.closeTrackers()
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		s.closeTrackers()
+	}()
 	// On stop, drain: a batch already pulled into the client's buffer is handed back at
 	// once instead of waiting out its ack wait.
 	go func() { <-ctx.Done(); it.Drain() }()
+	slots := make(chan struct{}, maxBatchesInFlight)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -112,7 +121,12 @@ func (s *Submitter) Run(ctx context.Context) error {
 			_ = msg.Nak()
 			continue
 		}
-		s.handle(ctx, msg)
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			s.handle(ctx, msg)
+		}()
 	}
 }
 
@@ -139,9 +153,6 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	if err := msg.DoubleAck(ctx); err != nil {
 		s.log.Warn("ack batch", "err", err)
 	}
-	if b.Index == b.Total-1 {
-		s.dropTracker(b.RunID)
-	}
 }
 
 func heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) {
@@ -164,6 +175,7 @@ func (s *Submitter) Batch(ctx context.Context, b *events.Batch) error {
 	if err != nil {
 		return err
 	}
+	defer s.release(b.RunID)
 	if b.Index == 0 {
 		size := "no limit"
 		if b.BatchSize > 0 {
@@ -286,6 +298,7 @@ func (s *Submitter) prewrite(jobs []events.JobSpec) []*fileWrite {
 }
 
 type pending struct {
+	mine    bool  // this attempt holds the test's claim
 	written error // writing the job's files failed
 	job     *events.JobSpec
 	first   time.Time
@@ -321,6 +334,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		rec = events.JobRecord{
 			RunID: b.RunID, TestID: j.TestID, Index: j.Index, Phase: events.PhaseClaimed,
 			JobName: j.Request.Name, LogDir: j.LogDir, TimeLimit: j.TimeLimit, Owner: s.cfg.Owner,
+			Claimed: time.Now().UTC(),
 		}
 		data, _ := json.Marshal(rec)
 		rev, err = kv.Create(ctx, key, data)
@@ -338,10 +352,47 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			return false, fmt.Errorf("claim %s: %w", key, err)
 		}
 		tr.set(key, rec, rev)
-	} else if found := s.findSubmitted(ctx, &rec); found != "" {
-		// Claimed before a crash: the job may have reached the scheduler already.
-		s.log.Info("found a job submitted before a restart", "test", j.TestID, "job", found)
-		return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, found, time.Now().UTC())
+		p.mine = true
+	} else {
+		if !p.mine {
+			// Someone else's claim. While it is fresh its owner is at work (another
+			// goroutine or submitter given the same test): wait for its outcome. A stale
+			// one was left by a submitter that died; take it over.
+			if wait := s.staleClaim() - time.Since(rec.Claimed); wait > 0 {
+				ch := tr.changed()
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-ch:
+				case <-time.After(min(wait, time.Second)):
+				}
+				return s.job(ctx, tr, b, p)
+			}
+		}
+		// Take the claim over, or renew ours before another try.
+		rec.Owner, rec.Claimed = s.cfg.Owner, time.Now().UTC()
+		data, _ := json.Marshal(rec)
+		nrev, err := kv.Update(ctx, key, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			var cur events.JobRecord
+			crev, gerr := bus.GetJSON(ctx, kv, key, &cur)
+			if gerr != nil {
+				return false, fmt.Errorf("read ledger %s: %w", key, gerr)
+			}
+			tr.set(key, cur, crev)
+			p.mine = false
+			return s.job(ctx, tr, b, p)
+		}
+		if err != nil {
+			return false, fmt.Errorf("claim %s: %w", key, err)
+		}
+		rev, p.mine = nrev, true
+		tr.set(key, rec, rev)
+		if found := s.findSubmitted(ctx, &rec); found != "" {
+			// The job may have reached the scheduler before a crash or a timed-out sbatch.
+			s.log.Info("found the job already submitted", "test", j.TestID, "job", found)
+			return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, found, time.Now().UTC())
+		}
 	}
 	if p.written != nil {
 		return true, s.fail(ctx, tr, b, j, key, rec, rev, "writing the job's files: "+p.written.Error())
@@ -372,6 +423,13 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		return true, s.fail(ctx, tr, b, j, key, rec, rev, "submission failed: "+err.Error())
 	}
 	return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, id, time.Now().UTC())
+}
+
+// staleClaim is the age after which a claim no submitter renewed is taken over: longer
+// than a batch goes without a heartbeat before it is redelivered, and than the pause
+// between two tries of a failing submission (each try renews the claim).
+func (s *Submitter) staleClaim() time.Duration {
+	return 2 * max(s.cfg.AckWait, s.cfg.RetryMax)
 }
 
 func (s *Submitter) findSubmitted(ctx context.Context, rec *events.JobRecord) string {
@@ -450,7 +508,7 @@ func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *
 	}
 	for {
 		ch := tr.changed()
-		if tr.admits(b.Policy, b.BatchSize, b.Tests, j.Index) {
+		if tr.claimedBelow(j.Index) && tr.admits(b.Policy, b.BatchSize, b.Tests, j.Index) {
 			return nil
 		}
 		select {
@@ -496,12 +554,24 @@ func writeFiles(j *events.JobSpec) error {
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	// A temporary name of its own: two writers of the same job (a repeated batch) must
+	// not rename each other's file away.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
 	}
-	return os.Rename(tmp, path)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

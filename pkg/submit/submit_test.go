@@ -276,3 +276,41 @@ func TestDebugModeSkipsSubmission(t *testing.T) {
 		t.Fatalf("debug job id not used: %+v %v", rec, err)
 	}
 }
+
+func TestRunsDoNotWaitForEachOther(t *testing.T) {
+	e := setup(t, 300*time.Millisecond)
+	e.start(false)
+	e.publish("ra", 4, 1, events.PolicySliding) // one job at a time: about 1.2 s
+	e.publish("rb", 2, 1, events.PolicySliding)
+	e.waitCompleted("ra", 4)
+	e.waitCompleted("rb", 2)
+	var lastA, firstB time.Time
+	for _, j := range e.fake.Jobs() {
+		switch {
+		case strings.HasPrefix(j.Name, "ra."):
+			lastA = j.Submitted
+		case strings.HasPrefix(j.Name, "rb.") && firstB.IsZero():
+			firstB = j.Submitted
+		}
+	}
+	if !firstB.Before(lastA) {
+		t.Fatalf("run rb's first job waited for run ra (rb at %v, ra's last at %v)", firstB, lastA)
+	}
+	if got := e.fake.MaxActive(); got > 2 {
+		t.Fatalf("%d jobs active at once; each run's window is 1", got)
+	}
+}
+
+func TestSeveralSubmittersKeepOneWindow(t *testing.T) {
+	e := setup(t, 150*time.Millisecond)
+	e.start(false)
+	e.start(false) // a second submitter and watcher on the same work
+	e.publish("rc", 12, 3, events.PolicySliding)
+	e.waitCompleted("rc", 12)
+	if got := e.fake.MaxActive(); got > 3 {
+		t.Fatalf("max active jobs = %d with two submitters, want <= 3", got)
+	}
+	if e.fake.TotalSubmits() != 12 {
+		t.Fatalf("%d submissions for 12 tests", e.fake.TotalSubmits())
+	}
+}

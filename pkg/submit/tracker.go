@@ -15,8 +15,11 @@ import (
 type tracker struct {
 	mu      sync.Mutex
 	recs    map[string]entry
-	active  int         // claimed or submitted, not completed
-	doneBy  map[int]int // completed jobs by run index (barrier)
+	active  int          // claimed or submitted, not completed
+	doneBy  map[int]int  // completed jobs by run index (barrier)
+	claimed map[int]bool // run indexes with a ledger entry
+	prefix  int          // every index below it has a ledger entry
+	refs    int          // batches using the tracker
 	notify  chan struct{}
 	cancel  context.CancelFunc
 	stopped chan struct{}
@@ -31,10 +34,12 @@ func (s *Submitter) tracker(ctx context.Context, run string) (*tracker, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.runs[run]; ok {
+		t.refs++
 		return t, nil
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	t := &tracker{recs: map[string]entry{}, doneBy: map[int]int{}, notify: make(chan struct{}), cancel: cancel, stopped: make(chan struct{})}
+	t := &tracker{recs: map[string]entry{}, doneBy: map[int]int{}, claimed: map[int]bool{}, refs: 1,
+		notify: make(chan struct{}), cancel: cancel, stopped: make(chan struct{})}
 	w, err := s.cfg.Bus.Jobs.Watch(ctx, events.Token(run)+".*")
 	if err != nil {
 		cancel()
@@ -74,10 +79,17 @@ func (s *Submitter) tracker(ctx context.Context, run string) (*tracker, error) {
 	return t, nil
 }
 
-func (s *Submitter) dropTracker(run string) {
+// release ends one batch's use of its run's tracker; the last one stops its watch.
+func (s *Submitter) release(run string) {
 	s.mu.Lock()
 	t := s.runs[run]
-	delete(s.runs, run)
+	if t != nil {
+		if t.refs--; t.refs > 0 {
+			t = nil
+		} else {
+			delete(s.runs, run)
+		}
+	}
 	s.mu.Unlock()
 	if t != nil {
 		t.cancel()
@@ -119,6 +131,12 @@ func (t *tracker) set(key string, rec events.JobRecord, rev uint64) {
 	}
 	t.recs[key] = entry{rec, rev}
 	t.count(rec, +1)
+	if rec.Index >= 0 && !t.claimed[rec.Index] {
+		t.claimed[rec.Index] = true
+		for t.claimed[t.prefix] {
+			t.prefix++
+		}
+	}
 	close(t.notify)
 	t.notify = make(chan struct{})
 }
@@ -165,4 +183,12 @@ func (t *tracker) get(key string) (events.JobRecord, uint64) {
 	defer t.mu.Unlock()
 	e := t.recs[key]
 	return e.rec, e.rev
+}
+
+// claimedBelow says whether every job of the run before index has a ledger entry, so
+// that admitting index now cannot overtake an earlier job.
+func (t *tracker) claimedBelow(index int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.prefix >= index
 }
