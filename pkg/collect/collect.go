@@ -82,7 +82,7 @@ func (c *Collector) ParquetRoot() string { return filepath.Join(c.cfg.OutputPath
 // Parquet rows are gathered into part files; then, again several at once, each result is
 // marked done, published and counted, and its message acknowledged.
 func (c *Collector) Run(ctx context.Context) error {
-	cons, err := c.cfg.Bus.Consumer(ctx, Durable, "collector: completed jobs", events.CompletedFilter, c.cfg.AckWait, 256)
+	cons, err := c.cfg.Bus.Consumer(ctx, Durable, "collector: completed jobs", events.CompletedFilter, c.cfg.AckWait, maxInFlight)
 	if err != nil {
 		return err
 	}
@@ -137,8 +137,15 @@ func (c *Collector) Run(ctx context.Context) error {
 	return nil
 }
 
-// maxPartRows bounds the rows buffered for one Parquet part file.
-const maxPartRows = 20000
+// maxPartRows bounds the rows buffered for one Parquet part file, and partAge how long
+// its first test waits for company.
+const (
+	maxPartRows = 20000
+	partAge     = 250 * time.Millisecond
+	// maxInFlight is how many completions a collector holds unacknowledged; a part is
+	// also written when half of them wait for it.
+	maxInFlight = 4096
+)
 
 // part is a Parquet file being gathered for one run: the rows of the tests whose CSV rows
 // were appended since the last flush. Their results are finished once the file is written.
@@ -149,8 +156,8 @@ type part struct {
 }
 
 // commitLoop appends CSV rows in delivery order. Parquet rows are gathered per run and
-// written as one part file whenever no completion is waiting (or the part is full), so
-// a burst of results makes a few files rather than one per test.
+// written as one part file a moment after the first of them (or when the part is full),
+// so a burst of results makes a few files rather than one per test.
 func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 	finish := make(chan *item, 256)
 	var fin sync.WaitGroup
@@ -172,7 +179,7 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 		}()
 	}
 	parts := map[string]*part{}
-	rows := 0
+	rows, held := 0, 0
 	flush := func() {
 		for run, p := range parts {
 			if len(p.rows) > 0 {
@@ -188,13 +195,31 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 			}
 		}
 		clear(parts)
-		rows = 0
+		rows, held = 0, 0
 	}
-	for it := range ordered {
+	// A part is written when it is full, or partAge after its first test: results that
+	// arrive together share a file, and a lone result waits no longer than that.
+	var due <-chan time.Time
+	for {
+		var it *item
+		var ok bool
+		select {
+		case it, ok = <-ordered:
+		case <-due:
+			flush()
+			due = nil
+			continue
+		}
+		if !ok {
+			break
+		}
 		<-it.ready
 		if it.err != nil {
 			finish <- it
 			continue
+		}
+		if due == nil {
+			due = time.After(partAge)
 		}
 		p := parts[it.ev.RunID]
 		if p == nil {
@@ -210,8 +235,9 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 			rows += len(it.rows)
 		}
 		p.items = append(p.items, it)
-		if len(ordered) == 0 || rows >= maxPartRows {
+		if held++; rows >= maxPartRows || held >= maxInFlight/2 {
 			flush()
+			due = nil
 		}
 	}
 	flush()
