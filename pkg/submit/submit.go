@@ -45,14 +45,18 @@ type Config struct {
 	AckWait time.Duration
 	// Owner names this instance in ledger claims.
 	Owner string
+	// MaxSubmits caps the scheduler calls under way at once (default 4).
+	MaxSubmits int
 }
 
 // Submitter is the stage.
 type Submitter struct {
-	cfg  Config
-	log  *slog.Logger
-	mu   sync.Mutex
-	runs map[string]*tracker
+	cfg        Config
+	submitting chan struct{} // a slot per Submit call under way
+	writing    chan struct{} // a slot per job whose files are being written
+	log        *slog.Logger
+	mu         sync.Mutex
+	runs       map[string]*tracker
 }
 
 // New checks the config and applies defaults.
@@ -70,11 +74,15 @@ func New(cfg Config) (*Submitter, error) {
 	cfg.RetryMax = cmpDur(cfg.RetryMax, time.Minute)
 	cfg.RetryFor = cmpDur(cfg.RetryFor, 30*time.Minute)
 	cfg.AckWait = cmpDur(cfg.AckWait, 30*time.Second)
+	if cfg.MaxSubmits <= 0 {
+		cfg.MaxSubmits = 4
+	}
 	if cfg.Owner == "" {
 		h, _ := os.Hostname()
 		cfg.Owner = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
-	return &Submitter{cfg: cfg, log: cfg.Log.With("stage", "submitter"), runs: map[string]*tracker{}}, nil
+	return &Submitter{cfg: cfg, log: cfg.Log.With("stage", "submitter"), runs: map[string]*tracker{},
+		submitting: make(chan struct{}, cfg.MaxSubmits), writing: make(chan struct{}, 16)}, nil
 }
 
 func cmpDur(a, b time.Duration) time.Duration {
@@ -289,7 +297,9 @@ func (s *Submitter) prewrite(jobs []events.JobSpec) []*fileWrite {
 	for range min(8, len(jobs)) {
 		go func() {
 			for i := range next {
+				s.writing <- struct{}{}
 				out[i].err = writeFiles(&jobs[i])
+				<-s.writing
 				close(out[i].done)
 			}
 		}()
@@ -407,7 +417,14 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			return true, s.fail(ctx, tr, b, j, key, rec, rev, "DEBUG_MODE=1 needs DEBUG_JOB_ID")
 		}
 	} else {
+		// However many batches are in flight, the scheduler sees a few sbatch at a time.
+		select {
+		case s.submitting <- struct{}{}:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 		id, err = s.cfg.Scheduler.Submit(ctx, j.Request)
+		<-s.submitting
 	}
 	if err != nil {
 		if ctx.Err() != nil {
