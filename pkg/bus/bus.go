@@ -4,6 +4,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,7 +73,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	}
 	b := &Bus{log: log}
 	nopts := []nats.Option{
-		nats.Name(cmpOr(o.Name, "disaggbench")),
+		nats.Name(cmp.Or(o.Name, "disaggbench")),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 	}
@@ -95,7 +96,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("connect to NATS %s: %w", cmpOr(url, "(embedded)"), err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", cmp.Or(url, "(embedded)"), err)
 	}
 	b.NC = nc
 	js, err := jetstream.New(nc)
@@ -328,13 +329,6 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 
 func isRevMismatch(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 type serverLog struct{ l *slog.Logger }

@@ -7,6 +7,7 @@
 package collect
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -268,28 +269,6 @@ type claim struct {
 	Passed  bool             `json:"passed"`
 }
 
-// Collect judges one completed job, writes its outputs once, and publishes the result.
-func (c *Collector) Collect(ctx context.Context, ev *events.JobCompleted) (*events.Result, error) {
-	it := &item{ev: *ev}
-	it.res, it.rows = c.prepare(ev)
-	if it.cl, it.rev, it.err = c.claim(ctx, ev, it.rows); it.err != nil {
-		return nil, it.err
-	}
-	part := "test-" + events.Token(ev.TestID) + ".parquet"
-	if err := c.appendCSV(it, part); err != nil {
-		return nil, err
-	}
-	if it.add {
-		if err := results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), ev.RunID), part), it.rows, results.NoSync()); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.finish(ctx, it); err != nil {
-		return nil, err
-	}
-	return it.res, nil
-}
-
 // prepare judges a job from its log folder and marks a failed test's folder (which may
 // be done again without harm).
 func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.Row) {
@@ -470,7 +449,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	if state != slurm.Completed {
 		// The job's end in the scheduler's words, with its exit code, in place of the
 		// parser's shorter note on the state.
-		why := fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmpOr(ev.Detail, ev.State), ev.ExitCode)
+		why := fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmp.Or(ev.Detail, ev.State), ev.ExitCode)
 		replaced := false
 		for i, r := range res.Reasons {
 			if strings.HasPrefix(r, "job ended in state") {
@@ -520,20 +499,13 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 		if !math.IsNaN(a.Threshold) {
 			th = results.Float(a.Threshold)
 		}
-		metric := cmpOr(a.Metric, "exact_match")
+		metric := cmp.Or(a.Metric, "exact_match")
 		r.Metric, r.Value, r.Dataset, r.Filter, r.Threshold, r.Passed, r.Unit = metric, a.Value, a.Dataset, a.Filter, th, a.Passed, "fraction"
 		rows = append(rows, r)
 		passed := a.Passed
 		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed})
 	}
 	return res, rows
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // dataset fills a test's accuracy expectation over the dataset's defaults.

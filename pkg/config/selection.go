@@ -2,6 +2,7 @@ package config
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -53,7 +54,7 @@ func Select(sel Selection, env Env) (*Selected, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GPU_TYPE: %w", err)
 	}
-	dir := cmpOr(sel.ConfigDir, DefaultConfigDir)
+	dir := cmp.Or(sel.ConfigDir, DefaultConfigDir)
 	var kExpr, mExpr *boolExpr
 	if kExpr, err = parseBoolExpr(sel.K, nil); err != nil {
 		return nil, fmt.Errorf("-k %q: %w", sel.K, err)
@@ -136,13 +137,6 @@ func maps(a, b Env) Env {
 		out[k] = v
 	}
 	return out
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // findTestList resolves a test list name: as given when it exists, else under

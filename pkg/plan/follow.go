@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -130,7 +131,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if ev.JobID != "" {
 				t.JobID = ev.JobID
 			}
-			return fmt.Sprintf("job %s (%s) completed: %s", ev.JobID, test, cmpOr(ev.Detail, ev.State)), nil
+			return fmt.Sprintf("job %s (%s) completed: %s", ev.JobID, test, cmp.Or(ev.Detail, ev.State)), nil
 		}
 	case "results":
 		var ev events.Result
@@ -260,11 +261,4 @@ func keyMetrics(r *events.Result) string {
 		return s
 	}
 	return strings.Join(parts, " ")
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

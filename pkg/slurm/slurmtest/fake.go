@@ -4,6 +4,7 @@
 package slurmtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -79,7 +80,7 @@ func (f *Fake) stateLocked(j *job, now time.Time) (string, time.Time) {
 	if now.Before(end) {
 		return slurm.Running, time.Time{}
 	}
-	return cmpOr(f.FinalState, slurm.Completed), end
+	return cmp.Or(f.FinalState, slurm.Completed), end
 }
 
 func (f *Fake) activeLocked(now time.Time) int {
@@ -178,13 +179,6 @@ func (f *Fake) Order() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.startedOrder...)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // JobInfo is what a test may check of a fake job.
