@@ -258,6 +258,52 @@ func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWai
 	return c, nil
 }
 
+// LastPerSubject counts the subjects matching filter that hold a message and, with fn,
+// calls it with each one's newest message, oldest first. Counting is one request to the
+// server, whatever the number of subjects.
+func (b *Bus) LastPerSubject(ctx context.Context, filter string, fn func(jetstream.Msg) error) (int, error) {
+	cons, err := b.Stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     filter,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("last per subject %s: %w", filter, err)
+	}
+	info := cons.CachedInfo()
+	defer func() { _ = b.Stream.DeleteConsumer(context.WithoutCancel(ctx), info.Name) }()
+	// A new consumer that delivers the last message per subject has one pending per
+	// subject; messages published since come after them.
+	n := int(info.NumPending)
+	if fn == nil {
+		return n, nil
+	}
+	for left := n; left > 0; {
+		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			return n, fmt.Errorf("last per subject %s: %w", filter, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if left--; left >= 0 {
+				if err := fn(m); err != nil {
+					return n, err
+				}
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return n, fmt.Errorf("last per subject %s: %w", filter, err)
+		}
+		if got == 0 {
+			return n, fmt.Errorf("last per subject %s: %d of %d messages not delivered", filter, left, n)
+		}
+	}
+	return n, nil
+}
+
 // Close drains the connection and stops the embedded server, if any.
 func (b *Bus) Close() {
 	if b.NC != nil {

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -80,5 +82,68 @@ func TestUpdateJSONIsAtomicUnderContention(t *testing.T) {
 	}
 	if _, err := b.Runs.Get(ctx, "missing"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("missing key: %v", err)
+	}
+}
+
+// LastPerSubject counts distinct subjects (not messages), ignores other subjects, and
+// hands over the newest message of each.
+func TestLastPerSubject(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	filter := events.RunResultsFilter("r1")
+	if n, err := b.LastPerSubject(ctx, filter, nil); err != nil || n != 0 {
+		t.Fatalf("empty: n=%d err=%v", n, err)
+	}
+	const tests = 2500
+	for i := range tests {
+		test := fmt.Sprintf("t%04d", i)
+		for v := range 1 + i%3 { // repeats with new ids: only the newest counts
+			res := events.Result{Header: events.NewHeader("r1"), TestID: test, Passed: v%2 == 0}
+			if err := b.Publish(ctx, events.ResultSubject("r1", test), fmt.Sprint(test, v), res); err != nil {
+				t.Fatal(err)
+			}
+		}
+		other := events.Result{Header: events.NewHeader("r2"), TestID: test}
+		if err := b.Publish(ctx, events.ResultSubject("r2", test), "r2"+test, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := b.LastPerSubject(ctx, filter, nil)
+	if err != nil || n != tests {
+		t.Fatalf("count: n=%d err=%v, want %d", n, err, tests)
+	}
+	seen := map[string]bool{}
+	passed := 0
+	n, err = b.LastPerSubject(ctx, filter, func(m jetstream.Msg) error {
+		var r events.Result
+		if err := json.Unmarshal(m.Data(), &r); err != nil {
+			return err
+		}
+		if seen[r.TestID] || r.RunID != "r1" {
+			return fmt.Errorf("%s of run %s delivered again or from another run", r.TestID, r.RunID)
+		}
+		seen[r.TestID] = true
+		if r.Passed {
+			passed++
+		}
+		return nil
+	})
+	if err != nil || n != tests || len(seen) != tests {
+		t.Fatalf("read: n=%d seen=%d err=%v", n, len(seen), err)
+	}
+	// The newest of 1+i%3 versions passes when it is the 1st or 3rd: i%3 != 1.
+	want := tests - (tests+1)/3
+	if passed != want {
+		t.Fatalf("passed = %d, want %d", passed, want)
+	}
+	// The consumers are gone.
+	names := b.Stream.ListConsumers(ctx)
+	for ci := range names.Info() {
+		t.Errorf("consumer %s left behind", ci.Name)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,6 +55,7 @@ type Config struct {
 type Collector struct {
 	cfg Config
 	log *slog.Logger
+	csv *results.CSVAppender
 }
 
 // New applies defaults.
@@ -70,7 +72,9 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
-	return &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector")}, nil
+	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector")}
+	c.csv = results.NewCSVAppender(c.CSVPath(), results.NoSync())
+	return c, nil
 }
 
 // CSVPath and ParquetRoot are where the outputs go.
@@ -78,10 +82,12 @@ func (c *Collector) CSVPath() string     { return filepath.Join(c.cfg.OutputPath
 func (c *Collector) ParquetRoot() string { return filepath.Join(c.cfg.OutputPath, "results") }
 
 // Run collects until ctx ends. Completions are judged and claimed by several workers at
-// once; their CSV rows are appended one at a time in the order they were delivered, so
-// one collector writes the CSV in stream order (which is what replay reproduces); their
-// Parquet rows are gathered into part files; then, again several at once, each result is
-// marked done, published and counted, and its message acknowledged.
+// once. Their CSV rows are appended in the order they were delivered (so one collector
+// writes the CSV in stream order, which is what replay reproduces), a burst at a time
+// under one lock, and their Parquet rows go into one part file per run and burst. Then,
+// again several at once, each result is marked done and published; once a burst's
+// results are out, the run's end is looked for, and only then are their messages
+// acknowledged, so a crash before that look repeats it.
 func (c *Collector) Run(ctx context.Context) error {
 	cons, err := c.cfg.Bus.Consumer(ctx, Durable, "collector: completed jobs", events.CompletedFilter, c.cfg.AckWait, maxInFlight)
 	if err != nil {
@@ -97,7 +103,8 @@ func (c *Collector) Run(ctx context.Context) error {
 			defer wg.Done()
 			for it := range work {
 				it.res, it.rows = c.prepare(&it.ev)
-				it.cl, it.rev, it.err = c.claim(wctx, &it.ev, it.rows)
+				it.payload = results.EncodeCSV(it.rows)
+				it.cl, it.rev, it.err = c.claim(wctx, it)
 				close(it.ready)
 			}
 		}()
@@ -143,22 +150,30 @@ func (c *Collector) Run(ctx context.Context) error {
 const (
 	maxPartRows = 20000
 	partAge     = 250 * time.Millisecond
-	// maxInFlight is how many completions a collector holds unacknowledged; a part is
+	// maxInFlight is how many completions a collector holds unacknowledged; a burst is
 	// also written when half of them wait for it.
 	maxInFlight = 4096
 )
 
-// part is a Parquet file being gathered for one run: the rows of the tests whose CSV rows
-// were appended since the last flush. Their results are finished once the file is written.
+// part is a Parquet file being gathered for one run: the rows of the tests of one burst.
+// Their results are finished once the file is written.
 type part struct {
 	name  string
 	rows  []results.Row
 	items []*item
 }
 
-// commitLoop appends CSV rows in delivery order. Parquet rows are gathered per run and
-// written as one part file a moment after the first of them (or when the part is full),
-// so a burst of results makes a few files rather than one per test.
+// group is one run's tests of one burst, finished together: the last of them to be
+// finished looks for the run's end, then every one is acknowledged.
+type group struct {
+	run   string
+	items []*item
+	left  atomic.Int64
+}
+
+// commitLoop gathers a burst: the tests that arrive within partAge of its first (or
+// until it is full). It then appends their CSV rows in delivery order with one write,
+// writes one Parquet part per run, and hands the tests on to be finished.
 func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 	finish := make(chan *item, 256)
 	var fin sync.WaitGroup
@@ -170,36 +185,58 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 				if it.err == nil {
 					it.err = c.finish(ctx, it)
 				}
-				if it.err != nil {
-					c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", it.err)
-					_ = it.m.NakWithDelay(2 * time.Second)
+				g := it.g
+				if g == nil {
+					c.settle(it, nil)
 					continue
 				}
-				_ = it.m.Ack()
+				if g.left.Add(-1) > 0 {
+					continue
+				}
+				var err error
+				for _, x := range g.items {
+					if x.err == nil {
+						err = c.runEnd(ctx, g.run)
+						break
+					}
+				}
+				for _, x := range g.items {
+					c.settle(x, err)
+				}
 			}
 		}()
 	}
 	parts := map[string]*part{}
-	rows, held := 0, 0
+	var held []*item
+	rows := 0
 	flush := func() {
+		c.appendCSV(held, parts)
 		for run, p := range parts {
+			for _, it := range p.items {
+				if it.err == nil && it.add {
+					p.rows = append(p.rows, it.rows...)
+				}
+			}
 			if len(p.rows) > 0 {
 				if err := results.WriteParquetFile(filepath.Join(results.PartitionDir(c.ParquetRoot(), run), p.name), p.rows, results.NoSync()); err != nil {
 					c.log.Error("write Parquet part; its tests will be collected again", "file", p.name, "err", err)
 					for _, it := range p.items {
-						it.err = fmt.Errorf("write Parquet: %w", err)
+						if it.err == nil {
+							it.err = fmt.Errorf("write Parquet: %w", err)
+						}
 					}
 				}
 			}
+			g := &group{run: run, items: p.items}
+			g.left.Store(int64(len(p.items)))
 			for _, it := range p.items {
+				it.g = g
 				finish <- it
 			}
 		}
 		clear(parts)
-		rows, held = 0, 0
+		held, rows = held[:0], 0
 	}
-	// A part is written when it is full, or partAge after its first test: results that
-	// arrive together share a file, and a lone result waits no longer than that.
 	var due <-chan time.Time
 	for {
 		var it *item
@@ -231,12 +268,9 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 			p = &part{name: fmt.Sprintf("part-%012d.parquet", seq)}
 			parts[it.ev.RunID] = p
 		}
-		if it.err = c.appendCSV(it, p.name); it.err == nil && it.add {
-			p.rows = append(p.rows, it.rows...)
-			rows += len(it.rows)
-		}
 		p.items = append(p.items, it)
-		if held++; rows >= maxPartRows || held >= maxInFlight/2 {
+		held = append(held, it)
+		if rows += len(it.rows); rows >= maxPartRows || len(held) >= maxInFlight/2 {
 			flush()
 			due = nil
 		}
@@ -246,12 +280,27 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 	fin.Wait()
 }
 
+// settle acknowledges a finished test, or hands it back for a retry.
+func (c *Collector) settle(it *item, err error) {
+	if it.err == nil {
+		it.err = err
+	}
+	if it.err != nil {
+		c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", it.err)
+		_ = it.m.NakWithDelay(2 * time.Second)
+		return
+	}
+	_ = it.m.Ack()
+}
+
 type item struct {
-	m     jetstream.Msg
-	ev    events.JobCompleted
-	res   *events.Result
-	rows  []results.Row
-	ready chan struct{} // closed once judged and claimed
+	m       jetstream.Msg
+	ev      events.JobCompleted
+	res     *events.Result
+	rows    []results.Row
+	payload results.CSVPayload
+	ready   chan struct{} // closed once judged and claimed
+	g       *group
 
 	cl  claim  // the result's claim, as this collector last wrote it
 	rev uint64 // its revision
@@ -265,7 +314,6 @@ type claim struct {
 	Rows    int              `json:"rows"`
 	Parquet string           `json:"parquet,omitempty"`
 	Done    bool             `json:"done"`
-	Counted bool             `json:"counted"`
 	Passed  bool             `json:"passed"`
 }
 
@@ -291,16 +339,16 @@ func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.
 }
 
 // claim creates the result's claim, or reads the one an earlier delivery left.
-func (c *Collector) claim(ctx context.Context, ev *events.JobCompleted, rows []results.Row) (claim, uint64, error) {
-	key := events.Key(ev.RunID, ev.TestID)
+func (c *Collector) claim(ctx context.Context, it *item) (claim, uint64, error) {
+	key := events.Key(it.ev.RunID, it.ev.TestID)
 	kv := c.cfg.Bus.Results
 	// Most completions are new: claim first, and read the claim only when one exists.
 	var cl claim
 	var err error
-	if cl.CSV, err = results.PrepareCSV(c.CSVPath(), rows); err != nil {
+	if cl.CSV, err = c.csv.Prepare(it.payload); err != nil {
 		return cl, 0, err
 	}
-	cl.Rows = len(rows)
+	cl.Rows = len(it.rows)
 	data, _ := json.Marshal(cl)
 	rev, err := kv.Create(ctx, key, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -313,93 +361,112 @@ func (c *Collector) claim(ctx context.Context, ev *events.JobCompleted, rows []r
 	return cl, rev, nil
 }
 
-// appendCSV appends the test's CSV rows unless its claim shows they are in the file
-// already, and decides whether its Parquet rows go to the part file named part: not
-// when an earlier part that was written holds them.
-func (c *Collector) appendCSV(it *item, part string) error {
-	it.add = false
-	if len(it.rows) == 0 {
-		return nil
-	}
-	if !it.cl.Done {
-		done, _, err := results.AppendCSVOnce(c.CSVPath(), it.rows, it.cl.CSV, results.NoSync())
-		if err != nil {
-			return fmt.Errorf("append CSV: %w", err)
+// appendCSV appends the burst's CSV rows, in order and with one write, except those its
+// claims show are in the file already, and decides which tests' Parquet rows go to their
+// run's part file: not those that an earlier part that was written holds.
+func (c *Collector) appendCSV(held []*item, parts map[string]*part) {
+	var batch []results.CSVAppend
+	var appending []*item
+	for _, it := range held {
+		it.add = false
+		if it.err != nil || len(it.rows) == 0 {
+			continue
 		}
-		it.cl.CSV = done
-		it.cl.Parquet, it.add = part, true
-		return nil
+		part := parts[it.ev.RunID].name
+		if !it.cl.Done {
+			batch = append(batch, results.CSVAppend{Payload: it.payload, Claim: it.cl.CSV})
+			appending = append(appending, it)
+			continue
+		}
+		if it.cl.Parquet == part {
+			continue // in the part being gathered now
+		}
+		if _, err := os.Stat(filepath.Join(results.PartitionDir(c.ParquetRoot(), it.ev.RunID), it.cl.Parquet)); err != nil {
+			// Done before, but its part was never written (a crash before the flush).
+			it.cl.Parquet, it.add = part, true
+		}
 	}
-	if it.cl.Parquet == part {
-		return nil // in the part being gathered now
+	err := c.csv.AppendOnce(batch)
+	for k, it := range appending {
+		switch {
+		case err != nil:
+			it.err = fmt.Errorf("append CSV: %w", err)
+		case batch[k].Err != nil:
+			it.err = fmt.Errorf("append CSV: %w", batch[k].Err)
+		default:
+			it.cl.CSV = batch[k].Done
+			it.cl.Parquet, it.add = parts[it.ev.RunID].name, true
+		}
 	}
-	if _, err := os.Stat(filepath.Join(results.PartitionDir(c.ParquetRoot(), it.ev.RunID), it.cl.Parquet)); err != nil {
-		// Done before, but its part was never written (a crash before the flush).
-		it.cl.Parquet, it.add = part, true
-	}
-	return nil
 }
 
-// finish records the claim done, publishes the result and counts it in its run, each
-// exactly once.
+// finish records the claim done and publishes the result, each exactly once.
 func (c *Collector) finish(ctx context.Context, it *item) error {
 	key := events.Key(it.ev.RunID, it.ev.TestID)
-	kv := c.cfg.Bus.Results
-	var err error
 	if !it.cl.Done || it.add {
 		it.cl.Done, it.cl.Passed = true, it.res.Passed
-		if it.rev, err = update(ctx, kv, key, it.cl, it.rev); err != nil {
-			return err
+		data, _ := json.Marshal(it.cl)
+		rev, err := c.cfg.Bus.Results.Update(ctx, key, data, it.rev)
+		if err != nil {
+			return fmt.Errorf("update result claim %s: %w", key, err)
 		}
+		it.rev = rev
 	}
-	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(it.ev.RunID, it.ev.TestID), events.ResultID(it.ev.RunID, it.ev.TestID), it.res); err != nil {
+	return c.cfg.Bus.Publish(ctx, events.ResultSubject(it.ev.RunID, it.ev.TestID), events.ResultID(it.ev.RunID, it.ev.TestID), it.res)
+}
+
+// runEnd looks for the run's end: every test has a result when the run has as many
+// result subjects as tests. The count is one request, so a run costs one look per burst
+// rather than a counter update per test, and a result published twice (a redelivery)
+// is not counted twice. At the end the verdicts are read back, the run's finish is
+// published (its id makes that once) and recorded.
+func (c *Collector) runEnd(ctx context.Context, run string) error {
+	var rec events.RunRecord
+	if _, err := bus.GetJSON(ctx, c.cfg.Bus.Runs, events.Token(run), &rec); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("read run %s: %w", run, err)
+	}
+	if rec.Finished || rec.Tests == 0 {
+		return nil
+	}
+	n, err := c.cfg.Bus.LastPerSubject(ctx, events.RunResultsFilter(run), nil)
+	if err != nil {
 		return err
 	}
-	if !it.cl.Counted {
-		if err := c.count(ctx, it.ev.RunID, it.res.Passed); err != nil {
-			return err
+	if n < rec.Tests {
+		if n > rec.Done {
+			_, err = bus.UpdateJSON(ctx, c.cfg.Bus.Runs, events.Token(run), func(r *events.RunRecord) error {
+				r.Done = max(r.Done, n)
+				return nil
+			})
 		}
-		it.cl.Counted = true
-		if it.rev, err = update(ctx, kv, key, it.cl, it.rev); err != nil {
-			return err
+		return err
+	}
+	var passed, failed int
+	if _, err := c.cfg.Bus.LastPerSubject(ctx, events.RunResultsFilter(run), func(m jetstream.Msg) error {
+		var v struct {
+			Passed bool `json:"passed"`
 		}
-	}
-	return nil
-}
-
-func update(ctx context.Context, kv jetstream.KeyValue, key string, cl claim, rev uint64) (uint64, error) {
-	data, _ := json.Marshal(cl)
-	nrev, err := kv.Update(ctx, key, data, rev)
-	if err != nil {
-		return 0, fmt.Errorf("update result claim %s: %w", key, err)
-	}
-	return nrev, nil
-}
-
-// count adds one result to the run and publishes the run's end with its last result.
-func (c *Collector) count(ctx context.Context, run string, passed bool) error {
-	var finish bool
-	rec, err := bus.UpdateJSON(ctx, c.cfg.Bus.Runs, events.Token(run), func(r *events.RunRecord) error {
-		finish = false
-		r.RunID = run
-		r.Done++
-		if passed {
-			r.Passed++
+		if err := json.Unmarshal(m.Data(), &v); err != nil {
+			return fmt.Errorf("%s: %w", m.Subject(), err)
+		}
+		if v.Passed {
+			passed++
 		} else {
-			r.Failed++
-		}
-		if r.Tests > 0 && r.Done >= r.Tests && !r.Finished {
-			r.Finished, finish = true, true
+			failed++
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	rec.RunID, rec.Done, rec.Passed, rec.Failed = run, passed+failed, passed, failed
+	if err := PublishFinished(ctx, c.cfg.Bus, rec); err != nil {
+		return err
+	}
+	_, err = bus.UpdateJSON(ctx, c.cfg.Bus.Runs, events.Token(run), func(r *events.RunRecord) error {
+		r.RunID, r.Done, r.Passed, r.Failed, r.Finished = run, rec.Done, passed, failed, true
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("count result of run %s: %w", run, err)
-	}
-	if finish {
-		return PublishFinished(ctx, c.cfg.Bus, rec)
-	}
-	return nil
+	return err
 }
 
 // PublishFinished announces that every test of a run has its result.

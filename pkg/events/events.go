@@ -90,6 +90,9 @@ func ResultSubject(run, test string) string {
 // RunFilter matches every event of one run.
 func RunFilter(run string) string { return "bench.*." + Token(run) + ".>" }
 
+// RunResultsFilter matches the results of one run's tests.
+func RunResultsFilter(run string) string { return "bench.results." + Token(run) + ".*" }
+
 // Filters for the stages' durable consumers.
 const (
 	BatchFilter     = "bench.batches.>"

@@ -2,8 +2,6 @@ package results
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -71,8 +69,29 @@ func AppendCSV(path string, rows []Row, opts ...Option) error {
 
 // PrepareCSV returns the claim to store before appending rows with AppendCSVOnce.
 func PrepareCSV(path string, rows []Row) (CSVClaim, error) {
-	payload := encodeCSV(CSVRecords(rows))
-	c := CSVClaim{Length: int64(len(payload)), SHA256: digest(payload)}
+	return EncodeCSV(rows).claim(path, -1)
+}
+
+// CSVPayload is one test's rows as they are appended to the CSV, with their digest.
+type CSVPayload struct {
+	data []byte
+	sum  string
+}
+
+// EncodeCSV encodes rows once, for a claim and its append.
+func EncodeCSV(rows []Row) CSVPayload {
+	data := encodeCSV(CSVRecords(rows))
+	return CSVPayload{data: data, sum: digest(data)}
+}
+
+// claim is the payload's claim with the file's size as its offset: read from the file
+// unless size (a size the file had at some point, or -1) is given.
+func (p CSVPayload) claim(path string, size int64) (CSVClaim, error) {
+	c := CSVClaim{Length: int64(len(p.data)), SHA256: p.sum}
+	if size >= 0 {
+		c.Offset = size
+		return c, nil
+	}
 	st, err := os.Stat(path)
 	switch {
 	case err == nil:
@@ -92,46 +111,14 @@ func PrepareCSV(path string, rows []Row) (CSVClaim, error) {
 // the claim's offset on, at line starts, for exactly these bytes: an attempt that crashed
 // after appending and before recording its claim is found there and not repeated.
 func AppendCSVOnce(path string, rows []Row, claim CSVClaim, opts ...Option) (CSVClaim, bool, error) {
-	payload := encodeCSV(CSVRecords(rows))
-	if int64(len(payload)) != claim.Length || digest(payload) != claim.SHA256 {
-		return claim, false, fmt.Errorf("results: %s: %w", path, ErrClaimMismatch)
-	}
-	if len(payload) == 0 {
-		claim.Done = true
-		return claim, false, nil
-	}
-	var done CSVClaim
-	var wrote bool
-	err := withLock(path, func() error {
-		from := claim.Offset
-		if claim.Done {
-			ok, err := bytesAt(path, claim.Offset, payload)
-			if err != nil {
-				return err
-			}
-			if ok {
-				done = claim
-				return nil
-			}
-			from = 0
-		}
-		off, err := findLine(path, from, payload)
-		if err != nil {
-			return err
-		}
-		if off < 0 {
-			if off, err = appendLocked(path, payload, applyOptions(opts)); err != nil {
-				return err
-			}
-			wrote = true
-		}
-		done = CSVClaim{Offset: off, Length: claim.Length, SHA256: claim.SHA256, Done: true}
-		return nil
-	})
-	if err != nil {
+	batch := []CSVAppend{{Payload: EncodeCSV(rows), Claim: claim}}
+	if err := NewCSVAppender(path, opts...).AppendOnce(batch); err != nil {
 		return claim, false, err
 	}
-	return done, wrote, nil
+	if batch[0].Err != nil {
+		return claim, false, batch[0].Err
+	}
+	return batch[0].Done, batch[0].Wrote, nil
 }
 
 // WriteCSV replaces the CSV at path with the header and rows (as a replay rebuilds it):
@@ -201,45 +188,6 @@ func bytesAt(path string, off int64, want []byte) (bool, error) {
 	return n == len(want) && bytes.Equal(got, want), nil
 }
 
-// findLine returns the offset of the first occurrence of want at or after from that starts
-// a line, or -1. It reads only the file's tail from the claim's offset (and the byte
-// before it), so a growing CSV costs each append what was appended since its claim.
-func findLine(path string, from int64, want []byte) (int64, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return -1, nil
-	}
-	if err != nil {
-		return -1, fmt.Errorf("results: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return -1, fmt.Errorf("results: %w", err)
-	}
-	size := st.Size()
-	if from < 0 || from > size {
-		from = 0 // the file was rebuilt or truncated since the claim: search all of it
-	}
-	base := max(from-1, 0) // one byte before, to tell a line start
-	data := make([]byte, size-base)
-	if _, err := f.ReadAt(data, base); err != nil && !errors.Is(err, io.EOF) {
-		return -1, fmt.Errorf("results: %s: %w", path, err)
-	}
-	for i := int(from - base); i <= len(data)-len(want); {
-		j := bytes.Index(data[i:], want)
-		if j < 0 {
-			return -1, nil
-		}
-		at := i + j
-		if base+int64(at) == 0 || data[at-1] == '\n' {
-			return base + int64(at), nil
-		}
-		i = at + 1
-	}
-	return -1, nil
-}
-
 // withLock runs fn holding the exclusive lock that guards the CSV at path.
 func withLock(path string, fn func() error) error {
 	if dir := filepath.Dir(path); dir != "" {
@@ -294,9 +242,4 @@ func writeAtomic(path string, data []byte, o options) error {
 		return fmt.Errorf("results: write %s: %w", path, err)
 	}
 	return nil
-}
-
-func digest(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
