@@ -76,6 +76,21 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		nats.Name(cmp.Or(o.Name, "disaggbench")),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
+		// Asynchronous trouble (a slow consumer dropping messages, a lost pull) is
+		// otherwise silent.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("NATS error", "subscription", subject, "err", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}
 	url := o.URL
 	if url == "" {
@@ -364,7 +379,7 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 		if err == nil {
 			return v, nil
 		}
-		if !isRevMismatch(err) {
+		if !IsRevMismatch(err) {
 			return v, err
 		}
 		if ctx.Err() != nil {
@@ -373,7 +388,8 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 	}
 }
 
-func isRevMismatch(err error) bool {
+// IsRevMismatch reports a KV update refused because the entry is at another revision.
+func IsRevMismatch(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }
 

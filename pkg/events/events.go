@@ -241,6 +241,10 @@ type JobSubmitted struct {
 	Submitted time.Time     `json:"submitted"`
 	TimeLimit time.Duration `json:"time_limit"`
 	Debug     bool          `json:"debug_mode,omitempty"`
+	JobName   string        `json:"job_name,omitempty"`
+	// LedgerRev is the revision of the job's ledger entry as submitted: the watcher
+	// records the job's end over it without reading it first.
+	LedgerRev uint64 `json:"ledger_rev,omitempty"`
 }
 
 // JobState: the scheduler reports a new state for the job.

@@ -1,6 +1,7 @@
 package plan_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
@@ -92,11 +95,34 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 			}
 		}()
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		var logTo io.Writer = io.Discard
+		if os.Getenv("BENCH_LOG") != "" {
+			logTo = os.Stderr // BENCH_LOG=1 shows the stages' warnings
+		}
+		log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if os.Getenv("BENCH_LOG") != "" {
+			bs.NC.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+				log.Warn("NATS error", "subscription", sub.Subject, "err", err)
+			})
+		}
 		st, err := plan.StartStages(ctx, bs, plan.StageOptions{OutputPath: dir, Scheduler: slurmtest.New(0), Log: log,
 			View: io.Discard, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, TimeLimit: time.Hour})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if os.Getenv("BENCH_LOG") != "" {
+			go func() {
+				for k := 0; ctx.Err() == nil; k++ {
+					time.Sleep(cmp.Or(time.Duration(k/20)*2*time.Second, 100*time.Millisecond))
+					for _, d := range []string{"submitter", "watcher", "collector"} {
+						if c, err := bs.JS.Consumer(ctx, events.Stream, d); err == nil {
+							if ci, err := c.Info(ctx); err == nil {
+								log.Warn("consumer", "name", d, "pending", ci.NumPending, "ack_pending", ci.NumAckPending, "waiting", ci.NumWaiting, "redelivered", ci.NumRedelivered)
+							}
+						}
+					}
+				}
+			}()
 		}
 		b.ResetTimer()
 		start := time.Now()

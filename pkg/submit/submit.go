@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
@@ -117,12 +118,18 @@ func (s *Submitter) Run(ctx context.Context) error {
 	go func() { <-ctx.Done(); it.Drain() }()
 	slots := make(chan struct{}, maxBatchesInFlight)
 	for {
-		msg, err := it.Next()
+		// A bounded wait: the iterator asks the server for the next batch only from
+		// inside Next, and skips that while its previous request is still being sent;
+		// when the batch it did get came back first, an unbounded Next would sit until
+		// its missed-heartbeat check (30 s). Coming back every half second asks again.
+		msg, err := it.Next(jetstream.NextMaxWait(500 * time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			s.log.Warn("next batch", "err", err)
+			if !errors.Is(err, nats.ErrTimeout) {
+				s.log.Warn("next batch", "err", err)
+			}
 			continue
 		}
 		if ctx.Err() != nil {
@@ -330,7 +337,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		// Submitted (or over) before: make sure its event went out; the id dedupes it.
 		tr.set(key, rec, rev)
 		if rec.Phase == events.PhaseSubmitted {
-			return true, s.publishSubmitted(ctx, b, j, &rec)
+			return true, s.publishSubmitted(ctx, b, j, &rec, rev)
 		}
 		return true, nil
 	}
@@ -475,14 +482,14 @@ func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.
 		total = min(b.BatchSize, b.Tests-j.Index/b.BatchSize*b.BatchSize)
 	}
 	fmt.Fprintf(s.cfg.View, "  [%3d/%d] Job %s <- %s\n", pos, total, id, j.TestID)
-	return s.publishSubmitted(ctx, b, j, &rec)
+	return s.publishSubmitted(ctx, b, j, &rec, nrev)
 }
 
-func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *events.JobSpec, rec *events.JobRecord) error {
+func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *events.JobSpec, rec *events.JobRecord, rev uint64) error {
 	ev := events.JobSubmitted{
 		Header: events.NewHeader(b.RunID), TestID: j.TestID, Index: j.Index, JobID: rec.JobID,
 		Scheduler: s.cfg.Scheduler.Name(), LogDir: j.LogDir, Submitted: rec.Submitted,
-		TimeLimit: j.TimeLimit, Debug: rec.Debug,
+		TimeLimit: j.TimeLimit, Debug: rec.Debug, JobName: rec.JobName, LedgerRev: rev,
 	}
 	return s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindSubmitted),
 		events.SubmittedID(b.RunID, j.TestID, rec.JobID), ev)

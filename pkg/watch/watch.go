@@ -60,6 +60,7 @@ type Watcher struct {
 
 type tracked struct {
 	ev       events.JobSubmitted
+	rev      uint64 // the ledger entry's revision, when known
 	msg      jetstream.Msg
 	state    string
 	detail   string
@@ -160,16 +161,22 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	key := events.Key(ev.RunID, ev.TestID)
-	var rec events.JobRecord
-	if _, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, key, &rec); err == nil && rec.Phase == events.PhaseCompleted {
-		_ = m.Ack() // completed before a restart; nothing left to watch
-		return
+	rev := ev.LedgerRev
+	if md, err := m.Metadata(); err != nil || md.NumDelivered > 1 || rev == 0 {
+		// Delivered before: the job may have ended while no watcher held it.
+		var rec events.JobRecord
+		r, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, key, &rec)
+		if err == nil && rec.Phase == events.PhaseCompleted {
+			_ = m.Ack() // completed before a restart; nothing left to watch
+			return
+		}
+		rev = r
 	}
 	w.mu.Lock()
 	if t, ok := w.jobs[key]; ok {
 		t.msg = m // a redelivery to us: keep the newest handle
 	} else {
-		w.jobs[key] = &tracked{ev: ev, msg: m, lastBeat: time.Now()}
+		w.jobs[key] = &tracked{ev: ev, rev: rev, msg: m, lastBeat: time.Now()}
 	}
 	w.mu.Unlock()
 	select {
@@ -319,19 +326,38 @@ func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, r
 		w.log.Warn("publish completed; will retry", "test", t.ev.TestID, "err", err)
 		return
 	}
-	key := events.Key(t.ev.RunID, t.ev.TestID)
-	if _, err := bus.UpdateJSON(ctx, w.cfg.Bus.Jobs, key, func(r *events.JobRecord) error {
-		r.Phase, r.State = events.PhaseCompleted, s.State
-		if r.RunID == "" {
-			r.RunID, r.TestID, r.Index, r.JobID = t.ev.RunID, t.ev.TestID, t.ev.Index, t.ev.JobID
-		}
-		return nil
-	}); err != nil {
+	if err := w.markCompleted(ctx, t, s.State); err != nil {
 		w.log.Warn("mark ledger completed; will retry", "test", t.ev.TestID, "err", err)
 		return
 	}
 	_ = t.msg.Ack()
 	w.mu.Lock()
-	delete(w.jobs, key)
+	delete(w.jobs, events.Key(t.ev.RunID, t.ev.TestID))
 	w.mu.Unlock()
+}
+
+// markCompleted records the job's end in the ledger: over the revision the job was
+// submitted (or found) with, so without a read, unless the entry changed since.
+func (w *Watcher) markCompleted(ctx context.Context, t *tracked, state string) error {
+	key := events.Key(t.ev.RunID, t.ev.TestID)
+	if t.rev > 0 {
+		rec := events.JobRecord{
+			RunID: t.ev.RunID, TestID: t.ev.TestID, Index: t.ev.Index, Phase: events.PhaseCompleted,
+			JobID: t.ev.JobID, JobName: t.ev.JobName, State: state, LogDir: t.ev.LogDir,
+			Submitted: t.ev.Submitted, TimeLimit: t.ev.TimeLimit, Debug: t.ev.Debug,
+		}
+		data, _ := json.Marshal(rec)
+		_, err := w.cfg.Bus.Jobs.Update(ctx, key, data, t.rev)
+		if err == nil || !bus.IsRevMismatch(err) {
+			return err
+		}
+	}
+	_, err := bus.UpdateJSON(ctx, w.cfg.Bus.Jobs, key, func(r *events.JobRecord) error {
+		r.Phase, r.State = events.PhaseCompleted, state
+		if r.RunID == "" {
+			r.RunID, r.TestID, r.Index, r.JobID = t.ev.RunID, t.ev.TestID, t.ev.Index, t.ev.JobID
+		}
+		return nil
+	})
+	return err
 }

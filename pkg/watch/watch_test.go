@@ -189,3 +189,50 @@ func TestRestartedWatcherTakesOverHeldJobs(t *testing.T) {
 		}
 	}
 }
+
+// A job's end is written over the ledger revision its submitted event carries, and over
+// a read of the entry when that revision is stale (the entry changed since): either way
+// the ledger ends COMPLETED, and a stale write never replaces a newer entry blindly.
+func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(0)
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	run(t, ctx, w)
+	for i, stale := range []bool{false, true} {
+		test := fmt.Sprintf("t%d", i)
+		id, _ := f.Submit(ctx, slurm.JobRequest{Name: "r." + test})
+		key := events.Key("r", test)
+		rec := events.JobRecord{RunID: "r", TestID: test, Index: i, Phase: events.PhaseSubmitted, JobID: id, JobName: "r." + test, Owner: "submitter-1"}
+		data, _ := json.Marshal(rec)
+		rev, err := b.Jobs.Put(ctx, key, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			// Changed after the event was made: the event's revision no longer holds.
+			rec.LogDir = "/changed"
+			data, _ = json.Marshal(rec)
+			if _, err := b.Jobs.Put(ctx, key, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev := events.JobSubmitted{Header: events.NewHeader("r"), TestID: test, Index: i, JobID: id, JobName: "r." + test, Submitted: time.Now(), LedgerRev: rev}
+		if err := b.Publish(ctx, events.JobSubject("r", test, events.KindSubmitted), events.SubmittedID("r", test, id), ev); err != nil {
+			t.Fatal(err)
+		}
+		next(1, 10*time.Second)
+		var got events.JobRecord
+		deadline := time.Now().Add(10 * time.Second)
+		for got.Phase != events.PhaseCompleted && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			_, _ = bus.GetJSON(ctx, b.Jobs, key, &got)
+		}
+		if got.Phase != events.PhaseCompleted || got.State != slurm.Completed || got.JobID != id || got.JobName != "r."+test {
+			t.Fatalf("stale=%v: ledger %+v", stale, got)
+		}
+		if stale && got.LogDir != "/changed" {
+			t.Fatalf("the stale revision's write replaced the newer entry: %+v", got)
+		}
+	}
+}
