@@ -186,7 +186,7 @@ func heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) {
 // Batch submits every job of one batch, in order, each when the run's window admits it.
 // Jobs whose submission fails transiently are retried after the others, with back-off.
 func (s *Submitter) Batch(ctx context.Context, b *events.Batch) error {
-	tr, err := s.tracker(ctx, b.RunID)
+	tr, err := s.tracker(ctx, b.RunID, b.BatchSize > 0)
 	if err != nil {
 		return err
 	}
@@ -382,6 +382,15 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 					return false, ctx.Err()
 				case <-ch:
 				case <-time.After(min(wait, time.Second)):
+				}
+				if !tr.watching {
+					// Nothing tells this tracker of the owner's progress: look.
+					var cur events.JobRecord
+					crev, err := bus.GetJSON(ctx, kv, key, &cur)
+					if err != nil {
+						return false, fmt.Errorf("read ledger %s: %w", key, err)
+					}
+					tr.set(key, cur, crev)
 				}
 				return s.job(ctx, tr, b, p)
 			}

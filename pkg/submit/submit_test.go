@@ -180,6 +180,8 @@ func TestBarrierWaitsForTheWholePreviousBatch(t *testing.T) {
 
 func TestRepeatedBatchSubmitsEachTestOnce(t *testing.T) {
 	e := setup(t, 0)
+	// A slow sbatch keeps the first batch's claims fresh while the repeat arrives.
+	e.fake.SubmitErr = func(slurm.JobRequest) error { time.Sleep(300 * time.Millisecond); return nil }
 	e.start(false)
 	specs := e.publish("r3", 5, 0, events.PolicySliding)
 	// The same work again under another message id, as a replayed or re-published batch.
@@ -189,7 +191,26 @@ func TestRepeatedBatchSubmitsEachTestOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitCompleted("r3", 5)
-	time.Sleep(200 * time.Millisecond)
+	// The repeat is done with soon too: it learns each test's fate from the ledger rather
+	// than waiting for the first submitter's claims to go stale (a minute here).
+	cons, err := e.bus.JS.Consumer(e.ctx, events.Stream, submit.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ci, err := cons.Info(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.NumPending == 0 && ci.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batches still at work after 10s: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, s := range specs {
 		if n := e.fake.Submits(s.Request.Name); n != 1 {
 			t.Errorf("%s submitted %d times", s.TestID, n)
@@ -312,5 +333,47 @@ func TestSeveralSubmittersKeepOneWindow(t *testing.T) {
 	}
 	if e.fake.TotalSubmits() != 12 {
 		t.Fatalf("%d submissions for 12 tests", e.fake.TotalSubmits())
+	}
+}
+
+// Two submitters given the same batch of a run without a window at once: the one that
+// loses a claim has no ledger watch, so it reads the entry while the owner works, and is
+// done as soon as the owner has submitted, not when the claim would go stale.
+func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
+	e := setup(t, 0)
+	e.fake.SubmitErr = func(slurm.JobRequest) error { time.Sleep(300 * time.Millisecond); return nil }
+	var specs []events.JobSpec
+	for i := range 6 {
+		id := fmt.Sprintf("disagg_perf_t%02d", i)
+		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, id, "r9"),
+			Request: slurm.JobRequest{Name: "r9." + id}})
+	}
+	b := events.Batch{Header: events.NewHeader("r9"), Total: 1, Tests: len(specs), Policy: events.PolicySliding, Jobs: specs}
+	ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range 2 {
+		s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, View: e.view, Owner: fmt.Sprint("s", k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := b
+			if err := s.Batch(ctx, &b); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("the two submitters took %s", el)
+	}
+	for _, sp := range specs {
+		if n := e.fake.Submits(sp.Request.Name); n != 1 {
+			t.Errorf("%s submitted %d times", sp.TestID, n)
+		}
 	}
 }

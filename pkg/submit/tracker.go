@@ -11,8 +11,10 @@ import (
 )
 
 // tracker follows one run's ledger entries through a KV watch, so the window can be
-// judged from what every stage has written, including after a restart.
+// judged from what every stage has written, including after a restart. A run without a
+// window needs no watch: its tracker knows only what this submitter wrote or read.
 type tracker struct {
+	watching bool
 	mu      sync.Mutex
 	recs    map[string]entry
 	active  int          // claimed or submitted, not completed
@@ -30,7 +32,7 @@ type entry struct {
 	rev uint64
 }
 
-func (s *Submitter) tracker(ctx context.Context, run string) (*tracker, error) {
+func (s *Submitter) tracker(ctx context.Context, run string, window bool) (*tracker, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.runs[run]; ok {
@@ -39,7 +41,12 @@ func (s *Submitter) tracker(ctx context.Context, run string) (*tracker, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	t := &tracker{recs: map[string]entry{}, doneBy: map[int]int{}, claimed: map[int]bool{}, refs: 1,
-		notify: make(chan struct{}), cancel: cancel, stopped: make(chan struct{})}
+		notify: make(chan struct{}), cancel: cancel, stopped: make(chan struct{}), watching: window}
+	if !window {
+		close(t.stopped)
+		s.runs[run] = t
+		return t, nil
+	}
 	w, err := s.cfg.Bus.Jobs.Watch(ctx, events.Token(run)+".*")
 	if err != nil {
 		cancel()
