@@ -15,16 +15,16 @@ import (
 // window needs no watch: its tracker knows only what this submitter wrote or read.
 type tracker struct {
 	watching bool
-	mu      sync.Mutex
-	recs    map[string]entry
-	active  int          // claimed or submitted, not completed
-	doneBy  map[int]int  // completed jobs by run index (barrier)
-	claimed map[int]bool // run indexes with a ledger entry
-	prefix  int          // every index below it has a ledger entry
-	refs    int          // batches using the tracker
-	notify  chan struct{}
-	cancel  context.CancelFunc
-	stopped chan struct{}
+	mu       sync.Mutex
+	recs     map[string]entry
+	active   int          // claimed or submitted, not completed
+	doneBy   map[int]int  // completed jobs by run index (barrier)
+	claimed  map[int]bool // run indexes with a ledger entry
+	prefix   int          // every index below it has a ledger entry
+	refs     int          // batches using the tracker
+	notify   chan struct{}
+	cancel   context.CancelFunc
+	stopped  chan struct{}
 }
 
 type entry struct {
