@@ -319,6 +319,37 @@ func (b *Bus) LastPerSubject(ctx context.Context, filter string, fn func(jetstre
 	return n, nil
 }
 
+// Consume calls fn with each message of cons, one at a time, until ctx ends; then the
+// messages already pulled into the client are still given to fn (which should hand them
+// back) before it returns. batch is how many messages are asked for at once.
+//
+// It waits for each message at most half a second at a time. The client asks the server
+// for more only while it waits, and skips asking while its previous request is still
+// being sent; under load the messages of that request can come back first, and an
+// unbounded wait would then sit until the missed-heartbeat check, 30 s later. Each
+// bounded wait that ends asks again.
+func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.Logger, fn func(jetstream.Msg)) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return err
+	}
+	defer context.AfterFunc(ctx, it.Drain)()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(500 * time.Millisecond))
+		switch {
+		case err == nil:
+			fn(msg)
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return nil
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat):
+			// ask again
+		case ctx.Err() == nil:
+			log.Warn("next message", "consumer", cons.CachedInfo().Name, "err", err)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 // Close drains the connection and stops the embedded server, if any.
 func (b *Bus) Close() {
 	if b.NC != nil {

@@ -114,7 +114,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		defer close(committed)
 		c.commitLoop(wctx, ordered)
 	}()
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	err = bus.Consume(ctx, cons, 64, c.log, func(m jetstream.Msg) {
 		if ctx.Err() != nil {
 			_ = m.Nak() // stopping: hand it back at once
 			return
@@ -127,22 +127,12 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		ordered <- it
 		work <- it
-	}, jetstream.PullMaxMessages(64))
-	if err != nil {
-		close(work)
-		close(ordered)
-		wg.Wait()
-		<-committed
-		return err
-	}
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
+	})
 	close(work)
 	close(ordered)
 	wg.Wait()
 	<-committed
-	return nil
+	return err
 }
 
 // maxPartRows bounds the rows buffered for one Parquet part file, and partAge how long

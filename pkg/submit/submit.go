@@ -13,12 +13,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
@@ -104,37 +102,17 @@ func (s *Submitter) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return err
-	}
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
 		s.closeTrackers()
 	}()
-	// On stop, drain: a batch already pulled into the client's buffer is handed back at
-	// once instead of waiting out its ack wait.
-	go func() { <-ctx.Done(); it.Drain() }()
 	slots := make(chan struct{}, maxBatchesInFlight)
-	for {
-		// A bounded wait: the iterator asks the server for the next batch only from
-		// inside Next, and skips that while its previous request is still being sent;
-		// when the batch it did get came back first, an unbounded Next would sit until
-		// its missed-heartbeat check (30 s). Coming back every half second asks again.
-		msg, err := it.Next(jetstream.NextMaxWait(500 * time.Millisecond))
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			if !errors.Is(err, nats.ErrTimeout) {
-				s.log.Warn("next batch", "err", err)
-			}
-			continue
-		}
+	// One batch at a time, so that other submitters get their share.
+	return bus.Consume(ctx, cons, 1, s.log, func(msg jetstream.Msg) {
 		if ctx.Err() != nil {
-			_ = msg.Nak()
-			continue
+			_ = msg.Nak() // stopping: hand it back at once
+			return
 		}
 		slots <- struct{}{}
 		wg.Add(1)
@@ -142,7 +120,7 @@ func (s *Submitter) Run(ctx context.Context) error {
 			defer func() { <-slots; wg.Done() }()
 			s.handle(ctx, msg)
 		}()
-	}
+	})
 }
 
 func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
@@ -550,61 +528,4 @@ func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *
 		case <-ch:
 		}
 	}
-}
-
-// writeFiles puts a job's files into its log folder. It never deletes anything; a file
-// left by an earlier try of the same run is overwritten with the same content.
-func writeFiles(j *events.JobSpec) error {
-	if j.LogDir == "" {
-		return errors.New("job has no log folder")
-	}
-	if err := os.MkdirAll(j.LogDir, 0o755); err != nil {
-		return fmt.Errorf("create log folder: %w", err)
-	}
-	for _, f := range j.Files {
-		if f.Name == "" || filepath.IsAbs(f.Name) || strings.Contains(f.Name, "..") {
-			return fmt.Errorf("refusing job file name %q", f.Name)
-		}
-		path := filepath.Join(j.LogDir, f.Name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		mode := os.FileMode(f.Mode)
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := writeAtomic(path, f.Data, mode); err != nil {
-			return err
-		}
-	}
-	spec := *j
-	spec.Files = nil
-	data, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(filepath.Join(j.LogDir, events.JobFile), data, 0o644)
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	// A temporary name of its own: two writers of the same job (a repeated batch) must
-	// not rename each other's file away.
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }

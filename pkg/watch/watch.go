@@ -110,15 +110,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { w.take(ctx, m) }, jetstream.PullMaxMessages(500))
-	if err != nil {
-		return err
-	}
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		_ = bus.Consume(ctx, cons, 500, w.log, func(m jetstream.Msg) { w.take(ctx, m) })
+	}()
 	defer func() {
-		// Drain hands back what is still in the client's buffer (take Naks it once ctx
-		// is done) and then the jobs this watcher holds.
-		cc.Drain()
-		<-cc.Closed()
+		// What is still in the client's buffer comes back through take, which Naks it
+		// once ctx is done; then the jobs this watcher holds are handed back.
+		<-consumed
 		w.handBack()
 	}()
 	interval := w.cfg.PollMin

@@ -1,0 +1,163 @@
+package submit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/disaggbench/disaggbench/pkg/events"
+)
+
+// writeFiles puts a job's files into its log folder. It never deletes anything; a file
+// left by an earlier try of the same run is overwritten with the same content.
+//
+// A folder this call creates is its own: nobody can have a file there yet, so the files
+// are created in place (O_EXCL), which costs half the system calls of writing each
+// beside its name and renaming it. Into a folder that existed (a retry, or a repeated
+// batch at work at the same time), each file is written under a temporary name of its
+// own and renamed, so nobody ever sees a partly written file.
+func writeFiles(j *events.JobSpec) error {
+	if j.LogDir == "" {
+		return errors.New("job has no log folder")
+	}
+	fresh, err := makeDir(j.LogDir)
+	if err != nil {
+		return fmt.Errorf("create log folder: %w", err)
+	}
+	write := func(path string, data []byte, mode os.FileMode) error {
+		if fresh {
+			err := createNew(path, data, mode)
+			if !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			// Someone else is writing this job too: fall back to the careful way.
+		}
+		return writeAtomic(path, data, mode)
+	}
+	for _, f := range j.Files {
+		if f.Name == "" || filepath.IsAbs(f.Name) || strings.Contains(f.Name, "..") {
+			return fmt.Errorf("refusing job file name %q", f.Name)
+		}
+		path := filepath.Join(j.LogDir, f.Name)
+		if dir := filepath.Dir(path); dir != filepath.Clean(j.LogDir) {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+		}
+		mode := os.FileMode(f.Mode)
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := write(path, f.Data, mode); err != nil {
+			return err
+		}
+	}
+	spec := *j
+	spec.Files = nil
+	data, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return write(filepath.Join(j.LogDir, events.JobFile), data, 0o644)
+}
+
+// makeDir creates dir (and its parents) and reports whether this call created dir
+// itself. The usual case, a new run folder under an existing test folder, is two
+// mkdir calls.
+func makeDir(dir string) (fresh bool, err error) {
+	err = os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return false, err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		if st, serr := os.Stat(dir); serr != nil || !st.IsDir() {
+			return false, err
+		}
+		return false, nil
+	}
+	return false, err
+}
+
+// createNew writes a file that must not exist yet, with exactly mode.
+func createNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && mode&^umask() != mode {
+		err = f.Chmod(mode) // the umask took bits the file must have
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path) // ours: created by this call
+	}
+	return err
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	// A temporary name of its own: two writers of the same job (a repeated batch) must
+	// not rename each other's file away.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+var (
+	umaskOnce sync.Once
+	umaskBits os.FileMode
+)
+
+// umask is the process's file creation mask, read from /proc (setting it to read it
+// would race with files other goroutines create). Unknown, it is taken to clear every
+// bit, so every file gets its mode set explicitly.
+func umask() os.FileMode {
+	umaskOnce.Do(func() {
+		umaskBits = 0o777
+		f, err := os.Open("/proc/self/status")
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					umaskBits = os.FileMode(n) & 0o777
+				}
+				return
+			}
+		}
+	})
+	return umaskBits
+}
