@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -145,5 +147,77 @@ func TestLastPerSubject(t *testing.T) {
 	names := b.Stream.ListConsumers(ctx)
 	for ci := range names.Info() {
 		t.Errorf("consumer %s left behind", ci.Name)
+	}
+}
+
+// Consume hands every message to fn once, one at a time; after ctx ends it still hands
+// over what the client had pulled (fn hands those back), and returns.
+func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 500
+	for i := range n {
+		if err := b.Publish(ctx, events.BatchSubject("r", i), events.BatchID("r", i), events.Batch{Index: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := b.Consumer(ctx, "c", "test", events.BatchFilter, 30*time.Second, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	seen := map[string]int{}
+	var mu sync.Mutex
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	handedBack := 0
+	go func() {
+		done <- Consume(cctx, cons, 1, log, func(m jetstream.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			if cctx.Err() != nil {
+				handedBack++
+				_ = m.Nak()
+				return
+			}
+			seen[m.Subject()]++
+			_ = m.Ack()
+			if len(seen) == n/2 {
+				stop()
+			}
+		})
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	first := len(seen)
+	// A second consumer picks up the rest, including what the first handed back.
+	cctx, stop = context.WithCancel(ctx)
+	go func() {
+		done <- Consume(cctx, cons, 64, log, func(m jetstream.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[m.Subject()]++
+			_ = m.Ack()
+			if len(seen) == n {
+				stop()
+			}
+		})
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Fatalf("%d of %d messages seen (first consumer %d, handed back %d)", len(seen), n, first, handedBack)
+	}
+	for s, k := range seen {
+		if k != 1 {
+			t.Errorf("%s handled %d times", s, k)
+		}
 	}
 }
