@@ -253,7 +253,7 @@ func (w *Watcher) cycle(ctx context.Context) bool {
 	defer func() {
 		// Each completion is a few round trips to JetStream; do several at once.
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
+		sem := make(chan struct{}, 32)
 		for _, e := range ending {
 			wg.Add(1)
 			sem <- struct{}{}
