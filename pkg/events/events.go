@@ -220,14 +220,18 @@ type Dataset struct {
 }
 
 // Batch is a slice of a run's jobs, in run order.
-type Batch struct {
+type Batch = BatchOf[JobSpec]
+
+// BatchOf is a batch whose jobs are J: JobSpec, or json.RawMessage for jobs encoded once
+// by the planner (which measures each job's size to split batches).
+type BatchOf[J any] struct {
 	Header
-	Index     int       `json:"index"`
-	Total     int       `json:"total"`
-	BatchSize int       `json:"batch_size"` // the run's window; 0: no limit
-	Policy    string    `json:"policy"`
-	Tests     int       `json:"tests"` // jobs in the whole run
-	Jobs      []JobSpec `json:"jobs"`
+	Index     int    `json:"index"`
+	Total     int    `json:"total"`
+	BatchSize int    `json:"batch_size"` // the run's window; 0: no limit
+	Policy    string `json:"policy"`
+	Tests     int    `json:"tests"` // jobs in the whole run
+	Jobs      []J    `json:"jobs"`
 }
 
 // JobSubmitted: the scheduler took the job.

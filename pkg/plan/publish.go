@@ -203,9 +203,9 @@ func custom(c *config.Config) *config.MetricsSpec {
 
 // chunk splits the run's jobs into batch messages: the run's batch size (or one batch
 // with no limit), further split so that no message grows past maxBatchBytes.
-func chunk(specs []events.JobSpec, size int) [][]events.JobSpec {
-	var out [][]events.JobSpec
-	var cur []events.JobSpec
+func chunk(specs []events.JobSpec, size int) [][]json.RawMessage {
+	var out [][]json.RawMessage
+	var cur []json.RawMessage
 	bytes := 0
 	for i, s := range specs {
 		data, _ := json.Marshal(s)
@@ -215,7 +215,7 @@ func chunk(specs []events.JobSpec, size int) [][]events.JobSpec {
 			out = append(out, cur)
 			cur, bytes = nil, 0
 		}
-		cur = append(cur, s)
+		cur = append(cur, data)
 		bytes += n
 	}
 	if len(cur) > 0 {
@@ -240,7 +240,8 @@ func (p *Plan) Publish(ctx context.Context, b *bus.Bus) error {
 	}
 	chunks := chunk(p.Specs, p.BatchSize)
 	for k, jobs := range chunks {
-		ev := events.Batch{Header: events.NewHeader(p.RunID), Index: k, Total: len(chunks),
+		// The jobs as chunk encoded them: each is encoded once.
+		ev := events.BatchOf[json.RawMessage]{Header: events.NewHeader(p.RunID), Index: k, Total: len(chunks),
 			BatchSize: p.BatchSize, Policy: p.Policy, Tests: len(p.Specs), Jobs: jobs}
 		if err := b.Publish(ctx, events.BatchSubject(p.RunID, k), events.BatchID(p.RunID, k), ev); err != nil {
 			return err

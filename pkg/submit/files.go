@@ -69,16 +69,16 @@ func writeFiles(j *events.JobSpec) error {
 }
 
 // makeDir creates dir (and its parents) and reports whether this call created dir
-// itself. The usual case, a new run folder under an existing test folder, is two
-// mkdir calls.
+// itself. The usual cases, a run folder under a new or an existing test folder, are
+// two mkdir calls.
 func makeDir(dir string) (fresh bool, err error) {
-	err = os.Mkdir(dir, 0o755)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	parent := filepath.Dir(dir)
+	if err := os.Mkdir(parent, 0o755); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return false, err
 		}
-		err = os.Mkdir(dir, 0o755)
 	}
+	err = os.Mkdir(dir, 0o755)
 	switch {
 	case err == nil:
 		return true, nil
