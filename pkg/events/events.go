@@ -18,11 +18,11 @@ package events
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -376,7 +376,7 @@ const JobFile = "job.json"
 
 // ReadJobFile reads the spec a submitter left in a log folder.
 func ReadJobFile(logDir string) (*JobSpec, error) {
-	data, err := os.ReadFile(filepath.Join(logDir, JobFile))
+	data, err := fileio.ReadFile(filepath.Join(logDir, JobFile))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 )
 
 // Spec is a test's custom metrics: a log file glob (relative to the job's log folder),
@@ -307,7 +309,7 @@ func (j *judge) markPartial(done, total int) {
 // readBlocks reads the client log and returns the result block of each configured
 // concurrency; all blocks go to Result.Blocks.
 func (j *judge) readBlocks(path string) map[int]*Block {
-	f, err := os.Open(path)
+	f, err := fileio.Open(path)
 	if err != nil {
 		j.reason("client log: %v", err)
 		return nil

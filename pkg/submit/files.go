@@ -1,18 +1,16 @@
 package submit
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 )
 
 // writeFiles puts a job's files into its log folder. It never deletes anything; a file
@@ -33,7 +31,7 @@ func writeFiles(j *events.JobSpec) error {
 	}
 	write := func(path string, data []byte, mode os.FileMode) error {
 		if fresh {
-			err := createNew(path, data, mode)
+			err := fileio.CreateNew(path, data, mode)
 			if !errors.Is(err, fs.ErrExist) {
 				return err
 			}
@@ -91,25 +89,6 @@ func makeDir(dir string) (fresh bool, err error) {
 	return false, err
 }
 
-// createNew writes a file that must not exist yet, with exactly mode.
-func createNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil && mode&^umask() != mode {
-		err = f.Chmod(mode) // the umask took bits the file must have
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path) // ours: created by this call
-	}
-	return err
-}
-
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	// A temporary name of its own: two writers of the same job (a repeated batch) must
 	// not rename each other's file away.
@@ -131,33 +110,4 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		os.Remove(f.Name())
 	}
 	return err
-}
-
-var (
-	umaskOnce sync.Once
-	umaskBits os.FileMode
-)
-
-// umask is the process's file creation mask, read from /proc (setting it to read it
-// would race with files other goroutines create). Unknown, it is taken to clear every
-// bit, so every file gets its mode set explicitly.
-func umask() os.FileMode {
-	umaskOnce.Do(func() {
-		umaskBits = 0o777
-		f, err := os.Open("/proc/self/status")
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "Umask:"); ok {
-				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-					umaskBits = os.FileMode(n) & 0o777
-				}
-				return
-			}
-		}
-	})
-	return umaskBits
 }

@@ -73,20 +73,3 @@ func TestWriteFilesFreshAndExistingFolders(t *testing.T) {
 		t.Fatal("a file name leaving the folder was accepted")
 	}
 }
-
-func TestUmaskIsReadFromProc(t *testing.T) {
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc")
-	}
-	// Whatever it is, a file created with mode 0666 and no chmod gets 0666 &^ umask.
-	path := filepath.Join(t.TempDir(), "f")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	st, _ := os.Stat(path)
-	if got := 0o666 &^ umask(); st.Mode().Perm() != got {
-		t.Fatalf("umask() = %o, but a 0666 file came out %o", umask(), st.Mode().Perm())
-	}
-}

@@ -1,0 +1,144 @@
+// Package fileio opens, reads and creates small regular files with plain system calls.
+//
+// os.Open on Linux tries to register every file with the runtime's poller (which refuses
+// regular files) and sets up its bookkeeping: about 20 µs against 6 µs for open, read
+// and close. The pipeline opens a few small files per job (the job's spec, its client
+// log, the files it writes), so on its hot paths that difference is a few percent of the
+// CPU of a whole run. Errors are *fs.PathError, as the os package returns them.
+package fileio
+
+import (
+	"bufio"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// ReadFile reads the whole file at path.
+func ReadFile(path string) ([]byte, error) {
+	fd, err := open(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	size := 0
+	if syscall.Fstat(fd, &st) == nil && st.Size > 0 && st.Size < 1<<30 {
+		size = int(st.Size)
+	}
+	buf := make([]byte, 0, size+1) // one more byte sees the end in the first read
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// Open opens path for reading, as os.Open does, without the poller.
+func Open(path string) (*os.File, error) {
+	fd, err := open(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// CreateNew writes data to a file that must not exist yet (fs.ErrExist if it does),
+// with mode exactly: bits the umask took are put back. A file this call created is
+// removed again when writing it fails.
+func CreateNew(path string, data []byte, mode os.FileMode) error {
+	fd, err := open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, uint32(mode.Perm()))
+	if err != nil {
+		return err
+	}
+	werr := writeAll(fd, data)
+	if werr == nil && mode.Perm()&^Umask() != mode.Perm() {
+		werr = retry(func() error { return syscall.Fchmod(fd, uint32(mode.Perm())) })
+	}
+	if cerr := syscall.Close(fd); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		_ = syscall.Unlink(path)
+		return &fs.PathError{Op: "write", Path: path, Err: werr}
+	}
+	return nil
+}
+
+func open(path string, flags int, perm uint32) (int, error) {
+	for {
+		fd, err := syscall.Open(path, flags|syscall.O_CLOEXEC, perm)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := syscall.Write(fd, data)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+func retry(fn func() error) error {
+	for {
+		if err := fn(); err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+var (
+	umaskOnce sync.Once
+	umaskBits os.FileMode
+)
+
+// Umask is the process's file creation mask, read from /proc (setting it to read it
+// would race with files other goroutines create). Unknown, it is taken to clear every
+// bit, so that CreateNew sets every file's mode explicitly.
+func Umask() os.FileMode {
+	umaskOnce.Do(func() {
+		umaskBits = 0o777
+		f, err := Open("/proc/self/status")
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					umaskBits = os.FileMode(n) & 0o777
+				}
+				return
+			}
+		}
+	})
+	return umaskBits
+}

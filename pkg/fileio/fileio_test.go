@@ -1,0 +1,116 @@
+package fileio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestReadFileSizes(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 4095, 4096, 70000, 1 << 20} {
+		path := filepath.Join(dir, "f")
+		want := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFile(path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes: got %d bytes, err %v", n, len(got), err)
+		}
+	}
+	// A file that grows past its size at open time is read to its end; /proc files
+	// report size 0 and still read whole.
+	if got, err := ReadFile("/proc/self/status"); err == nil && !bytes.Contains(got, []byte("Umask:")) {
+		t.Fatalf("/proc/self/status read as %q", got)
+	}
+	_, err := ReadFile(filepath.Join(dir, "missing"))
+	var pe *fs.PathError
+	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Op != "open" {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := ReadFile(dir); err == nil {
+		t.Fatal("reading a folder succeeded")
+	}
+}
+
+func TestOpenReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(f)
+	if err != nil || string(got) != "hello\n" || f.Name() != path {
+		t.Fatalf("read %q, %v, name %s", got, err, f.Name())
+	}
+	if _, err := Open(path + ".missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func TestCreateNewExactModeAndExclusive(t *testing.T) {
+	dir := t.TempDir()
+	for _, mode := range []os.FileMode{0o644, 0o755, 0o600, 0o777} {
+		path := filepath.Join(dir, mode.String())
+		if err := CreateNew(path, []byte("data"), mode); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != mode {
+			t.Fatalf("mode %v: got %v (%v)", mode, st.Mode().Perm(), err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != "data" {
+			t.Fatalf("content %q", got)
+		}
+		if err := CreateNew(path, []byte("other"), mode); !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("second create: %v, want fs.ErrExist", err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != "data" {
+			t.Fatalf("an existing file was changed: %q", got)
+		}
+	}
+}
+
+func TestUmaskMatchesTheKernel(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st, _ := os.Stat(path)
+	if got := 0o666 &^ Umask(); st.Mode().Perm() != got {
+		t.Fatalf("Umask() = %o, but a 0666 file came out %o", Umask(), st.Mode().Perm())
+	}
+}
+
+func BenchmarkReadFile(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "f")
+	_ = os.WriteFile(path, make([]byte, 1200), 0o644)
+	b.Run("os", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := os.ReadFile(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fileio", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ReadFile(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
