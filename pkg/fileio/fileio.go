@@ -1,4 +1,6 @@
-// Package fileio opens, reads and creates small regular files with plain system calls.
+// Package fileio reads and writes the pipeline's small files: with plain system calls
+// on the per-job paths, and atomically (a temporary file renamed into place) where a
+// reader must never see a partial file.
 //
 // os.Open on Linux tries to register every file with the runtime's poller (which refuses
 // regular files) and sets up its bookkeeping: about 20 µs against 6 µs for open, read
@@ -11,6 +13,7 @@ import (
 	"bufio"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,4 +144,37 @@ func Umask() os.FileMode {
 		}
 	})
 	return umaskBits
+}
+
+// WriteAtomic writes data to a temporary file of its own beside path (".<name>.*.tmp"),
+// gives it mode, syncs it when sync is set, and renames it over path: a reader sees the
+// old file or the new one, never part of one, and two writers of the same path never
+// rename each other's file away. Only the temporary file is removed on failure.
+func WriteAtomic(path string, data []byte, mode os.FileMode, sync bool) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode.Perm())
+	}
+	if err == nil && sync {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(name, path)
+	}
+	if err != nil {
+		os.Remove(name)
+	}
+	return err
 }

@@ -114,3 +114,28 @@ func BenchmarkReadFile(b *testing.B) {
 		}
 	})
 }
+
+func TestWriteAtomicReplacesWholeAndLeavesNothingBehind(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "job.sh")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, sync := range []bool{false, true} {
+		if err := WriteAtomic(path, []byte("#!/bin/bash\n"), 0o755, sync); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(path)
+		if got, _ := os.ReadFile(path); string(got) != "#!/bin/bash\n" || st.Mode().Perm() != 0o755 {
+			t.Fatalf("sync=%v: %q mode %v", sync, got, st.Mode().Perm())
+		}
+	}
+	// A failed write (no such folder) leaves no temporary file and no file.
+	if err := WriteAtomic(filepath.Join(dir, "missing", "f"), []byte("x"), 0o644, false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("write into a missing folder: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("folder holds %d entries, want only job.sh", len(entries))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -193,27 +194,8 @@ func writeAtomic(path string, data []byte, mode fs.FileMode) error {
 	if mode == 0 {
 		mode = 0o644
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, werr := tmp.Write(data)
-	if werr == nil {
-		werr = tmp.Chmod(mode)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(name, path)
-	}
-	if werr != nil {
-		os.Remove(name) // only our own temporary file
-		return fmt.Errorf("jobscript: write %s: %w", path, werr)
+	if err := fileio.WriteAtomic(path, data, mode, true); err != nil {
+		return fmt.Errorf("jobscript: write %s: %w", path, err)
 	}
 	return nil
 }

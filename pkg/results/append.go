@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 )
 
 // The CSV is shared by every collector, in this process and in others. Each append holds
@@ -215,30 +217,7 @@ func withLock(path string, fn func() error) error {
 // writeAtomic writes data to a temporary file beside path, syncs it (unless NoSync) and
 // renames it over path.
 func writeAtomic(path string, data []byte, o options) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil && !o.noSync {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
+	if err := fileio.WriteAtomic(path, data, 0o644, !o.noSync); err != nil {
 		return fmt.Errorf("results: write %s: %w", path, err)
 	}
 	return nil

@@ -37,7 +37,7 @@ func writeFiles(j *events.JobSpec) error {
 			}
 			// Someone else is writing this job too: fall back to the careful way.
 		}
-		return writeAtomic(path, data, mode)
+		return fileio.WriteAtomic(path, data, mode, false)
 	}
 	for _, f := range j.Files {
 		if f.Name == "" || filepath.IsAbs(f.Name) || strings.Contains(f.Name, "..") {
@@ -87,27 +87,4 @@ func makeDir(dir string) (fresh bool, err error) {
 		return false, nil
 	}
 	return false, err
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	// A temporary name of its own: two writers of the same job (a repeated batch) must
-	// not rename each other's file away.
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
