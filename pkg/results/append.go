@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -143,51 +142,46 @@ func appendLocked(path string, payload []byte, o options) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("results: %w", err)
 	}
-	size := st.Size()
-	var buf []byte
-	switch {
-	case size == 0:
-		buf = append(bytes.Clone(csvHeaderLine), payload...)
-	default:
-		// A write cut short by a crash leaves a line without its end; start on a new line
-		// so that the cut line stays alone and these rows stay whole.
-		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, size-1); err != nil {
-			return 0, fmt.Errorf("results: %s: %w", path, err)
-		}
-		if last[0] != '\n' {
-			buf = append([]byte{'\n'}, payload...)
-		} else {
-			buf = payload
-		}
+	lead, err := leadIn(f, st.Size())
+	if err != nil {
+		return 0, err
 	}
+	if err := writeLocked(f, append(lead, payload...), o); err != nil {
+		return 0, err
+	}
+	return st.Size() + int64(len(lead)), nil
+}
+
+// leadIn is what an append writes before its rows: the header into an empty file, and a
+// newline after a line that a write cut short by a crash left without its end, so that
+// the cut line stays alone and the new rows stay whole. size is f's size; the caller
+// holds the lock.
+func leadIn(f *os.File, size int64) ([]byte, error) {
+	if size == 0 {
+		return bytes.Clone(csvHeaderLine), nil
+	}
+	last := []byte{0}
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return nil, fmt.Errorf("results: %s: %w", f.Name(), err)
+	}
+	if last[0] != '\n' {
+		return []byte{'\n'}, nil
+	}
+	return nil, nil
+}
+
+// writeLocked appends buf with one write call (so that no other append interleaves) and
+// syncs it unless NoSync. The caller holds the lock.
+func writeLocked(f *os.File, buf []byte, o options) error {
 	if _, err := f.Write(buf); err != nil {
-		return 0, fmt.Errorf("results: %w", err)
+		return fmt.Errorf("results: %w", err)
 	}
 	if !o.noSync {
 		if err := f.Sync(); err != nil {
-			return 0, fmt.Errorf("results: %w", err)
+			return fmt.Errorf("results: %w", err)
 		}
 	}
-	return size + int64(len(buf)-len(payload)), nil
-}
-
-// bytesAt reports whether the file holds want at off.
-func bytesAt(path string, off int64, want []byte) (bool, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("results: %w", err)
-	}
-	defer f.Close()
-	got := make([]byte, len(want))
-	n, err := f.ReadAt(got, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("results: %s: %w", path, err)
-	}
-	return n == len(want) && bytes.Equal(got, want), nil
+	return nil
 }
 
 // withLock runs fn holding the exclusive lock that guards the CSV at path.

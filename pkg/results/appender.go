@@ -137,26 +137,15 @@ func (a *CSVAppender) AppendOnce(batch []CSVAppend) error {
 		if err != nil {
 			return err
 		}
-		total := len(csvHeaderLine) + 1
+		lead, err := leadIn(f, size)
+		if err != nil {
+			return err
+		}
+		total := len(lead)
 		for i := range entries {
 			total += len(entries[i].payload)
 		}
-		buf := make([]byte, 0, total)
-		switch {
-		case size == 0:
-			buf = append(buf, csvHeaderLine...)
-		default:
-			// A write cut short by a crash leaves a line without its end; start on a new
-			// line so that the cut line stays alone and these rows stay whole.
-			last := []byte{0}
-			if _, err := f.ReadAt(last, size-1); err != nil {
-				return fmt.Errorf("results: %s: %w", a.path, err)
-			}
-			if last[0] != '\n' {
-				buf = append(buf, '\n')
-			}
-		}
-		lead := len(buf)
+		buf := append(make([]byte, 0, total), lead...)
 		for i := range batch {
 			e, en := &batch[i], &entries[i]
 			if e.Err != nil {
@@ -180,19 +169,14 @@ func (a *CSVAppender) AppendOnce(batch []CSVAppend) error {
 			e.Done = CSVClaim{Offset: off, Length: e.Claim.Length, SHA256: e.Claim.SHA256, Done: true}
 			e.Wrote = true
 		}
-		if len(buf) == lead {
+		if len(buf) == len(lead) {
 			return nil
 		}
-		if _, err := f.Write(buf); err != nil {
+		if err := writeLocked(f, buf, a.opts); err != nil {
 			a.known = false // what reached the file is unknown
-			return fmt.Errorf("results: %w", err)
+			return err
 		}
 		a.size = size + int64(len(buf))
-		if !a.opts.noSync {
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("results: %w", err)
-			}
-		}
 		return nil
 	})
 }

@@ -178,3 +178,13 @@ func BenchmarkCSVAppender(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/test")
 }
+
+// bytesAt reports whether the file at path holds want at off.
+func bytesAt(path string, off int64, want []byte) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return bytesAtFile(f, off, want)
+}
