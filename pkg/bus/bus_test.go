@@ -54,13 +54,7 @@ func TestEmbeddedStoreSurvivesRestartAndProvisionIsIdempotent(t *testing.T) {
 }
 
 func TestUpdateJSONIsAtomicUnderContention(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := Connect(ctx, Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	ctx, b := embedded(t)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -90,13 +84,7 @@ func TestUpdateJSONIsAtomicUnderContention(t *testing.T) {
 // LastPerSubject counts distinct subjects (not messages), ignores other subjects, and
 // hands over the newest message of each.
 func TestLastPerSubject(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := Connect(ctx, Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	ctx, b := embedded(t)
 	filter := events.RunResultsFilter("r1")
 	if n, err := b.LastPerSubject(ctx, filter, nil); err != nil || n != 0 {
 		t.Fatalf("empty: n=%d err=%v", n, err)
@@ -153,13 +141,7 @@ func TestLastPerSubject(t *testing.T) {
 // Consume hands every message to fn once, one at a time; after ctx ends it still hands
 // over what the client had pulled (fn hands those back), and returns.
 func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, err := Connect(ctx, Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	ctx, b := embedded(t)
 	const n = 500
 	for i := range n {
 		if err := b.Publish(ctx, events.BatchSubject("r", i), events.BatchID("r", i), events.Batch{Index: i}); err != nil {
@@ -220,4 +202,17 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 			t.Errorf("%s handled %d times", s, k)
 		}
 	}
+}
+
+// embedded is a bus on a fresh embedded server, closed when the test ends.
+func embedded(t *testing.T) (context.Context, *Bus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	b, err := Connect(ctx, Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return ctx, b
 }

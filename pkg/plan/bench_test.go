@@ -1,7 +1,6 @@
 package plan_test
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -112,8 +111,13 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		if os.Getenv("BENCH_LOG") != "" {
 			go func() {
+				// Every 100 ms for the first 2 s (a stall shows at the start), then every 2 s.
 				for k := 0; ctx.Err() == nil; k++ {
-					time.Sleep(cmp.Or(time.Duration(k/20)*2*time.Second, 100*time.Millisecond))
+					every := 2 * time.Second
+					if k < 20 {
+						every = 100 * time.Millisecond
+					}
+					time.Sleep(every)
 					for _, d := range []string{"submitter", "watcher", "collector"} {
 						if c, err := bs.JS.Consumer(ctx, events.Stream, d); err == nil {
 							if ci, err := c.Info(ctx); err == nil {
