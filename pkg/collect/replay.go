@@ -3,19 +3,13 @@ package collect
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
-	"github.com/disaggbench/disaggbench/pkg/cli"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/results"
 )
@@ -104,50 +98,6 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, 
 		return 0, 0, err
 	}
 	return len(order), len(all), nil
-}
-
-// RunReplay is `collector replay [--run ID] [--since TIME]`.
-func RunReplay(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("collector replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c cli.Common
-	c.Register(fs, false)
-	run := fs.String("run", "", "only this run")
-	since := fs.String("since", "", "only events stored since this time (RFC 3339, or a duration such as 24h)")
-	maxFailed := fs.Int("max-failed-requests", 0, "failed requests a perf test may have and still pass")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if err := c.Resolve(cli.Env()); err != nil {
-		fmt.Fprintln(stderr, "collector replay:", err)
-		return 2
-	}
-	o := ReplayOptions{RunID: *run, OutputPath: c.OutputPath, MaxFailedRequests: *maxFailed}
-	if *since != "" {
-		if d, err := time.ParseDuration(*since); err == nil {
-			o.Since = time.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
-			o.Since = t
-		} else {
-			fmt.Fprintf(stderr, "collector replay: --since %q: want RFC 3339 time or a duration\n", *since)
-			return 2
-		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := c.Connect(ctx, "collector-replay", c.Logger(stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "collector replay:", err)
-		return 1
-	}
-	defer b.Close()
-	tests, rows, err := Replay(ctx, b, o)
-	if err != nil {
-		fmt.Fprintln(stderr, "collector replay:", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "replayed %d tests, %d rows into %s\n", tests, rows, c.OutputPath)
-	return 0
 }
 
 // replacePartition swaps a run's Parquet partition for one file of the given rows: the

@@ -16,6 +16,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
@@ -73,7 +74,7 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 			LogDir: filepath.Join(out, "slurm_logs", id, run), Request: slurm.JobRequest{Name: run + "." + id},
 			Files: []events.File{{Name: "6_bench.log", Data: []byte(log)}}})
 	}
-	st, err := plan.StartStages(ctx, b, plan.StageOptions{OutputPath: out, Scheduler: slurmtest.New(0),
+	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: slurmtest.New(0),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), View: io.Discard, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

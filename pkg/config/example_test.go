@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 )
@@ -36,11 +35,4 @@ func ExampleLoadBytes() {
 	}
 	// Output:
 	// test_configs/disagg/perf/x.yaml:2:3: benchmark.concurency_list: unknown key "concurency_list" in benchmark: did you mean "concurrency_list"?
-}
-
-func ExampleRunList() {
-	os.Unsetenv("GPU_TYPE")
-	config.RunList([]string{"--config-dir", "../../test_configs", "-m", "accuracy", "-k", "wideep"}, os.Stdout, nil)
-	// Output:
-	// wideep_accuracy_deepseek-r1-fp4_1k1k_ctx1_gen1_dep16_bs32_eplb288_mtp3_ccb-NIXL
 }

@@ -211,3 +211,42 @@ func LoadFiles(paths []string) []*Test {
 	wg.Wait()
 	return tests
 }
+
+// LoadPaths loads the given config files and every YAML file under the given folders
+// (skipping hidden folders), and marks tests whose ids collide. Problems met while
+// walking a folder are returned beside the tests; an error means a path could not be
+// read at all.
+func LoadPaths(paths []string) ([]*Test, []Problem, error) {
+	var tests []*Test
+	var problems []Problem
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !st.IsDir() {
+			t, _ := LoadFile(p)
+			tests = append(tests, t)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, e os.DirEntry, err error) error {
+			if err != nil {
+				problems = append(problems, Problem{File: path, Message: err.Error()})
+				return nil
+			}
+			if e.IsDir() && path != p && strings.HasPrefix(e.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if !e.IsDir() && isYAML(e.Name()) {
+				t, _ := LoadFile(path)
+				tests = append(tests, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	markDuplicates(tests)
+	return tests, problems, nil
+}

@@ -207,15 +207,15 @@ func unknownIDsError(listPath string, unknown, known []string) error {
 	fmt.Fprintf(&b, "test list %s names %d unknown test id(s):", listPath, len(unknown))
 	for _, id := range unknown {
 		fmt.Fprintf(&b, "\n  %s", id)
-		if s := suggestIDs(id, known, 3); len(s) > 0 {
+		if s := SuggestIDs(id, known, 3); len(s) > 0 {
 			fmt.Fprintf(&b, " (did you mean %s?)", strings.Join(s, " or "))
 		}
 	}
 	return errors.New(b.String())
 }
 
-// suggestIDs returns up to n known ids close to id.
-func suggestIDs(id string, known []string, n int) []string {
+// SuggestIDs returns up to n known ids close to id.
+func SuggestIDs(id string, known []string, n int) []string {
 	type cand struct {
 		id   string
 		dist int

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -251,72 +250,6 @@ func TestSettings(t *testing.T) {
 	}
 	if GPUType(nil, Env{"GPU_TYPE": "gb200_x"}) != "GB200" {
 		t.Error("GPU type normalization")
-	}
-}
-
-func TestRunList(t *testing.T) {
-	dir := setupTree(t)
-	t.Setenv("GPU_TYPE", "")
-	var out, errb bytes.Buffer
-	code := RunList([]string{"--config-dir", dir, "-m", "perf", "-k", "not broken"}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	if got := out.String(); got != idPerfA+"\n"+idPerfB+"\n"+idWide+"\n" {
-		t.Errorf("stdout = %q", got)
-	}
-	code = RunList([]string{"--config-dir", dir}, &out, &errb)
-	if code != 1 || !strings.Contains(errb.String(), "invalid "+idBad) || !strings.Contains(errb.String(), "skipped "+idH100) {
-		t.Errorf("exit %d, stderr %s", code, errb.String())
-	}
-	if code := RunList([]string{"--bogus"}, &out, &errb); code != 2 {
-		t.Errorf("bad flag exit %d", code)
-	}
-}
-
-func TestRunValidate(t *testing.T) {
-	dir := setupTree(t)
-	var out, errb bytes.Buffer
-	if code := RunValidate([]string{filepath.Join(dir, "disagg", "perf", "alpha_1k1k.yaml")}, &out, &errb); code != 0 || out.Len() != 0 {
-		t.Errorf("valid file: exit %d, out %q", code, out.String())
-	}
-	out.Reset()
-	code := RunValidate([]string{dir}, &out, &errb)
-	if code != 1 {
-		t.Errorf("exit %d", code)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	broken := filepath.Join(dir, "disagg", "perf", "broken.yaml")
-	wantLine := broken + ":14:14: benchmark.streaming: must be true"
-	if !slices.Contains(lines, wantLine) {
-		t.Errorf("want %q in:\n%s", wantLine, out.String())
-	}
-	if code := RunValidate([]string{filepath.Join(dir, "missing.yaml")}, &out, &errb); code != 1 {
-		t.Errorf("missing file exit %d", code)
-	}
-}
-
-func TestRunConfigShow(t *testing.T) {
-	dir := setupTree(t)
-	t.Setenv("SLURM_ACCOUNT", "envacct")
-	var out, errb bytes.Buffer
-	code := RunConfigShow([]string{idPerfA, "--config-dir", dir}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	s := out.String()
-	for _, want := range []string{"# test: " + idPerfA, "account: envacct", "#   slurm.account: env SLURM_ACCOUNT",
-		"concurrency_list: [1, 2, 4, 8, 16, 32]", "resolved_metrics:", "SERVER_MEDIAN_TTFT", "free_gpu_memory_fraction: 0.85"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("output lacks %q:\n%s", want, s)
-		}
-	}
-	errb.Reset()
-	if code := RunConfigShow([]string{"--config-dir", dir, "disagg_perf_alpah_1k1k"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "did you mean "+idPerfA) {
-		t.Errorf("unknown id: exit %d, %s", code, errb.String())
-	}
-	if code := RunConfigShow(nil, &out, &errb); code != 2 {
-		t.Errorf("no id: exit %d", code)
 	}
 }
 

@@ -1,7 +1,6 @@
 package jobscript
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -20,9 +19,18 @@ import (
 const quickstart = "../../examples/quickstart"
 
 func TestQuickstartConfigsAreValid(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := config.RunValidate([]string{filepath.Join(quickstart, "test_configs")}, &out, &errb); code != 0 || out.Len() > 0 {
-		t.Errorf("planner validate exit %d:\n%s%s", code, out.String(), errb.String())
+	loaded, walkProblems, err := config.LoadPaths([]string{filepath.Join(quickstart, "test_configs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range walkProblems {
+		t.Errorf("validate: %s", p)
+	}
+	for _, tc := range loaded {
+		tc.Resolve(nil, config.EnvFromOS())
+		for _, p := range tc.Validate() {
+			t.Errorf("validate: %s", p) // planner validate prints warnings too
+		}
 	}
 	tests, problems, err := config.Discover(filepath.Join(quickstart, "test_configs"))
 	if err != nil || config.HasErrors(problems) {

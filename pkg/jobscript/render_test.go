@@ -1,16 +1,10 @@
 package jobscript
 
 import (
-	"bytes"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
 const quickPerf = quickstart + "/test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen2_tep1_bs8_eplb0_mtp0_ccb-NIXL.yaml"
@@ -20,100 +14,6 @@ const quickPerf = quickstart + "/test_configs/disagg/perf/tinyllama-1.1b_1k1k_ct
 func clearEnv(t *testing.T) {
 	for _, k := range config.HonouredEnv {
 		t.Setenv(k, "")
-	}
-}
-
-func TestRunRender(t *testing.T) {
-	clearEnv(t)
-	out := filepath.Join(t.TempDir(), "job dir")
-	var stdout, stderr bytes.Buffer
-	code := RunRender([]string{"--config", quickPerf, "--out", out, "--run-id", "r1"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	line := strings.TrimSuffix(stdout.String(), "\n")
-	if strings.Contains(line, "\n") || !strings.HasPrefix(line, "sbatch --parsable ") {
-		t.Fatalf("stdout is not one sbatch line: %q", stdout.String())
-	}
-	// The printed line is exactly the argv the slurm scheduler runs.
-	tc := loadTest(t, quickPerf)
-	tc.Resolve(nil, nil)
-	j, err := Render(tc, Options{RunID: "r1", LogDir: out, GPUType: "GB200", Comment: "run=r1 test=" + tc.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := append([]string{"sbatch"}, slurm.SbatchArgs(j.Request)...)
-	cmd := exec.Command("bash", "--noprofile", "--norc", "-c", "printf '%s\\0' "+strings.TrimPrefix(line, "sbatch "))
-	got, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	argv := append([]string{"sbatch"}, strings.Split(strings.TrimSuffix(string(got), "\x00"), "\x00")...)
-	if !slices.Equal(argv, want) {
-		t.Errorf("printed argv\n %q\nwant\n %q", argv, want)
-	}
-	for _, w := range []string{"--nodes=3", "--ntasks=3", "--ntasks-per-node=1", "--gres=gpu:4", "--partition=debug", "--time=00:10:00", "--output=" + out + "/slurm-%j.out"} {
-		if !slices.Contains(argv, w) {
-			t.Errorf("sbatch argv lacks %q: %q", w, argv)
-		}
-	}
-	if argv[len(argv)-1] != filepath.Join(out, TemplateScript) {
-		t.Errorf("script %q", argv[len(argv)-1])
-	}
-	for _, f := range j.Files {
-		b, err := os.ReadFile(filepath.Join(out, f.Name))
-		if err != nil || !bytes.Equal(b, f.Data) {
-			t.Errorf("%s: %v (content equal %v)", f.Name, err, bytes.Equal(b, f.Data))
-		}
-	}
-
-	// GPU_TYPE (or --gpu-type) picks the resources: H100 has none.
-	t.Setenv("GPU_TYPE", "H100")
-	stdout.Reset()
-	if code := RunRender([]string{"--config", quickPerf, "--out", out}, &stdout, &stderr); code != 0 || strings.Contains(stdout.String(), "--gres") {
-		t.Errorf("H100: exit %d, %s", code, stdout.String())
-	}
-	stdout.Reset()
-	if code := RunRender([]string{"--config", quickPerf, "--out", out, "--gpu-type", "GB200"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "--gres=gpu:4") {
-		t.Errorf("--gpu-type GB200: exit %d, %s", code, stdout.String())
-	}
-}
-
-func TestRunRenderRefuses(t *testing.T) {
-	clearEnv(t)
-	dir := t.TempDir()
-	src, err := os.ReadFile(quickPerf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := filepath.Join(dir, "disagg", "perf", "bad.yaml")
-	os.MkdirAll(filepath.Dir(bad), 0o755)
-	os.WriteFile(bad, bytes.Replace(src, []byte("streaming: true"), []byte("streaming: false"), 1), 0o644)
-	out := filepath.Join(dir, "out")
-	tests := []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
-		{"no flags", nil, 2, "usage"},
-		{"no out", []string{"--config", quickPerf}, 2, "usage"},
-		{"unknown flag", []string{"--config", quickPerf, "--out", out, "--bogus"}, 2, "bogus"},
-		{"invalid config", []string{"--config", bad, "--out", out}, 1, "benchmark.streaming"},
-		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml"), "--out", out}, 1, "nope.yaml"},
-		{"unknown gpu", []string{"--config", quickPerf, "--out", out, "--gpu-type", "TPU9"}, 1, "TPU9"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := RunRender(tt.args, &stdout, &stderr)
-			if code != tt.code || stdout.Len() > 0 || !strings.Contains(stderr.String(), tt.want) {
-				t.Errorf("exit %d (want %d), stdout %q, stderr %q (want %q)", code, tt.code, stdout.String(), stderr.String(), tt.want)
-			}
-			if _, err := os.Stat(out); err == nil {
-				t.Error("files were written for a refused render")
-			}
-		})
 	}
 }
 

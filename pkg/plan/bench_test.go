@@ -18,6 +18,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
@@ -104,7 +105,7 @@ func BenchmarkPipeline(b *testing.B) {
 				log.Warn("NATS error", "subscription", sub.Subject, "err", err)
 			})
 		}
-		st, err := plan.StartStages(ctx, bs, plan.StageOptions{OutputPath: dir, Scheduler: slurmtest.New(0), Log: log,
+		st, err := pipeline.Start(ctx, bs, pipeline.Options{OutputPath: dir, Scheduler: slurmtest.New(0), Log: log,
 			View: io.Discard, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, TimeLimit: time.Hour})
 		if err != nil {
 			b.Fatal(err)

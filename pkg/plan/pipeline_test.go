@@ -16,6 +16,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
@@ -85,10 +86,10 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 	if err := p.Publish(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	opts := plan.StageOptions{OutputPath: out, Scheduler: sched, Log: log, View: io.Discard,
+	opts := pipeline.Options{OutputPath: out, Scheduler: sched, Log: log, View: io.Discard,
 		PollMin: 100 * time.Millisecond, PollMax: 500 * time.Millisecond, TimeLimit: time.Hour}
-	start := func() *plan.Stages {
-		s, err := plan.StartStages(ctx, b, opts)
+	start := func() *pipeline.Stages {
+		s, err := pipeline.Start(ctx, b, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
@@ -172,8 +173,8 @@ func (h *slurmHarness) prepare(sel config.Selection, batch int, out string) *pla
 	return p
 }
 
-func (h *slurmHarness) stageOptions(out string) plan.StageOptions {
-	return plan.StageOptions{OutputPath: out, Scheduler: h.sched, Log: h.log, View: h.logs,
+func (h *slurmHarness) stageOptions(out string) pipeline.Options {
+	return pipeline.Options{OutputPath: out, Scheduler: h.sched, Log: h.log, View: h.logs,
 		PollMin: slurmPollMin, PollMax: slurmPollMax, TimeLimit: 10 * time.Minute}
 }
 
@@ -492,7 +493,7 @@ func TestSLURMQuickstart(t *testing.T) {
 	if len(p.Specs) != 4 {
 		t.Fatalf("quickstart: %d tests, want 4", len(p.Specs))
 	}
-	stages, err := plan.StartStages(h.ctx, h.b, h.stageOptions(out))
+	stages, err := pipeline.Start(h.ctx, h.b, h.stageOptions(out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +524,7 @@ func TestSLURMWindowOfThree(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	p := h.prepare(config.Selection{ConfigDir: copyQuickstart(t, dir, 12)}, 3, out)
-	stages, err := plan.StartStages(h.ctx, h.b, h.stageOptions(out))
+	stages, err := pipeline.Start(h.ctx, h.b, h.stageOptions(out))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
-	"github.com/disaggbench/disaggbench/pkg/cli"
 	"github.com/disaggbench/disaggbench/pkg/collect"
-	"github.com/disaggbench/disaggbench/pkg/metrics/parsecmd"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -23,21 +22,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "parse":
-			return parsecmd.Run(args[1:], stdout, stderr)
+			return runParse(args[1:], stdout, stderr)
 		case "replay":
-			return collect.RunReplay(args[1:], stdout, stderr)
+			return runReplay(args[1:], stdout, stderr)
 		case "serve":
 			args = args[1:]
 		}
 	}
 	var maxFailed int
 	var ackWait time.Duration
-	return cli.Serve("collector", args, stderr, false,
+	return settings.Serve("collector", args, stderr, false,
 		func(fs *flag.FlagSet) {
 			fs.IntVar(&maxFailed, "max-failed-requests", 0, "failed requests a perf test may have and still pass")
 			fs.DurationVar(&ackWait, "ack-wait", 2*time.Minute, "a completion not acknowledged this long goes to another collector")
 		},
-		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
+		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
 			col, err := collect.New(collect.Config{Bus: b, OutputPath: c.OutputPath, Log: log, MaxFailedRequests: maxFailed, AckWait: ackWait})
 			if err != nil {
 				return nil, err

@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/jobscript"
-	"github.com/disaggbench/disaggbench/pkg/plan"
 )
 
 const usage = `usage: planner COMMAND [flags]
@@ -38,25 +34,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "validate":
-		return config.RunValidate(rest, stdout, stderr)
+		return runValidate(rest, stdout, stderr)
 	case "list":
-		return config.RunList(rest, stdout, stderr)
+		return runList(rest, stdout, stderr)
 	case "config":
 		if len(rest) == 0 || rest[0] != "show" {
 			fmt.Fprint(stderr, "usage: planner config show TEST_ID [--config-dir DIR]\n")
 			return 2
 		}
-		return config.RunConfigShow(rest[1:], stdout, stderr)
+		return runConfigShow(rest[1:], stdout, stderr)
 	case "render":
-		return jobscript.RunRender(rest, stdout, stderr)
+		return runRender(rest, stdout, stderr)
 	case "publish":
-		return plan.RunPublish(rest, stdout, stderr)
+		return runPublish(rest, stdout, stderr)
 	case "run":
-		return plan.RunRun(rest, stdout, stderr)
+		return runRun(rest, stdout, stderr)
 	case "status":
-		return plan.RunStatus(rest, stdout, stderr)
+		return runStatus(rest, stdout, stderr)
 	case "watch":
-		return plan.RunWatch(rest, stdout, stderr)
+		return runWatch(rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

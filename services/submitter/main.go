@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
-	"github.com/disaggbench/disaggbench/pkg/cli"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 )
 
@@ -19,16 +19,16 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
 	var ackWait time.Duration
-	return cli.Serve("submitter", args, stderr, true,
+	return settings.Serve("submitter", args, stderr, true,
 		func(fs *flag.FlagSet) {
 			fs.DurationVar(&ackWait, "ack-wait", 30*time.Second, "a batch without a heartbeat this long goes to another submitter")
 		},
-		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
+		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
 			sched, err := c.NewScheduler()
 			if err != nil {
 				return nil, err
 			}
-			env := cli.Env()
+			env := settings.Env()
 			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, Log: log, View: stderr,
 				DebugMode: env["DEBUG_MODE"] == "1", DebugJobID: env["DEBUG_JOB_ID"], AckWait: ackWait})
 			if err != nil {

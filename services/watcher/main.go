@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
-	"github.com/disaggbench/disaggbench/pkg/cli"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
@@ -19,14 +19,14 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
 	var pollMin, pollMax, timeout, ackWait time.Duration
-	return cli.Serve("watcher", args, stderr, true,
+	return settings.Serve("watcher", args, stderr, true,
 		func(fs *flag.FlagSet) {
 			fs.DurationVar(&pollMin, "poll-min", 2*time.Second, "poll interval right after a change")
 			fs.DurationVar(&pollMax, "poll-max", 60*time.Second, "longest poll interval while nothing changes")
 			fs.DurationVar(&timeout, "timeout", watch.DefaultTimeLimit, "cancel a job not finished this long after submission")
 			fs.DurationVar(&ackWait, "ack-wait", 60*time.Second, "a watcher silent this long loses its jobs to another")
 		},
-		func(ctx context.Context, c *cli.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
+		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
 			sched, err := c.NewScheduler()
 			if err != nil {
 				return nil, err

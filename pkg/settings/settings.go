@@ -1,7 +1,7 @@
-// Package cli holds what every service's command line shares: NATS connection flags,
+// Package settings holds what every service's command line shares: NATS connection flags,
 // the output path, the scheduler choice and logging, with one precedence everywhere:
 // flag > environment > default.
-package cli
+package settings
 
 import (
 	"cmp"

@@ -1,6 +1,6 @@
-// Package parsecmd is `collector parse`: it judges a job's log file or folder offline,
+// `collector parse`: it judges a job's log file or folder offline,
 // with the default metrics of a test type and category or a test config's own.
-package parsecmd
+package main
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/metrics"
 )
 
-const usage = `usage: collector parse --type disagg|wideep --category perf|stress|accuracy [--config FILE] [--json] [--max-failed-requests N] PATH
+const parseUsage = `usage: collector parse --type disagg|wideep --category perf|stress|accuracy [--config FILE] [--json] [--max-failed-requests N] PATH
 
 PATH is a job's log folder or one log file. With --config, the test's custom metrics,
 concurrency list, gen server count and accuracy datasets apply, and its type and category
@@ -26,7 +26,7 @@ Exit status: 0 valid, 1 not valid, 2 usage or config error.
 `
 
 // Run runs `collector parse` with args (after "parse") and returns the exit status.
-func Run(args []string, stdout, stderr io.Writer) int {
+func runParse(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("collector parse", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	testType := fs.String("type", "", "test type: disagg or wideep")
@@ -35,7 +35,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON document")
 	maxFailed := fs.Int("max-failed-requests", 0, "failed requests a concurrency may have and still be valid (negative: no check)")
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "collector parse: "+format+"\n\n%s", append(a, usage)...)
+		fmt.Fprintf(stderr, "collector parse: "+format+"\n\n%s", append(a, parseUsage)...)
 		return 2
 	}
 	// Flags may come before or after PATH.
@@ -43,7 +43,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, usage)
+				fmt.Fprint(stdout, parseUsage)
 				return 0
 			}
 			return fail("%v", err)

@@ -1,4 +1,4 @@
-package parsecmd
+package main
 
 import "github.com/disaggbench/disaggbench/pkg/config"
 

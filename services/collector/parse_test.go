@@ -1,4 +1,4 @@
-package parsecmd
+package main
 
 import (
 	"bytes"
@@ -8,7 +8,9 @@ import (
 	"testing"
 )
 
-func jobs(name string) string { return filepath.Join("..", "testdata", "jobs", name) }
+func jobs(name string) string {
+	return filepath.Join("..", "..", "pkg", "metrics", "testdata", "jobs", name)
+}
 
 type doc struct {
 	Valid   bool             `json:"valid"`
@@ -17,7 +19,7 @@ type doc struct {
 	Rows    []map[string]any `json:"rows"`
 }
 
-func TestRun(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name     string
 		args     []string
@@ -61,7 +63,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := Run(tt.args, &out, &errOut)
+			code := runParse(tt.args, &out, &errOut)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out.String(), errOut.String())
 			}

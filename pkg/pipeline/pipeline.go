@@ -1,0 +1,73 @@
+// Package pipeline starts the submitter, watcher and collector stages on one bus: the one
+// assembly used by the services, by `planner run` with no --nats, and by the tests.
+package pipeline
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/collect"
+	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/submit"
+	"github.com/disaggbench/disaggbench/pkg/watch"
+)
+
+// Stages runs the submitter, watcher and collector in this process.
+type Stages struct {
+	Submitter *submit.Submitter
+	Watcher   *watch.Watcher
+	Collector *collect.Collector
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+}
+
+// Options configure the stages.
+type Options struct {
+	OutputPath       string
+	Scheduler        slurm.Scheduler
+	Log              *slog.Logger
+	View             io.Writer
+	PollMin, PollMax time.Duration
+	TimeLimit        time.Duration
+	Env              config.Env
+}
+
+// Start starts the three stages on b; Stop ends them.
+func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
+	sub, err := submit.New(submit.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, View: o.View,
+		DebugMode: o.Env["DEBUG_MODE"] == "1", DebugJobID: o.Env["DEBUG_JOB_ID"]})
+	if err != nil {
+		return nil, err
+	}
+	w, err := watch.New(watch.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, PollMin: o.PollMin, PollMax: o.PollMax, TimeLimit: o.TimeLimit})
+	if err != nil {
+		return nil, err
+	}
+	col, err := collect.New(collect.Config{Bus: b, OutputPath: o.OutputPath, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Stages{Submitter: sub, Watcher: w, Collector: col, cancel: cancel}
+	for name, run := range map[string]func(context.Context) error{"submitter": sub.Run, "watcher": w.Run, "collector": col.Run} {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				o.Log.Error("stage stopped", "stage", name, "err", err)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// Stop ends the stages and waits for them.
+func (s *Stages) Stop() {
+	s.cancel()
+	s.wg.Wait()
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/settings"
+	"github.com/disaggbench/disaggbench/pkg/watch"
+)
+
+type runFlags struct {
+	common            settings.Common
+	configDir         string
+	testList          string
+	k, m              string
+	gpuType           string
+	batchSize         int
+	policy            string
+	cancelOnInterrupt bool
+	pollMin, pollMax  time.Duration
+	timeout           time.Duration
+}
+
+func (f *runFlags) register(fs *flag.FlagSet, run bool) {
+	f.common.Register(fs, true)
+	fs.StringVar(&f.configDir, "config-dir", "test_configs", "folder of test configs ({type}/{category}/*.yaml)")
+	fs.StringVar(&f.testList, "test-list", "", "test list file (one id a line); a bare name is looked up under testlist/")
+	fs.StringVar(&f.k, "k", "", "select tests by expression, as pytest -k")
+	fs.StringVar(&f.m, "m", "", "select tests by marker: perf, accuracy or stress")
+	fs.StringVar(&f.gpuType, "gpu-type", "", "GPU type (env GPU_TYPE; default GB200)")
+	f.batchSize = -1
+	fs.Var((*optInt)(&f.batchSize), "batch-size", "at most `N` jobs of the run queued or running at once (env DISAGG_BATCH_SIZE; default 5; 0 = no limit)")
+	fs.StringVar(&f.policy, "policy", events.PolicySliding, "sliding: refill a slot as soon as a job ends; barrier: next batch after the whole batch ended")
+	if run {
+		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
+		fs.DurationVar(&f.pollMin, "poll-min", 0, "shortest status poll interval (default 200ms local, 2s slurm)")
+		fs.DurationVar(&f.pollMax, "poll-max", 0, "longest status poll interval (default 5s local, 60s slurm)")
+		fs.DurationVar(&f.timeout, "timeout", watch.DefaultTimeLimit, "cancel a job that has not finished this long after submission")
+	}
+}
+
+func (f *runFlags) options(env config.Env) plan.Options {
+	sel := config.Selection{ConfigDir: f.configDir, TestList: f.testList, K: f.k, Marker: f.m, GPUType: f.gpuType, Flags: config.Env{}}
+	if f.common.OutputPath != "" {
+		sel.Flags["OUTPUT_PATH"] = f.common.OutputPath
+	}
+	if f.gpuType != "" {
+		sel.Flags["GPU_TYPE"] = f.gpuType
+	}
+	return plan.Options{Selection: sel, BatchSize: f.batchSize, Policy: f.policy, Scheduler: f.common.Scheduler, OutputPath: f.common.OutputPath}
+}
+
+// parseRunFlags parses the flags `planner publish` and `planner run` share; a nil
+// result comes with the exit code.
+func parseRunFlags(cmd string, run bool, args []string, stderr io.Writer) (*runFlags, config.Env, int) {
+	fs := flag.NewFlagSet("planner "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &runFlags{}
+	f.register(fs, run)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, 2
+	}
+	env := config.EnvFromOS()
+	if err := f.common.Resolve(env); err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return nil, nil, 2
+	}
+	return f, env, 0
+}
+
+// runPublish is `planner publish`: publish the run and print its id.
+func runPublish(args []string, stdout, stderr io.Writer) int {
+	f, env, code := parseRunFlags("publish", false, args, stderr)
+	if f == nil {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := f.common.Logger(stderr)
+	p, err := plan.Prepare(f.options(env), env)
+	if err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	report(p, stderr)
+	b, err := f.common.Connect(ctx, "planner", log)
+	if err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	defer b.Close()
+	if err := p.Publish(ctx, b); err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, p.RunID)
+	return 0
+}
+
+func report(p *plan.Plan, w io.Writer) {
+	for _, s := range p.Selected.Skipped {
+		fmt.Fprintf(w, "SKIPPED %s: %s\n", s.ID, s.Reason)
+	}
+	for _, pr := range p.Selected.Warnings {
+		fmt.Fprintln(w, pr.String())
+	}
+	for _, inv := range p.Invalid {
+		fmt.Fprintf(w, "INVALID %s:\n", inv.TestID)
+		for _, r := range inv.Reasons {
+			fmt.Fprintf(w, "  %s\n", r)
+		}
+	}
+}
+
+// optInt is an int flag whose unset value (-1) prints as nothing.
+type optInt int
+
+func (o *optInt) String() string {
+	if o == nil || *o <= 0 { // unset (or 0): print no default in -h
+		return ""
+	}
+	return strconv.Itoa(int(*o))
+}
+
+func (o *optInt) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a whole number >= 0")
+	}
+	*o = optInt(n)
+	return nil
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
+)
+
+// runValidate is `planner validate [PATH...]`: it loads and validates the given files
+// and folders (default test_configs), resolved with the environment as a run would,
+// and prints one line per problem on stdout. Exit status 0 when every file is valid
+// (warnings allowed), 1 otherwise, 2 on bad usage.
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = orDiscard(stdout), orDiscard(stderr)
+	fs := flag.NewFlagSet("planner validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: planner validate [PATH...]\n\nValidates test config files and folders (default "+config.DefaultConfigDir+").")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	paths := fs.Args()
+	if len(paths) == 0 {
+		paths = []string{config.DefaultConfigDir}
+	}
+	env := config.EnvFromOS()
+	tests, problems, err := config.LoadPaths(paths)
+	if err != nil {
+		fmt.Fprintf(stderr, "planner validate: %v\n", err)
+		return 1
+	}
+	invalid := 0
+	for _, t := range tests {
+		t.Resolve(nil, env)
+		ps := t.Validate()
+		if config.HasErrors(ps) {
+			invalid++
+		}
+		problems = append(problems, ps...)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stdout, p.String())
+	}
+	fmt.Fprintf(stderr, "%d file(s) checked, %d invalid\n", len(tests), invalid)
+	if config.HasErrors(problems) {
+		return 1
+	}
+	return 0
+}
