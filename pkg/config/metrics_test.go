@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/pyre"
 )
 
 // benchBlock is one benchmark_serving result block in the client log's format.
@@ -56,7 +56,7 @@ func TestDefaultMetricsPatterns(t *testing.T) {
 	} {
 		m := DefaultMetrics(tc.typ, tc.cat)
 		goRE := regexp.MustCompile(m.ExtractorPattern)
-		pyRE, err := metrics.CompilePattern(m.ExtractorPattern)
+		pyRE, err := pyre.Compile(m.ExtractorPattern)
 		if err != nil {
 			t.Fatalf("%s/%s: the pattern does not read the same under re.VERBOSE: %v", tc.typ, tc.cat, err)
 		}

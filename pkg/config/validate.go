@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/pyre"
 )
 
 // Enumerations the validator checks.
@@ -506,9 +506,9 @@ func (v *validator) metrics(c *Config) {
 		v.errorf(field+".log_file", "%q must be a file name inside the job's log folder", m.LogFile)
 	}
 	if m.ExtractorPattern != "" {
-		if err := metrics.CheckPattern(m.ExtractorPattern); err != nil {
+		if err := pyre.Check(m.ExtractorPattern); err != nil {
 			v.errorf(field+".extractor_pattern", "%v", err)
-		} else if re, err := metrics.CompilePattern(m.ExtractorPattern); err == nil && v.t.Category != "accuracy" {
+		} else if re, err := pyre.Compile(m.ExtractorPattern); err == nil && v.t.Category != "accuracy" {
 			names := v.t.Metrics().MetricNames
 			if re.NumSubexp() != len(names)+1 {
 				v.errorf(field+".extractor_pattern", "has %d groups; a perf pattern needs one per metric name (%d) plus the concurrency last", re.NumSubexp(), len(names))

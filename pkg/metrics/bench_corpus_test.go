@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/pyre"
 )
 
 // corpusCycle is about 1 MiB of client log: spans of every concurrency with server
@@ -135,7 +137,7 @@ func BenchmarkSeedComparison(b *testing.B) {
 		}
 	})
 	b.Run("seed-pattern-go-regexp", func(b *testing.B) {
-		re, err := CompilePattern(seedDisaggPattern)
+		re, err := pyre.Compile(seedDisaggPattern)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/disaggbench/disaggbench/pkg/pyre"
 )
 
 // maxCustomLog bounds how much of one custom metrics log is read: a pattern may span
@@ -17,7 +19,7 @@ const maxCustomLog = 256 << 20
 // configured concurrency (in name order) and the concurrencies in the order first seen.
 func (j *judge) custom() (map[int][]float64, []int) {
 	s := j.in.Custom
-	re, err := CompilePattern(s.Pattern)
+	re, err := pyre.Compile(s.Pattern)
 	if err != nil {
 		j.reason("metrics.extractor_pattern: %v", err)
 		return nil, nil

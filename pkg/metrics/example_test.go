@@ -29,18 +29,3 @@ func ExampleDataset_Threshold() {
 	fmt.Printf("%.4f %v %v\n", d.Threshold(), d.Pass(0.9401), d.Pass(0.9012))
 	// Output: 0.9134 true false
 }
-
-func ExampleCompilePattern() {
-	re, err := metrics.CompilePattern(`
-		Median\ TTFT\ \(ms\):\s+([\d.]+)   # verbose, as the seed writes it
-		(?:.*\n)*?
-		.*Benchmark\ with\ concurrency\ (\d+)\ done`)
-	fmt.Println(err)
-	fmt.Println(re.FindStringSubmatch("Median TTFT (ms):   12.5\n...\nBenchmark with concurrency 8 done")[1:])
-	_, err = metrics.CompilePattern(`(?<=TTFT)\s+(\d+)`)
-	fmt.Println(err)
-	// Output:
-	// <nil>
-	// [12.5 8]
-	// extractor pattern at offset 0 ("(?<=TTFT)\\s+"): lookbehind (?<=...) is not supported by Go's regexp; match the text and use a group instead
-}

@@ -98,28 +98,6 @@ func FuzzReadEval(f *testing.F) {
 	})
 }
 
-// FuzzCompilePattern: any pattern is translated or refused without panic; an accepted
-// one compiles and runs.
-func FuzzCompilePattern(f *testing.F) {
-	for _, p := range []string{seedDisaggPattern, seedAccuracyPattern, `(?i)a(?P<x>b)c\1`, `(?<=a)b`, `[\]a-z#]+ # c`,
-		`a{,3}`, `(?x-i:a)`, `\u00e9\N{X}`, `(?#c)(?:.*\n)*?`, `a*+`, `\101\0\x4`, `(?`, `[`, `\`} {
-		f.Add(p)
-	}
-	f.Fuzz(func(t *testing.T, pattern string) {
-		re, err := CompilePattern(pattern)
-		if (err == nil) != (CheckPattern(pattern) == nil) {
-			t.Fatal("CheckPattern and CompilePattern disagree")
-		}
-		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("empty error")
-			}
-			return
-		}
-		re.FindAllStringSubmatchIndex("Median TTFT (ms): 12.5\nBenchmark with concurrency 4 done\n|gsm8k|x|", -1)
-	})
-}
-
 // FuzzNormalizeLog: no CR or ESC survives, and LF count is kept or grows.
 func FuzzNormalizeLog(f *testing.F) {
 	addTestdata(f, "disagg_crlf_colour/6_bench.log")

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/disaggbench/disaggbench/pkg/pyre"
+
 	"github.com/disaggbench/disaggbench/pkg/fileio"
 )
 
@@ -33,7 +35,7 @@ func (s Spec) Check() error {
 	if len(s.Names) == 0 {
 		return fmt.Errorf("metrics.metric_names is empty")
 	}
-	re, err := CompilePattern(s.Pattern)
+	re, err := pyre.Compile(s.Pattern)
 	if err != nil {
 		return fmt.Errorf("metrics.extractor_pattern: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/disaggbench/disaggbench/pkg/pyre"
 )
 
 // seedDisaggPattern is the seed's default disagg perf pattern as it writes it for Python's
@@ -30,7 +32,7 @@ func TestSeedPatternAgreesWithoutWarmups(t *testing.T) {
 	}
 	log := clientLog(spans, false)
 	log = log[strings.Index(log, "Benchmarking"):] // no warmup before the first span
-	re, err := CompilePattern(seedDisaggPattern)
+	re, err := pyre.Compile(seedDisaggPattern)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func TestSeedPatternWarmupDefect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re, _ := CompilePattern(seedDisaggPattern)
+	re, _ := pyre.Compile(seedDisaggPattern)
 	m := re.FindStringSubmatch(string(data))
 	if m == nil || m[1] != "7766.66" || m[2] != "10500.00" || m[3] != "2" {
 		t.Fatalf("seed pattern first match %q, expected the warmup pairing", m)
@@ -110,7 +112,7 @@ json.dump(out, sys.stdout)
 		t.Fatal(err)
 	}
 	for i, c := range cases {
-		re, err := CompilePattern(c.Pattern)
+		re, err := pyre.Compile(c.Pattern)
 		if err != nil {
 			t.Errorf("case %d %q: %v", i, c.Pattern, err)
 			continue

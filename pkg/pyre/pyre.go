@@ -1,4 +1,7 @@
-package metrics
+// Package pyre translates the Python re syntax the seed framework's extractor patterns
+// are written in (verbose mode, named groups, Python escapes) into Go regexp syntax, and
+// refuses with a position what Go cannot express.
+package pyre
 
 import (
 	"fmt"
@@ -8,14 +11,14 @@ import (
 	"unicode/utf8"
 )
 
-// PatternError says why an extractor pattern cannot be used, and where.
-type PatternError struct {
+// Error says why an extractor pattern cannot be used, and where.
+type Error struct {
 	Pattern string
 	Offset  int // byte offset into Pattern; -1 when the error is not tied to a position
 	Msg     string
 }
 
-func (e *PatternError) Error() string {
+func (e *Error) Error() string {
 	if e.Offset < 0 {
 		return "extractor pattern: " + e.Msg
 	}
@@ -38,35 +41,35 @@ func excerpt(p string, off int) string {
 	return p[off:end]
 }
 
-// CheckPattern reports whether pattern, written for Python's re module and compiled as the
+// Check reports whether pattern, written for Python's re module and compiled as the
 // seed framework compiles it (re.VERBOSE | re.MULTILINE), can be used here. Constructs Go's
 // regexp lacks (backreferences, lookaround, atomic groups, possessive quantifiers,
-// conditionals) are refused with a *PatternError naming the construct.
-func CheckPattern(pattern string) error {
-	_, err := CompilePattern(pattern)
+// conditionals) are refused with a *Error naming the construct.
+func Check(pattern string) error {
+	_, err := Compile(pattern)
 	return err
 }
 
-// CompilePattern translates a Python re pattern (re.VERBOSE | re.MULTILINE, as the seed
+// Compile translates a Python re pattern (re.VERBOSE | re.MULTILINE, as the seed
 // compiles its patterns) into Go syntax and compiles it. Verbose whitespace and comments are
 // dropped outside character classes and escapes; inline flags (?i) (?s) (?m) (?x) (?a) (?u),
 // scoped flags (?i:...), named groups (?P<n>...), (?#...) comments, \Z, \uXXXX and {,n} are
 // understood. Character classes such as \d, \w and \s are ASCII, as in Go.
-func CompilePattern(pattern string) (*regexp.Regexp, error) {
-	expr, err := TranslatePattern(pattern)
+func Compile(pattern string) (*regexp.Regexp, error) {
+	expr, err := Translate(pattern)
 	if err != nil {
 		return nil, err
 	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, &PatternError{Pattern: pattern, Offset: -1, Msg: err.Error()}
+		return nil, &Error{Pattern: pattern, Offset: -1, Msg: err.Error()}
 	}
 	return re, nil
 }
 
-// TranslatePattern returns the Go regexp syntax equivalent to a Python re pattern compiled
+// Translate returns the Go regexp syntax equivalent to a Python re pattern compiled
 // with re.VERBOSE | re.MULTILINE. It does not compile the result.
-func TranslatePattern(pattern string) (string, error) {
+func Translate(pattern string) (string, error) {
 	t := translator{src: pattern, verbose: true}
 	if err := t.run(); err != nil {
 		return "", err
@@ -104,7 +107,7 @@ const (
 )
 
 func (t *translator) fail(off int, format string, args ...any) error {
-	return &PatternError{Pattern: t.src, Offset: off, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Pattern: t.src, Offset: off, Msg: fmt.Sprintf(format, args...)}
 }
 
 func isPyWhitespace(c byte) bool {

@@ -1,4 +1,4 @@
-package metrics
+package pyre
 
 import (
 	"errors"
@@ -42,9 +42,9 @@ func TestCompilePatternAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			re, err := CompilePattern(tt.pattern)
+			re, err := Compile(tt.pattern)
 			if err != nil {
-				t.Fatalf("CompilePattern: %v", err)
+				t.Fatalf("Compile: %v", err)
 			}
 			m := re.FindStringSubmatch(tt.input)
 			if m == nil {
@@ -53,8 +53,8 @@ func TestCompilePatternAccepts(t *testing.T) {
 			if got := m[1:]; strings.Join(got, "\x00") != strings.Join(tt.want, "\x00") {
 				t.Errorf("groups = %q, want %q (Go %q)", got, tt.want, re.String())
 			}
-			if err := CheckPattern(tt.pattern); err != nil {
-				t.Errorf("CheckPattern: %v", err)
+			if err := Check(tt.pattern); err != nil {
+				t.Errorf("Check: %v", err)
 			}
 		})
 	}
@@ -87,31 +87,31 @@ func TestCompilePatternRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckPattern(tt.pattern)
+			err := Check(tt.pattern)
 			if err == nil {
-				t.Fatalf("CheckPattern(%q) = nil, want error mentioning %q", tt.pattern, tt.wantMsg)
+				t.Fatalf("Check(%q) = nil, want error mentioning %q", tt.pattern, tt.wantMsg)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Errorf("error %q does not mention %q", err, tt.wantMsg)
 			}
-			if _, err := CompilePattern(tt.pattern); err == nil {
-				t.Errorf("CompilePattern accepted %q", tt.pattern)
+			if _, err := Compile(tt.pattern); err == nil {
+				t.Errorf("Compile accepted %q", tt.pattern)
 			}
 		})
 	}
 }
 
 func TestPatternErrorPosition(t *testing.T) {
-	err := CheckPattern("Median\\ TTFT\n  (?<=x)y\n")
+	err := Check("Median\\ TTFT\n  (?<=x)y\n")
 	if err == nil || !strings.Contains(err.Error(), "line 2 column 3") || !strings.Contains(err.Error(), "lookbehind") {
 		t.Errorf("got %v", err)
 	}
-	err = CheckPattern(`ab\1`)
+	err = Check(`ab\1`)
 	if err == nil || !strings.Contains(err.Error(), `offset 2 ("\\1")`) {
 		t.Errorf("got %v", err)
 	}
-	var pe *PatternError
+	var pe *Error
 	if !errors.As(err, &pe) || pe.Offset != 2 {
-		t.Errorf("not a *PatternError at offset 2: %#v", err)
+		t.Errorf("not a *Error at offset 2: %#v", err)
 	}
 }
