@@ -105,3 +105,31 @@ func TestDatasetDefaultsFill(t *testing.T) {
 		t.Errorf("got %+v", d)
 	}
 }
+
+// countingWriter counts the Write calls that reach it, as the system calls on a file would.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+func TestParseBuffersOutput(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		args := []string{"--type", "disagg", "--category", "perf", jobs("disagg_ok")}
+		if asJSON {
+			args = append([]string{"--json"}, args...)
+		}
+		var out countingWriter
+		var errOut bytes.Buffer
+		if code := runParse(args, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		if out.writes != 1 || !strings.Contains(out.String(), "VALID") && !asJSON {
+			t.Errorf("json=%v: %d writes for %d bytes, want 1:\n%s", asJSON, out.writes, out.Len(), out.String())
+		}
+	}
+}
