@@ -1,8 +1,11 @@
 package benchclient
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -212,4 +215,46 @@ func (m *Metrics) Result(outs []Output, meta map[string]any, selected []string, 
 		}
 	}
 	return r
+}
+
+// Saved is what ReadResult reads back of a --save-result JSON.
+type Saved struct {
+	Completed      int         `json:"completed"`
+	MaxConcurrency int         `json:"max_concurrency"`
+	TotalInput     int         `json:"total_input_tokens"`
+	TotalOutput    int         `json:"total_output_tokens"`
+	MedianTTFT     float64     `json:"median_ttft_ms"`
+	MedianTPOT     float64     `json:"median_tpot_ms"`
+	InputLens      []int       `json:"input_lens"`
+	OutputLens     []int       `json:"output_lens"`
+	TTFTs          []float64   `json:"ttfts"`
+	ITLs           [][]float64 `json:"itls"`
+}
+
+// ReadResult reads a result JSON and checks that it agrees with itself: one TTFT and
+// one output length a request, the output lengths adding up to total_output_tokens,
+// and the median of the TTFTs (seconds) equal to median_ttft_ms.
+func ReadResult(path string) (Saved, error) {
+	var s Saved
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(s.TTFTs) != s.Completed || len(s.OutputLens) != s.Completed {
+		return s, fmt.Errorf("%s: %d ttfts and %d output_lens for %d completed requests", path, len(s.TTFTs), len(s.OutputLens), s.Completed)
+	}
+	sum := 0
+	for _, n := range s.OutputLens {
+		sum += n
+	}
+	if sum != s.TotalOutput {
+		return s, fmt.Errorf("%s: output_lens add up to %d, total_output_tokens is %d", path, sum, s.TotalOutput)
+	}
+	if med := summarize(s.TTFTs, nil).Median; math.Abs(med-s.MedianTTFT) > 1e-6 {
+		return s, fmt.Errorf("%s: the median of ttfts is %.6f ms, median_ttft_ms is %.6f", path, med, s.MedianTTFT)
+	}
+	return s, nil
 }

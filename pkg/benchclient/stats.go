@@ -8,7 +8,7 @@ import (
 // Summary is the statistics of one metric, in milliseconds.
 type Summary struct {
 	Mean, Median, Std float64
-	Percentiles      map[float64]float64
+	Percentiles       map[float64]float64
 }
 
 // summarize computes numpy's mean, median, std (population) and percentile (linear

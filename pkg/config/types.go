@@ -80,8 +80,11 @@ type Benchmark struct {
 	OutputLength     int           `yaml:"output_length" json:"output_length"`
 	DatasetFile      string        `yaml:"dataset_file,omitempty" json:"dataset_file,omitempty"`
 	EnableBenchmark  *bool         `yaml:"enable_benchmark,omitempty" json:"enable_benchmark,omitempty"`
-	EnvVar           string        `yaml:"env_var,omitempty" json:"env_var,omitempty"`
-	Metrics          *MetricsSpec  `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	// Client is the benchmark client the job runs: benchmark_serving (TensorRT-LLM's
+	// Python client, the default) or builtin (disaggbench's Go client).
+	Client  string       `yaml:"client,omitempty" json:"client,omitempty"`
+	EnvVar  string       `yaml:"env_var,omitempty" json:"env_var,omitempty"`
+	Metrics *MetricsSpec `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 }
 
 // Concurrencies is the concurrency list; YAML may write it as "1 2 4" or [1, 2, 4].
@@ -109,6 +112,10 @@ type Environment struct {
 	CtxWorkerEnvVar   string `yaml:"ctx_worker_env_var,omitempty" json:"ctx_worker_env_var,omitempty"`
 	GenWorkerEnvVar   string `yaml:"gen_worker_env_var,omitempty" json:"gen_worker_env_var,omitempty"`
 	ServerEnvVar      string `yaml:"server_env_var,omitempty" json:"server_env_var,omitempty"`
+	// Emulate runs the job script with disaggbench's stand-ins: an emulated trtllm-serve
+	// for the workers and the server, the Go benchmark client and an emulated lm_eval,
+	// without a container or a GPU.
+	Emulate bool `yaml:"emulate,omitempty" json:"emulate,omitempty"`
 }
 
 // Profiling turns on nsys for the given iteration ranges.

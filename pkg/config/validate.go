@@ -14,6 +14,7 @@ import (
 // Enumerations the validator checks.
 var (
 	BenchmarkModes    = []string{"e2e", "gen_only", "gen_only_no_context"}
+	BenchmarkClients  = []string{"benchmark_serving", "builtin"}
 	CacheBackends     = []string{"UCX", "NIXL", "DEFAULT"}
 	AccuracyFilters   = []string{"flexible-extract", "strict-match"}
 	ThresholdTypes    = []string{"hypothesis_test"}
@@ -231,6 +232,9 @@ func (v *validator) benchmark(c *Config) {
 	if v.required("benchmark.mode", b.Mode) {
 		v.oneOf("benchmark.mode", b.Mode, BenchmarkModes)
 	}
+	if b.Client != "" {
+		v.oneOf("benchmark.client", b.Client, BenchmarkClients)
+	}
 	v.positive("benchmark.input_length", b.InputLength)
 	v.positive("benchmark.output_length", b.OutputLength)
 	v.nonNegative("benchmark.multi_round", b.MultiRound)
@@ -355,7 +359,7 @@ func (v *validator) seedRules(c *Config, ctxOK, genOK bool) {
 
 func (v *validator) environment(c *Config) {
 	e := &c.Environment
-	if e.ContainerImage == "" {
+	if e.ContainerImage == "" && !e.Emulate {
 		v.errorf("environment.container_image", "is required (or set %s)", EnvContainerImage)
 	}
 	if e.ModelPath == "" {

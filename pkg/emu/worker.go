@@ -183,7 +183,9 @@ func (w *Worker) decodeLoop(ctx context.Context) {
 		}
 		step := w.Model.Step(len(active), w.parallel(), mtp)
 		now := time.Now()
-		if deadline.IsZero() || deadline.Add(step).Before(now) {
+		// A loop that fell behind (a busy CPU) catches up on later steps, up to
+		// maxLag; further behind, it starts counting from now.
+		if deadline.IsZero() || deadline.Add(maxLag).Before(now) {
 			deadline = now
 		}
 		deadline = deadline.Add(step)
@@ -208,6 +210,9 @@ func (w *Worker) decodeLoop(ctx context.Context) {
 		active = keep
 	}
 }
+
+// maxLag is how far behind its schedule the decode loop may fall and still catch up.
+const maxLag = 50 * time.Millisecond
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {

@@ -56,6 +56,34 @@ type Data struct {
 	ContainerArgs    []string       // srun's --container-* arguments
 	ServerEnv        []string       // environment.server_env_var as NAME=VALUE words
 	Env              config.Env     // Options.Env
+
+	// Emulate (environment.emulate) runs the stand-ins instead of trtllm-serve,
+	// benchmark_serving and lm_eval, without containers; BuiltinClient runs the Go
+	// benchmark client (benchmark.client builtin, or Emulate). Tools is the binary
+	// that provides them.
+	Emulate       bool
+	BuiltinClient bool
+	Tools         string
+}
+
+// Host is the bash expression of the address of node i of the job: the node's name,
+// or under the emulation the address the job script looked up (a development cluster's
+// node names need not resolve).
+func (d *Data) Host(i int) string {
+	if d.Emulate {
+		return fmt.Sprintf("${addrs[%d]}", i)
+	}
+	return fmt.Sprintf("${nodes[%d]}", i)
+}
+
+// PortOf is the bash expression of a rendered port: the port itself, or under the
+// emulation the port plus the job's port_offset, so that jobs sharing one machine do
+// not collide.
+func (d *Data) PortOf(p int) string {
+	if d.Emulate {
+		return fmt.Sprintf("$((%d + port_offset))", p)
+	}
+	return strconv.Itoa(p)
 }
 
 // Point is one concurrency of the benchmark, as the client runs it.
@@ -63,7 +91,7 @@ type Point struct {
 	C           int    // the configured concurrency
 	Concurrency int    // C times the number of gen servers: what the client runs and logs
 	Prompts     int    // Concurrency times multi_round
-	ResultDir   string // LogDir/concurrency_<Concurrency>
+	ResultDir   string // LogDir/concurrency_<C>, where the client saves result.json
 }
 
 // Server is one ctx or gen server: where it runs and how it starts.
@@ -120,6 +148,15 @@ func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) 
 		BenchmarkEnabled: c.Benchmark.EnableBenchmark == nil || *c.Benchmark.EnableBenchmark,
 		GenOnlyNoContext: c.Benchmark.Mode == "gen_only_no_context",
 		Env:              opts.Env,
+		Emulate:          c.Environment.Emulate,
+		BuiltinClient:    c.Environment.Emulate || c.Benchmark.Client == "builtin",
+		Tools:            opts.Tools,
+	}
+	if (d.Emulate || d.BuiltinClient) && d.Tools == "" {
+		return nil, fmt.Errorf("environment.emulate and benchmark.client builtin need the stand-ins' binary, and none was given")
+	}
+	if d.Tools != "" && (strings.ContainsAny(d.Tools, "\x00\n\r") || !filepath.IsAbs(d.Tools)) {
+		return nil, fmt.Errorf("the stand-ins' binary %q must be an absolute path", d.Tools)
 	}
 	g := c.Hardware.GPUsPerNode
 	d.CtxNodes = (c.CtxGPUs() + g - 1) / g
@@ -130,13 +167,13 @@ func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) 
 		}
 		n := cc * c.Hardware.NumGenServers
 		d.Points = append(d.Points, Point{C: cc, Concurrency: n, Prompts: n * d.MultiRound,
-			ResultDir: filepath.Join(d.LogDir, "concurrency_"+strconv.Itoa(n))})
+			ResultDir: filepath.Join(d.LogDir, "concurrency_"+strconv.Itoa(cc))})
 	}
 
-	if c.Environment.ContainerImage != "" {
+	if c.Environment.ContainerImage != "" && !d.Emulate {
 		d.ContainerArgs = append(d.ContainerArgs, "--container-image="+c.Environment.ContainerImage)
 	}
-	if c.Environment.ContainerMount != "" {
+	if c.Environment.ContainerMount != "" && !d.Emulate {
 		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+c.Environment.ContainerMount)
 	}
 	var err error

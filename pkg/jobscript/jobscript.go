@@ -26,6 +26,11 @@ type Options struct {
 	Env     config.Env // extra environment for the job (JobRequest.Env, env_vars.json)
 	JobName string     // the full SLURM job name; empty means slurm.job_name, then the test id
 	Comment string     // the SLURM comment
+	// Tools is the absolute path of the binary that provides the stand-ins (its
+	// "emulator" subcommand: the emulated trtllm-serve, the Go benchmark client, the
+	// emulated lm_eval); required by tests with environment.emulate or
+	// benchmark.client builtin (see NeedsTools and InstallTools).
+	Tools string
 }
 
 // File is one file of a job, named relative to the log folder.

@@ -307,7 +307,7 @@ func TestPoints(t *testing.T) {
 		}
 	}
 	d, _ := newData(tc, goldenOptions(tc), mustRequest(t, tc))
-	if got := d.Points[2]; got.C != 4 || got.Concurrency != 16 || got.Prompts != 160 || !strings.HasSuffix(got.ResultDir, "/concurrency_16") {
+	if got := d.Points[2]; got.C != 4 || got.Concurrency != 16 || got.Prompts != 160 || !strings.HasSuffix(got.ResultDir, "/concurrency_4") {
 		t.Errorf("point 2 = %+v", got)
 	}
 }

@@ -2,6 +2,8 @@ package jobscript
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/disaggbench/disaggbench/pkg/benchclient"
 	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/emu"
 	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/minieval"
 )
 
 const quickstart = "../../examples/quickstart"
@@ -105,76 +110,90 @@ func parseBlocks(t *testing.T, log string) []map[string]float64 {
 	return blocks
 }
 
-// awks returns the awk implementations to try: the default, and mawk when installed.
-func awks(t *testing.T) map[string]string {
-	m := map[string]string{"awk": ""}
-	if p, err := exec.LookPath("mawk"); err == nil {
-		dir := t.TempDir()
-		if err := os.Symlink(p, filepath.Join(dir, "awk")); err == nil {
-			m["mawk"] = dir
-		}
+// TestMain lets the test binary stand in for the planner: run as "<test binary>
+// emulator ...", it is the stand-ins, so a job rendered with Tools = the test binary
+// runs the real emulator, client and evaluation.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "emulator" {
+		os.Exit(emu.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	return m
+	os.Exit(m.Run())
 }
 
-// Each quickstart config renders with the emulation template, and its job script runs
-// with bash alone (SLURM_JOB_ID set, nothing else) and leaves the logs a real job leaves.
+func testTools(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// Each quickstart config renders with the built-in job script and the emulation, and
+// the job script runs end to end with bash as the local scheduler runs it (no srun, no
+// scontrol, no container): emulated ctx and gen workers and disaggregated server, the
+// health wait, the Go client per concurrency, the emulated lm_eval, the done marker.
 func TestQuickstartEmulation(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(quickstart, "test_configs", "*", "*", "*.yaml"))
 	if len(files) < 4 {
 		t.Fatalf("found %d quickstart configs", len(files))
 	}
-	for awkName, awkDir := range awks(t) {
-		for _, f := range files {
-			tc := loadTest(t, f)
-			t.Run(awkName+"/"+tc.ID, func(t *testing.T) {
-				t.Parallel()
-				logDir := filepath.Join(t.TempDir(), "slurm_logs", tc.ID)
-				j, err := Render(tc, Options{RunID: "quick", LogDir: logDir, GPUType: "GB200"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if j.Script != TemplateScript {
-					t.Fatalf("script %s: the quickstart must use its template", j.Script)
-				}
-				if err := j.Write(logDir); err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				defer cancel()
-				cmd := exec.CommandContext(ctx, "bash", filepath.Join(logDir, j.Script))
-				cmd.Dir = t.TempDir()
-				path := "/usr/bin:/bin"
-				if awkDir != "" {
-					path = awkDir + ":" + path
-				}
-				cmd.Env = []string{"PATH=" + path, "SLURM_JOB_ID=1"}
-				start := time.Now()
-				out, err := cmd.CombinedOutput()
-				took := time.Since(start)
-				if err != nil {
-					t.Fatalf("job script: %v\n%s", err, out)
-				}
-				t.Logf("%s ran in %v", tc.ID, took.Round(10*time.Millisecond))
-				if !strings.Contains(string(out), "[EMULATION]") {
-					t.Errorf("output does not say it is an emulation:\n%s", out)
-				}
-				if _, err := os.Stat(filepath.Join(logDir, "8_done_1.txt")); err != nil {
-					t.Error(err)
-				}
-				d, err := newData(tc, Options{LogDir: logDir}, j.Request)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d.BenchmarkEnabled {
-					checkBench(t, logDir, d.Points)
-				}
-				for _, task := range d.AccuracyTasks {
-					checkAccuracy(t, task.LogFile)
-				}
-				judgeQuickstart(t, tc, logDir)
-			})
+	tools := testTools(t)
+	for i, f := range files {
+		tc := loadTest(t, f)
+		if tc.Config.Slurm.ScriptFile != "" || tc.Config.Metadata.ScriptFile != "" || !tc.Config.Environment.Emulate {
+			t.Errorf("%s: the quickstart must use the built-in job script with environment.emulate", f)
 		}
+		t.Run(tc.ID, func(t *testing.T) {
+			t.Parallel()
+			logDir := filepath.Join(t.TempDir(), "slurm_logs", tc.ID)
+			j, err := Render(tc, Options{RunID: "quick", LogDir: logDir, GPUType: "GB200", Tools: tools})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Script != DefaultScript {
+				t.Fatalf("script %s: the quickstart must use the built-in job script", j.Script)
+			}
+			if err := j.Write(logDir); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "bash", filepath.Join(logDir, j.Script))
+			cmd.Dir = t.TempDir()
+			jobID := strconv.Itoa(9100 + i*7) // distinct port offsets for the parallel jobs
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "SLURM_JOB_ID=" + jobID, "DISAGGBENCH_SCHEDULER=local", "SLURM_PROCID=0"}
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("job script: %v\n%s", err, out)
+			}
+			t.Logf("%s ran in %v", tc.ID, took.Round(10*time.Millisecond))
+			if !strings.Contains(string(out), "EMULATION") {
+				t.Errorf("output does not say it is an emulation:\n%s", out)
+			}
+			if _, err := os.Stat(filepath.Join(logDir, "8_done_"+jobID+".txt")); err != nil {
+				t.Error(err)
+			}
+			for _, log := range []string{"3_output_CTX_0.log", "3_output_GEN_0.log", "4_output_server.log"} {
+				b, err := os.ReadFile(filepath.Join(logDir, log))
+				if err != nil || !strings.Contains(string(b), "EMULATED") {
+					t.Errorf("%s does not say the server is emulated (%v):\n%s", log, err, b)
+				}
+			}
+			d, err := newData(tc, Options{LogDir: logDir, Tools: tools}, j.Request)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.BenchmarkEnabled {
+				checkBench(t, logDir, d.Points)
+			}
+			for _, task := range d.AccuracyTasks {
+				checkAccuracy(t, task.LogFile)
+			}
+			judgeQuickstart(t, tc, logDir)
+		})
 	}
 }
 
@@ -185,15 +204,12 @@ func checkBench(t *testing.T, logDir string, points []Point) {
 		t.Fatal(err)
 	}
 	log := string(b)
-	if !strings.Contains(log, "EMULATED") {
-		t.Error("6_bench.log does not say it is emulated")
-	}
 	starts, dones := benchStart.FindAllStringSubmatch(log, -1), benchDone.FindAllStringSubmatch(log, -1)
 	blocks := parseBlocks(t, log)
 	if len(starts) != len(points) || len(dones) != len(points) || len(blocks) != len(points) {
 		t.Fatalf("%d starts, %d dones, %d blocks for %d concurrencies:\n%s", len(starts), len(dones), len(blocks), len(points), log)
 	}
-	var prevE2EL, prevTput float64
+	var prevTPOT, prevTput float64
 	for i, p := range points {
 		if starts[i][1] != strconv.Itoa(p.Concurrency) || starts[i][2] != strconv.Itoa(p.Prompts) || dones[i][1] != strconv.Itoa(p.Concurrency) {
 			t.Errorf("concurrency %d: markers %q %q, want %d with %d prompts", i, starts[i][0], dones[i][0], p.Concurrency, p.Prompts)
@@ -213,10 +229,28 @@ func checkBench(t *testing.T, logDir string, points []Point) {
 		if bl["Total generated tokens:"] <= 0 || bl["Median TTFT (ms):"] <= 0 || bl["Median E2EL (ms):"] <= bl["Median TTFT (ms):"] {
 			t.Errorf("concurrency %d: implausible block %v", p.Concurrency, bl)
 		}
-		if bl["Median E2EL (ms):"] <= prevE2EL || bl["Output token throughput (tok/s):"] <= prevTput {
-			t.Errorf("concurrency %d: latency and throughput must grow with concurrency", p.Concurrency)
+		// The decode step grows with the running batch: so must TPOT, and throughput.
+		if bl["Median TPOT (ms):"] <= prevTPOT || bl["Output token throughput (tok/s):"] <= prevTput {
+			t.Errorf("concurrency %d: median TPOT %v (before %v) and throughput %v (before %v) must grow with concurrency",
+				p.Concurrency, bl["Median TPOT (ms):"], prevTPOT, bl["Output token throughput (tok/s):"], prevTput)
 		}
-		prevE2EL, prevTput = bl["Median E2EL (ms):"], bl["Output token throughput (tok/s):"]
+		prevTPOT, prevTput = bl["Median TPOT (ms):"], bl["Output token throughput (tok/s):"]
+
+		res, err := benchclient.ReadResult(filepath.Join(p.ResultDir, "result.json"))
+		if err != nil {
+			t.Errorf("concurrency %d: %v", p.Concurrency, err)
+			continue
+		}
+		if res.Completed != p.Prompts || res.MaxConcurrency != p.Concurrency || float64(res.TotalOutput) != bl["Total generated tokens:"] {
+			t.Errorf("concurrency %d: result.json completed %d, max_concurrency %d, output %d; the log says %v prompts, %v tokens",
+				p.Concurrency, res.Completed, res.MaxConcurrency, res.TotalOutput, p.Prompts, bl["Total generated tokens:"])
+		}
+		if math.Abs(res.MedianTTFT-bl["Median TTFT (ms):"]) > 0.005001 {
+			t.Errorf("concurrency %d: median TTFT %v in result.json, %v printed", p.Concurrency, res.MedianTTFT, bl["Median TTFT (ms):"])
+		}
+		if slices.Min(res.TTFTs) == slices.Max(res.TTFTs) {
+			t.Errorf("concurrency %d: every request has the same TTFT %v", p.Concurrency, res.TTFTs)
+		}
 	}
 }
 
@@ -230,15 +264,17 @@ func checkAccuracy(t *testing.T, path string) {
 	if len(rows) != 2 || rows[0][1] != "flexible-extract" || rows[1][1] != "strict-match" {
 		t.Fatalf("lm_eval rows %q in:\n%s", rows, b)
 	}
+	// The emulated server answers the bundled questions as minieval.Expected says.
+	flex, strict := minieval.Expected()
+	want := map[string]string{"flexible-extract": fmt.Sprintf("%.4f", flex), "strict-match": fmt.Sprintf("%.4f", strict)}
 	for _, r := range rows {
-		v, _ := strconv.ParseFloat(r[2], 64)
-		if v < 0.94 || v > 0.96 {
-			t.Errorf("%s exact_match %v, want about 0.95", r[1], v)
+		if r[2] != want[r[1]] {
+			t.Errorf("%s exact_match %s, want %s", r[1], r[2], want[r[1]])
 		}
 	}
 }
 
-// judgeQuickstart reads the emulated logs as the collector does and expects a valid,
+// judgeQuickstart reads the logs as the collector does and expects a valid,
 // complete result: every concurrency's default metrics, or a passing gsm8k verdict.
 func judgeQuickstart(t *testing.T, tc *config.Test, logDir string) {
 	t.Helper()

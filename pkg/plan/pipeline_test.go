@@ -24,16 +24,22 @@ import (
 
 const quickstart = "../../examples/quickstart"
 
-// copyQuickstart writes n perf tests made from the quickstart's first perf config, and
-// the emulation template they name, under dir.
+// copyQuickstart writes n perf tests made from the quickstart's first perf config, with
+// the fast fixture job script testdata/fast_job.sh.tmpl instead of the emulated
+// TensorRT-LLM job (these tests are about the pipeline, not about the job), under dir.
 func copyQuickstart(t *testing.T, dir string, n int) string {
 	t.Helper()
-	src := filepath.Join(quickstart, "test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml")
+	src := filepath.Join(quickstart, "test_configs/disagg/perf/tinyllama-1.1b_1k128_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml")
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := os.ReadFile(filepath.Join(quickstart, "emulate.sh.tmpl"))
+	cfg := strings.Replace(string(data), "  emulate: true\n", "  container_image: nvcr.io/nvidia/tensorrt-llm/release:1.2.0\n", 1)
+	cfg = strings.Replace(cfg, "slurm:\n", "slurm:\n  script_file: ../../../fast_job.sh.tmpl\n", 1)
+	if cfg == string(data) || !strings.Contains(cfg, "script_file") || strings.Contains(cfg, "emulate: true") {
+		t.Fatalf("%s: cannot switch it to the fixture job script", src)
+	}
+	tmpl, err := os.ReadFile(filepath.Join("testdata", "fast_job.sh.tmpl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +48,12 @@ func copyQuickstart(t *testing.T, dir string, n int) string {
 	if err := os.MkdirAll(perf, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "emulate.sh.tmpl"), tmpl, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "fast_job.sh.tmpl"), tmpl, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		name := fmt.Sprintf("tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_r%02d.yaml", i)
-		if err := os.WriteFile(filepath.Join(perf, name), data, 0o644); err != nil {
+		name := fmt.Sprintf("tinyllama-1.1b_1k128_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_r%02d.yaml", i)
+		if err := os.WriteFile(filepath.Join(perf, name), []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

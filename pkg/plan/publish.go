@@ -94,8 +94,20 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 	run := cmp.Or(opts.RunID, NewRunID())
 	gpu := cmp.Or(sel.GPUType, config.DefaultGPUType)
 	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy}
+	var tools string
+	var toolsErr error
+	toolsDone := false
 	for _, t := range sel.Tests {
-		spec, err := Spec(t, run, out, gpu, env)
+		if jobscript.NeedsTools(t) && !toolsDone {
+			// Installed once a run, only when a test runs the stand-ins.
+			tools, toolsErr = jobscript.InstallTools(filepath.Join(out, "bin"))
+			toolsDone = true
+		}
+		if jobscript.NeedsTools(t) && toolsErr != nil {
+			p.Invalid = append(p.Invalid, invalid(run, t, []string{toolsErr.Error()}))
+			continue
+		}
+		spec, err := Spec(t, run, out, gpu, env, tools)
 		if err != nil {
 			p.Invalid = append(p.Invalid, invalid(run, t, []string{err.Error()}))
 			continue
@@ -159,14 +171,16 @@ func JobName(base, run, test string) string {
 	return cmp.Or(base, "disaggbench") + "." + run + "." + test
 }
 
-// Spec resolves and renders one test into the job the submitter will run.
-func Spec(t *config.Test, run, out, gpu string, env config.Env) (*events.JobSpec, error) {
+// Spec resolves and renders one test into the job the submitter will run; tools is
+// the stand-ins' binary (jobscript.InstallTools), needed when jobscript.NeedsTools.
+func Spec(t *config.Test, run, out, gpu string, env config.Env, tools string) (*events.JobSpec, error) {
 	c := &t.Config
 	logDir := LogDir(out, t.ID, run)
 	job, err := jobscript.Render(t, jobscript.Options{
 		RunID: run, LogDir: logDir, GPUType: gpu,
 		JobName: JobName(c.Slurm.JobName, run, t.ID),
 		Comment: "disaggbench run=" + run + " test=" + t.ID,
+		Tools:   tools,
 	})
 	if err != nil {
 		return nil, err

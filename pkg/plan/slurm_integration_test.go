@@ -15,11 +15,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +30,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/disaggbench/disaggbench/pkg/benchclient"
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/config"
@@ -484,7 +488,9 @@ func joinRecords(recs [][]string) []string {
 }
 
 // TestSLURMQuickstart runs the quickstart, unchanged (GB200: --gres=gpu:4, two and three
-// nodes a job), through the whole pipeline on SLURM.
+// nodes a job), through the whole pipeline on SLURM: the built-in job script with the
+// emulation, its workers, server, client and lm_eval started as srun steps inside the
+// allocation (three perf tests and one accuracy test).
 func TestSLURMQuickstart(t *testing.T) {
 	h := newSLURMHarness(t, 3*time.Minute)
 	out := t.TempDir()
@@ -510,6 +516,7 @@ func TestSLURMQuickstart(t *testing.T) {
 	for _, s := range p.Specs {
 		j := jobs[s.TestID]
 		t.Logf("job %s %s on %s (%d nodes asked) %s", j.ID, j.State, j.NodeList, s.Request.Nodes, s.TestID)
+		checkEmulatedJob(t, s)
 	}
 	t.Logf("quickstart on SLURM: %d tests in %v; sbatch %d, sacct %d (%.1f a minute; watcher: %d cycles, %d status queries), squeue %d, scancel %d",
 		len(p.Specs), elapsed.Round(10*time.Millisecond), calls["sbatch"], calls["sacct"],
@@ -826,4 +833,52 @@ func renameTests(t *testing.T, cfgDir, prefix string) string {
 		}
 	}
 	return cfgDir
+}
+
+var (
+	medianTTFT = regexp.MustCompile(`(?m)^Median TTFT \(ms\): +([0-9.]+)`)
+	medianTPOT = regexp.MustCompile(`(?m)^Median TPOT \(ms\): +([0-9.]+)`)
+)
+
+// checkEmulatedJob checks what the emulated job left: for a perf test, one
+// concurrency_<c>/result.json a concurrency that agrees with itself and with the
+// printed block, TTFTs that vary, and a median TPOT that grows with concurrency; for
+// an accuracy test, lm_eval's table from the emulated evaluation.
+func checkEmulatedJob(t *testing.T, s events.JobSpec) {
+	t.Helper()
+	if s.Category == "accuracy" {
+		b, err := os.ReadFile(filepath.Join(s.LogDir, "7_accuracy_eval_gsm8k.log"))
+		if err != nil || !strings.Contains(string(b), "|gsm8k|      3|flexible-extract|") {
+			t.Errorf("%s: accuracy log (%v):\n%s", s.TestID, err, b)
+		}
+		return
+	}
+	log, err := os.ReadFile(filepath.Join(s.LogDir, "6_bench.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttfts, tpots := medianTTFT.FindAllSubmatch(log, -1), medianTPOT.FindAllSubmatch(log, -1)
+	if len(ttfts) != len(s.Concurrencies) || len(tpots) != len(s.Concurrencies) {
+		t.Fatalf("%s: %d TTFT and %d TPOT medians for %d concurrencies", s.TestID, len(ttfts), len(tpots), len(s.Concurrencies))
+	}
+	prev := 0.0
+	for i, c := range s.Concurrencies {
+		res, err := benchclient.ReadResult(filepath.Join(s.LogDir, fmt.Sprintf("concurrency_%d", c), "result.json"))
+		if err != nil {
+			t.Errorf("%s: %v", s.TestID, err)
+			continue
+		}
+		printed, _ := strconv.ParseFloat(string(ttfts[i][1]), 64)
+		if math.Abs(res.MedianTTFT-printed) > 0.005001 {
+			t.Errorf("%s: concurrency %d: median TTFT %v in result.json, %v printed", s.TestID, c, res.MedianTTFT, printed)
+		}
+		if slices.Min(res.TTFTs) == slices.Max(res.TTFTs) {
+			t.Errorf("%s: concurrency %d: every TTFT is the same", s.TestID, c)
+		}
+		tpot, _ := strconv.ParseFloat(string(tpots[i][1]), 64)
+		if tpot <= prev {
+			t.Errorf("%s: median TPOT %v at concurrency %d, %v before: it must grow", s.TestID, tpot, c, prev)
+		}
+		prev = tpot
+	}
 }

@@ -422,6 +422,8 @@ func (l *Local) environ(r *localRecord, req JobRequest) []string {
 		set("SLURM_JOB_ACCOUNT", req.Account)
 	}
 	set("SLURM_CLUSTER_NAME", "local")
+	// Tells a job script that no SLURM is around (no srun, no scontrol).
+	set("DISAGGBENCH_SCHEDULER", "local")
 	set("SLURM_JOB_START_TIME", strconv.FormatInt(r.Start.Unix(), 10))
 	if r.TimeLimit > 0 {
 		set("SLURM_JOB_END_TIME", strconv.FormatInt(r.Start.Add(r.TimeLimit).Unix(), 10))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/disaggbench/disaggbench/pkg/emu"
 )
 
 const usage = `usage: planner COMMAND [flags]
@@ -20,6 +22,8 @@ commands:
   run                      publish a run and follow it to its end
   status RUN_ID            print a run's progress
   watch RUN_ID             follow a run's events live
+  emulator COMMAND         the job's stand-ins: an emulated trtllm-serve, the Go
+                           benchmark client, an emulated lm_eval ('planner emulator help')
 
 Run 'planner COMMAND -h' for a command's flags.
 `
@@ -53,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(rest, stdout, stderr)
 	case "watch":
 		return runWatch(rest, stdout, stderr)
+	case "emulator":
+		// The stand-ins the job script runs under environment.emulate and with
+		// benchmark.client builtin; jobs reach them through a copy of this binary.
+		return emu.Main(rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -57,7 +57,16 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1
 	}
+	// A dry run's stand-ins go beside its files, in DIR/bin, once the job rendered.
+	var tools string
+	if jobscript.NeedsTools(t) {
+		if _, tools, err = jobscript.ToolsPath(filepath.Join(dir, "bin")); err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+	}
 	job, err := jobscript.Render(t, jobscript.Options{
+		Tools:   tools,
 		RunID:   *runID,
 		LogDir:  dir,
 		GPUType: gpu,
@@ -72,6 +81,12 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1
+	}
+	if tools != "" {
+		if _, err := jobscript.InstallTools(filepath.Join(dir, "bin")); err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
 	}
 	if err := job.Write(dir); err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)

@@ -14,7 +14,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
-const quickPerf = "../../examples/quickstart/test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen2_tep1_bs8_eplb0_mtp0_ccb-NIXL.yaml"
+const quickPerf = "../../examples/quickstart/test_configs/disagg/perf/tinyllama-1.1b_1k128_ctx1_gen2_tep1_bs8_eplb0_mtp0_ccb-NIXL.yaml"
 
 // clearEnv unsets the environment overrides the planner honours, so that a developer's
 // or CI's settings do not change what is rendered.
@@ -52,7 +52,15 @@ func TestRunRender(t *testing.T) {
 	// The printed line is exactly the argv the slurm scheduler runs.
 	tc := loadTest(t, quickPerf)
 	tc.Resolve(nil, nil)
-	j, err := jobscript.Render(tc, jobscript.Options{RunID: "r1", LogDir: out, GPUType: "GB200", Comment: "run=r1 test=" + tc.ID})
+	// The emulation's stand-ins were installed beside the job's files, once.
+	tools, err := jobscript.InstallTools(filepath.Join(out, "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bins, _ := filepath.Glob(filepath.Join(out, "bin", "*")); len(bins) != 1 || bins[0] != tools {
+		t.Errorf("render installed %q, want only %s", bins, tools)
+	}
+	j, err := jobscript.Render(tc, jobscript.Options{RunID: "r1", LogDir: out, GPUType: "GB200", Comment: "run=r1 test=" + tc.ID, Tools: tools})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +79,7 @@ func TestRunRender(t *testing.T) {
 			t.Errorf("sbatch argv lacks %q: %q", w, argv)
 		}
 	}
-	if argv[len(argv)-1] != filepath.Join(out, jobscript.TemplateScript) {
+	if argv[len(argv)-1] != filepath.Join(out, jobscript.DefaultScript) {
 		t.Errorf("script %q", argv[len(argv)-1])
 	}
 	for _, f := range j.Files {
