@@ -68,6 +68,15 @@ type Output struct {
 // Client sends requests; one Client reuses its connections across runs.
 type Client struct {
 	HTTP *http.Client
+	// Now is the clock (default time.Now, monotonic); tests script it.
+	Now func() time.Time
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // New returns a client whose transport keeps up to conns idle connections per host.
@@ -90,9 +99,9 @@ func (c *Client) Run(ctx context.Context, cfg Config, items []Item) ([]Output, t
 		}
 		c.run(ctx, cfg, warm)
 	}
-	start := time.Now()
+	start := c.now()
 	out := c.run(ctx, cfg, items)
-	return out, time.Since(start)
+	return out, c.now().Sub(start)
 }
 
 func (c *Client) run(ctx context.Context, cfg Config, items []Item) []Output {
@@ -153,7 +162,7 @@ func (c *Client) Send(ctx context.Context, cfg Config, it Item) Output {
 	for k, v := range cfg.Header {
 		req.Header[k] = v
 	}
-	start := time.Now()
+	start := c.now()
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		o.Error = err.Error()
@@ -167,7 +176,7 @@ func (c *Client) Send(ctx context.Context, cfg Config, it Item) Output {
 	}
 	if !cfg.Stream {
 		data, err := io.ReadAll(resp.Body)
-		now := time.Since(start).Seconds()
+		now := c.now().Sub(start).Seconds()
 		if err != nil {
 			o.Error = err.Error()
 			return o
@@ -185,7 +194,7 @@ func (c *Client) Send(ctx context.Context, cfg Config, it Item) Output {
 		o.Success = true
 		return o
 	}
-	err = readStream(resp.Body, start, &o)
+	err = readStream(resp.Body, start, c.now, &o)
 	if err != nil {
 		o.Error = err.Error()
 		return o
@@ -237,7 +246,7 @@ var errNoDone = errors.New("the stream ended without data: [DONE]")
 
 // readStream reads server-sent events, timing each non-empty chunk when its event has
 // been read whole.
-func readStream(r io.Reader, start time.Time, o *Output) error {
+func readStream(r io.Reader, start time.Time, clock func() time.Time, o *Output) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var last time.Duration
 	usageTokens := -1
@@ -264,7 +273,7 @@ func readStream(r io.Reader, start time.Time, o *Output) error {
 		if bytes.Equal(data, []byte("[DONE]")) {
 			break
 		}
-		now := time.Since(start)
+		now := clock().Sub(start)
 		var ch chunk
 		if err := json.Unmarshal(data, &ch); err != nil {
 			return fmt.Errorf("chunk %q: %w", data, err)
