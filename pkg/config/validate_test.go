@@ -39,6 +39,7 @@ func TestValidateRules(t *testing.T) {
 		{"zero tp", "    tensor_parallel_size: 4\n", "    tensor_parallel_size: 0\n", "worker_config.ctx.tensor_parallel_size", "must be > 0, got 0", "", false},
 		{"unknown gpu", "  supported_gpus: [GB200]", "  supported_gpus: [GB200, A100]", "metadata.supported_gpus[1]", `unknown GPU type "A100"`, "", false},
 		{"container image", "  container_image: nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc2\n", "", "environment.container_image", "is required (or set CONTAINER_IMAGE)", "environment:", false},
+		{"benchmark client", "  streaming: true\n", "  streaming: true\n  client: go\n", "benchmark.client", `"go"`, "", false},
 		{"env assignments", "  model_path: /models/DeepSeek-R1-0528-FP4-v2\n", "  model_path: /models/DeepSeek-R1-0528-FP4-v2\n  worker_env_var: \"A=1 B\"\n", "environment.worker_env_var", `"B" is not a NAME=value`, "", false},
 		{"env newline", "  model_path: /models/DeepSeek-R1-0528-FP4-v2\n", "  model_path: /models/DeepSeek-R1-0528-FP4-v2\n  server_env_var: \"A=1\\nB=2\"\n", "environment.server_env_var", "newlines", "", false},
 		{"model path shell", "  model_path: /models/DeepSeek-R1-0528-FP4-v2\n", "  model_path: /models/$(reboot)\n", "environment.model_path", "'$'", "", false},

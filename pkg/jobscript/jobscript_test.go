@@ -486,3 +486,63 @@ func FuzzRenderValues(f *testing.F) {
 		}
 	})
 }
+
+// benchmark.client builtin runs the Go client from the stand-ins' binary and changes
+// nothing else; the emulation also replaces the servers and lm_eval and drops the
+// container. Both need the binary.
+func TestBuiltinClientAndEmulation(t *testing.T) {
+	tc := loadTest(t, goldenConfigs[0])
+	plain, err := Render(tc, goldenOptions(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.Config.Benchmark.Client = "builtin"
+	if _, err := Render(tc, goldenOptions(tc)); err == nil {
+		t.Error("benchmark.client builtin rendered without the stand-ins' binary")
+	}
+	o := goldenOptions(tc)
+	o.Tools = "/opt/disaggbench/planner"
+	j, err := Render(tc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(j *Job, name string) string {
+		for _, f := range j.Files {
+			if f.Name == name {
+				return string(f.Data)
+			}
+		}
+		return ""
+	}
+	bench := file(j, RunBenchmarkFile)
+	if !strings.Contains(bench, "/opt/disaggbench/planner emulator bench \\\n        --model") || strings.Contains(bench, "python3 -m tensorrt_llm.serve.scripts.benchmark_serving") {
+		t.Errorf("run_benchmark.sh does not run the Go client:\n%s", bench)
+	}
+	for _, f := range plain.Files {
+		if f.Name != RunBenchmarkFile && file(j, f.Name) != string(f.Data) {
+			t.Errorf("%s changed with benchmark.client builtin", f.Name)
+		}
+	}
+
+	tc.Config.Environment.Emulate = true
+	if j, err = Render(tc, o); err != nil {
+		t.Fatal(err)
+	}
+	script, worker, server := file(j, DefaultScript), file(j, StartWorkerFile), file(j, StartServerCmds)
+	for _, c := range []struct{ name, text, want string }{
+		{"job script", script, "emulator=(/opt/disaggbench/planner emulator)"},
+		{"job script", script, "container_args=()"},
+		{"job script", script, "server_port=$((8333 + port_offset))"},
+		{"job script", script, `echo "    - ${addrs[1]}:$((8001 + port_offset))"`},
+		{"start_worker.sh", worker, "exec /opt/disaggbench/planner emulator serve"},
+		{"start_server_cmds.sh", server, `"${emulator[@]}" serve disaggregated -c`},
+	} {
+		if !strings.Contains(c.text, c.want) {
+			t.Errorf("%s lacks %q", c.name, c.want)
+		}
+	}
+	if strings.Contains(script, "--container-image") || strings.Contains(worker, "trtllm-llmapi-launch") || strings.Contains(server, "trtllm-serve disaggregated") {
+		t.Error("the emulation still starts a container or TensorRT-LLM")
+	}
+	checkBashSyntax(t, j)
+}
