@@ -204,6 +204,9 @@ func checkBench(t *testing.T, logDir string, points []Point) {
 		t.Fatal(err)
 	}
 	log := string(b)
+	if !strings.Contains(log, "[EMULATION]") {
+		t.Error("6_bench.log does not say the server is emulated")
+	}
 	starts, dones := benchStart.FindAllStringSubmatch(log, -1), benchDone.FindAllStringSubmatch(log, -1)
 	blocks := parseBlocks(t, log)
 	if len(starts) != len(points) || len(dones) != len(points) || len(blocks) != len(points) {
