@@ -33,8 +33,10 @@ type Options struct {
 	Log              *slog.Logger
 	View             io.Writer
 	PollMin, PollMax time.Duration
-	TimeLimit        time.Duration
-	Env              config.Env
+	// QueuePoll is the watcher's queue check interval (0: its default; negative: off).
+	QueuePoll time.Duration
+	TimeLimit time.Duration
+	Env       config.Env
 }
 
 // Start starts the three stages on b; Stop ends them.
@@ -44,7 +46,7 @@ func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := watch.New(watch.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, PollMin: o.PollMin, PollMax: o.PollMax, TimeLimit: o.TimeLimit})
+	w, err := watch.New(watch.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, PollMin: o.PollMin, PollMax: o.PollMax, QueuePoll: o.QueuePoll, TimeLimit: o.TimeLimit})
 	if err != nil {
 		return nil, err
 	}

@@ -113,6 +113,23 @@ type Scheduler interface {
 	FindByName(ctx context.Context, since time.Time, name string) ([]JobStatus, error)
 }
 
+// QueueLister is implemented by schedulers with a cheap view of the jobs they still hold
+// (SLURM's squeue, answered by the controller without the accounting database). The
+// watcher asks it every second and asks Status only about jobs that left the queue.
+type QueueLister interface {
+	// Queue returns the given jobs the scheduler still holds (pending, running,
+	// completing, ...). A job absent from the map has left the queue: it ended, or was
+	// never known. Absent is not an answer about how it ended.
+	Queue(ctx context.Context, ids []string) (map[string]QueueEntry, error)
+}
+
+// QueueEntry is one job in the scheduler's queue.
+type QueueEntry struct {
+	State  string // base state name, e.g. RUNNING
+	Detail string // the raw state text
+	Reason string // why it waits; empty when none
+}
+
 // PendingReasoner is implemented by schedulers that can say why jobs wait.
 type PendingReasoner interface {
 	PendingReasons(ctx context.Context, ids []string) (map[string]string, error)

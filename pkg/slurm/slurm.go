@@ -58,6 +58,7 @@ type SLURM struct {
 var (
 	_ Scheduler       = (*SLURM)(nil)
 	_ PendingReasoner = (*SLURM)(nil)
+	_ QueueLister     = (*SLURM)(nil)
 )
 
 // NewSLURM returns a SLURM scheduler with the options' defaults applied.
@@ -415,15 +416,16 @@ func parseElapsed(s string) time.Duration {
 	return total + time.Duration(days)*24*time.Hour
 }
 
-// PendingReasons runs one `squeue -h -j <ids> -o %A|%T|%r` (per MaxIDsPerCall ids) and
-// returns why each pending job waits (Priority, Resources, JobHeldUser, ...). Jobs that
-// are not pending, or no longer known to squeue, are absent.
-func (s *SLURM) PendingReasons(ctx context.Context, ids []string) (map[string]string, error) {
+// Queue runs one `squeue -h -j <ids> -o %A|%T|%r` (per MaxIDsPerCall ids): the
+// controller's own view, answered from memory without slurmdbd, cheap enough to ask every
+// second. A job absent from the answer has left the queue (squeue lists no finished job
+// unless asked); whether it ended, and how, is then sacct's to say.
+func (s *SLURM) Queue(ctx context.Context, ids []string) (map[string]QueueEntry, error) {
 	ids, err := uniqueJobIDs(ids)
 	if err != nil {
 		return nil, err
 	}
-	reasons := map[string]string{}
+	queued := make(map[string]QueueEntry, len(ids))
 	for chunk := range slices.Chunk(ids, s.opts.MaxIDsPerCall) {
 		out, err := s.run(ctx, "squeue", s.opts.Squeue, []string{"-h", "-j", strings.Join(chunk, ","), "-o", "%A|%T|%r"}, nil)
 		if err != nil {
@@ -442,9 +444,24 @@ func (s *SLURM) PendingReasons(ctx context.Context, ids []string) (map[string]st
 			if len(f) != 3 || !validJobID(f[0]) {
 				return nil, fmt.Errorf("squeue output line %d: want JOBID|STATE|REASON, got %q", n+1, line)
 			}
-			if BaseState(f[1]) == Pending {
-				reasons[f[0]] = f[2]
-			}
+			queued[f[0]] = QueueEntry{State: BaseState(f[1]), Detail: f[1], Reason: noneToEmpty(f[2])}
+		}
+	}
+	return queued, nil
+}
+
+// PendingReasons returns why each pending job waits (Priority, Resources, JobHeldUser,
+// ...), from one Queue call. Jobs that are not pending, or no longer known to squeue,
+// are absent.
+func (s *SLURM) PendingReasons(ctx context.Context, ids []string) (map[string]string, error) {
+	q, err := s.Queue(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	reasons := map[string]string{}
+	for id, e := range q {
+		if e.State == Pending {
+			reasons[id] = e.Reason
 		}
 	}
 	return reasons, nil

@@ -44,12 +44,30 @@ type Config struct {
 	AckWait time.Duration
 	// MaxJobs caps the jobs one watcher holds (default 100000).
 	MaxJobs int
+	// QueuePoll is the interval of the queue check (squeue) while jobs are held, when the
+	// scheduler has one (slurm.QueueLister); default 1 s, negative turns it off. Then
+	// Status (sacct) is asked only about jobs that left the queue, and about every held
+	// job once per FullEvery as a safety net.
+	QueuePoll time.Duration
+	// FullEvery is the interval of the full Status query in queue mode (default PollMax).
+	FullEvery time.Duration
+}
+
+// QueuePollFlag turns a --queue-poll flag value into Config.QueuePoll: 0 on the command
+// line turns the queue check off.
+func QueuePollFlag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // Watcher is the stage.
 type Watcher struct {
 	cfg Config
 	log *slog.Logger
+
+	queue slurm.QueueLister // nil: every cycle asks Status about every job
 
 	mu   sync.Mutex
 	jobs map[string]*tracked // by ledger key
@@ -94,7 +112,17 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = 100000
 	}
-	return &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}, nil
+	if cfg.QueuePoll == 0 {
+		cfg.QueuePoll = time.Second
+	}
+	if cfg.FullEvery <= 0 {
+		cfg.FullEvery = cfg.PollMax
+	}
+	w := &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}
+	if q, ok := cfg.Scheduler.(slurm.QueueLister); ok && cfg.QueuePoll > 0 {
+		w.queue = q
+	}
+	return w, nil
 }
 
 // Stats returns poll cycles and scheduler queries so far.
@@ -124,6 +152,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	interval := w.cfg.PollMin
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	var lastFull time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -131,11 +160,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-w.wake:
 			interval = w.cfg.PollMin
 		case <-timer.C:
-			changed := w.cycle(ctx)
+			full := w.queue == nil || time.Since(lastFull) >= w.cfg.FullEvery
+			changed, held := w.cycle(ctx, full)
+			if full && held > 0 {
+				lastFull = time.Now()
+			}
 			if changed {
 				interval = w.cfg.PollMin
 			} else {
 				interval = min(interval*2, w.cfg.PollMax)
+			}
+			if w.queue != nil && held > 0 {
+				// The queue check is cheap: keep at least its pace while jobs run.
+				interval = min(interval, w.cfg.QueuePoll)
 			}
 		}
 		if !timer.Stop() {
@@ -195,9 +232,12 @@ func (w *Watcher) handBack() {
 	}
 }
 
-// cycle is one poll: one scheduler query for every held job. It reports whether any
-// job changed.
-func (w *Watcher) cycle(ctx context.Context) bool {
+// cycle is one poll. Without a queue check (or when full), one Status query covers
+// every held job. With one, the queue (squeue) is asked about every held job and Status
+// (sacct) only about those that left it: the controller answers from memory, and the
+// accounting database is asked only when a job has ended. It reports whether any job
+// changed and how many jobs are held.
+func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 	w.mu.Lock()
 	held := make([]*tracked, 0, len(w.jobs))
 	for _, t := range w.jobs {
@@ -207,7 +247,7 @@ func (w *Watcher) cycle(ctx context.Context) bool {
 	cycle := w.cycles
 	w.mu.Unlock()
 	if len(held) == 0 {
-		return false
+		return false, 0
 	}
 	now := time.Now()
 	var ids []string
@@ -230,20 +270,11 @@ func (w *Watcher) cycle(ctx context.Context) bool {
 		}
 	}
 	if len(ids) == 0 {
-		return changed
+		return changed, len(held)
 	}
-	w.mu.Lock()
-	w.queries++
-	w.mu.Unlock()
-	st, err := w.cfg.Scheduler.Status(ctx, since.Add(-time.Minute), ids)
-	if err != nil {
-		// Never a reason to call a job finished: try again next cycle.
-		w.log.Warn("status query failed", "jobs", len(ids), "err", err)
-		return false
-	}
-	var reasons map[string]string
-	if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
-		reasons, _ = pr.PendingReasons(ctx, ids)
+	st, queued, ok := w.query(ctx, cycle, full, since, ids)
+	if !ok {
+		return false, len(held)
 	}
 	type ended struct {
 		t *tracked
@@ -291,24 +322,79 @@ func (w *Watcher) cycle(ctx context.Context) bool {
 			changed = true
 			continue
 		}
-		if !ok {
+		if q, inQueue := queued[t.ev.JobID]; inQueue {
+			// The controller's view is the newer one while the job is queued or running.
+			s = slurm.JobStatus{ID: t.ev.JobID, State: q.State, Detail: q.Detail, Reason: q.Reason}
+		} else if !ok {
 			continue // not (yet) in the scheduler's answer: still waiting
 		}
-		reason := s.Reason
-		if r, ok := reasons[t.ev.JobID]; ok {
-			reason = r
-		}
-		if s.State != t.state || s.Detail != t.detail || reason != t.reason && reason != "" {
-			t.state, t.detail, t.reason = s.State, s.Detail, reason
-			ev := events.JobState{Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, JobID: t.ev.JobID, State: s.State, Detail: s.Detail, Reason: reason}
-			if err := w.cfg.Bus.Publish(ctx, events.JobSubject(t.ev.RunID, t.ev.TestID, events.KindState),
-				events.StateID(t.ev.RunID, t.ev.TestID, t.ev.JobID, s.Detail+"|"+reason), ev); err != nil {
-				w.log.Warn("publish state", "err", err)
-			}
+		if w.noteState(ctx, t, s) {
 			changed = true
 		}
 	}
-	return changed
+	return changed, len(held)
+}
+
+// query asks the scheduler about ids: Status for all of them, or, in queue mode, the
+// queue for all of them and Status for those that left it (and for all when full). A
+// failed query is logged and reported as not ok: never a reason to call a job finished.
+func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.Time, ids []string) (map[string]slurm.JobStatus, map[string]slurm.QueueEntry, bool) {
+	var queued map[string]slurm.QueueEntry
+	ask := ids
+	if w.queue != nil {
+		q, err := w.queue.Queue(ctx, ids)
+		if err != nil {
+			w.log.Warn("queue query failed; asking for every job's status", "jobs", len(ids), "err", err)
+			full = true
+		}
+		queued = q
+		if !full {
+			ask = ask[:0:0]
+			for _, id := range ids {
+				e, in := q[id]
+				if !in || e.State == "COMPLETING" || slurm.IsTerminal(e.State) {
+					ask = append(ask, id)
+				}
+			}
+		}
+	}
+	st := map[string]slurm.JobStatus{}
+	if len(ask) > 0 {
+		w.mu.Lock()
+		w.queries++
+		w.mu.Unlock()
+		var err error
+		if st, err = w.cfg.Scheduler.Status(ctx, since.Add(-time.Minute), ask); err != nil {
+			w.log.Warn("status query failed", "jobs", len(ask), "err", err)
+			return nil, nil, false
+		}
+	}
+	if w.queue == nil {
+		if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
+			reasons, _ := pr.PendingReasons(ctx, ids)
+			for id, r := range reasons {
+				if s, ok := st[id]; ok {
+					s.Reason = r
+					st[id] = s
+				}
+			}
+		}
+	}
+	return st, queued, true
+}
+
+// noteState publishes a job's state when it changed; it reports whether it did.
+func (w *Watcher) noteState(ctx context.Context, t *tracked, s slurm.JobStatus) bool {
+	if s.State == t.state && s.Detail == t.detail && (s.Reason == t.reason || s.Reason == "") {
+		return false
+	}
+	t.state, t.detail, t.reason = s.State, s.Detail, s.Reason
+	ev := events.JobState{Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, JobID: t.ev.JobID, State: s.State, Detail: s.Detail, Reason: s.Reason}
+	if err := w.cfg.Bus.Publish(ctx, events.JobSubject(t.ev.RunID, t.ev.TestID, events.KindState),
+		events.StateID(t.ev.RunID, t.ev.TestID, t.ev.JobID, s.Detail+"|"+s.Reason), ev); err != nil {
+		w.log.Warn("publish state", "err", err)
+	}
+	return true
 }
 
 // complete publishes the job's end, marks the ledger and lets the message go.

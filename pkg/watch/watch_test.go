@@ -236,3 +236,59 @@ func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueModeAsksStatusOnlyForEndedJobs: with a queue view (squeue), Status (sacct) is
+// asked only about jobs that left the queue, never while every job still runs, and the
+// jobs' ends are known within a queue interval or two.
+func TestQueueModeAsksStatusOnlyForEndedJobs(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(1500 * time.Millisecond)
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: slurmtest.Queued{Fake: f}, Log: quiet,
+		PollMin: 20 * time.Millisecond, PollMax: time.Hour, QueuePoll: 50 * time.Millisecond})
+	run(t, ctx, w)
+	submitAll(t, ctx, b, f, "r", 20, 0)
+	time.Sleep(time.Second) // every job still running
+	queueCalls, statusBefore := f.QueueCalls(), f.StatusCalls()
+	if queueCalls < 5 {
+		t.Fatalf("%d queue calls in a second at a 50 ms interval", queueCalls)
+	}
+	// One full status query at the start (the safety net), none while jobs only run.
+	if statusBefore > 1 {
+		t.Fatalf("%d status calls while every job was in the queue", statusBefore)
+	}
+	got := next(20, 10*time.Second)
+	for _, ev := range got {
+		if ev.State != slurm.Completed || ev.End.IsZero() {
+			t.Fatalf("completion lacks the final state: %+v", ev)
+		}
+	}
+	if f.StatusCalls()-statusBefore > 5 {
+		t.Errorf("%d status calls for 20 jobs ending together: want a few", f.StatusCalls()-statusBefore)
+	}
+}
+
+// TestQueueModeWaitsForAccounting: a job that left the queue while accounting still
+// calls it RUNNING is asked about again each cycle, and completes once accounting says
+// it ended, never before.
+func TestQueueModeWaitsForAccounting(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(200 * time.Millisecond)
+	f.AccountingLag = 800 * time.Millisecond
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: slurmtest.Queued{Fake: f}, Log: quiet,
+		PollMin: 20 * time.Millisecond, PollMax: time.Hour, QueuePoll: 50 * time.Millisecond})
+	run(t, ctx, w)
+	start := time.Now()
+	submitAll(t, ctx, b, f, "r", 1, 0)
+	got := next(1, 10*time.Second)
+	if since := time.Since(start); since < 950*time.Millisecond {
+		t.Fatalf("completed %v after submission, before accounting knew the end", since)
+	}
+	if got[0].State != slurm.Completed {
+		t.Fatalf("state %s", got[0].State)
+	}
+	if f.StatusCalls() < 5 {
+		t.Fatalf("%d status calls: the lagging job was not asked about each cycle", f.StatusCalls())
+	}
+}

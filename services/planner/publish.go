@@ -28,6 +28,7 @@ type runFlags struct {
 	policy            string
 	cancelOnInterrupt bool
 	pollMin, pollMax  time.Duration
+	queuePoll         time.Duration
 	timeout           time.Duration
 }
 
@@ -45,6 +46,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
 		fs.DurationVar(&f.pollMin, "poll-min", 0, "shortest status poll interval (default 200ms local, 2s slurm)")
 		fs.DurationVar(&f.pollMax, "poll-max", 0, "longest status poll interval (default 5s local, 60s slurm)")
+		fs.DurationVar(&f.queuePoll, "queue-poll", time.Second, "slurm: interval of the squeue check while jobs run; 0 turns it off")
 		fs.DurationVar(&f.timeout, "timeout", watch.DefaultTimeLimit, "cancel a job that has not finished this long after submission")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
 // runRun is `planner run`: publish, then follow the run to its end.
@@ -78,7 +79,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 		stages, err = pipeline.Start(context.WithoutCancel(ctx), b, pipeline.Options{
 			OutputPath: f.common.OutputPath, Scheduler: sched, Log: log, View: logOut,
-			PollMin: pmin, PollMax: pmax, TimeLimit: f.timeout, Env: env,
+			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(f.queuePoll), TimeLimit: f.timeout, Env: env,
 		})
 		if err != nil {
 			fmt.Fprintln(stderr, "planner:", err)

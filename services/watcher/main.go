@@ -18,11 +18,12 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
-	var pollMin, pollMax, timeout, ackWait time.Duration
+	var pollMin, pollMax, queuePoll, timeout, ackWait time.Duration
 	return settings.Serve("watcher", args, stderr, true,
 		func(fs *flag.FlagSet) {
 			fs.DurationVar(&pollMin, "poll-min", 2*time.Second, "poll interval right after a change")
-			fs.DurationVar(&pollMax, "poll-max", 60*time.Second, "longest poll interval while nothing changes")
+			fs.DurationVar(&pollMax, "poll-max", 60*time.Second, "longest poll interval while nothing changes; with a queue check, the interval of the full sacct safety net")
+			fs.DurationVar(&queuePoll, "queue-poll", time.Second, "interval of the squeue check while jobs run (sacct is then asked only about jobs that left the queue); 0 turns it off")
 			fs.DurationVar(&timeout, "timeout", watch.DefaultTimeLimit, "cancel a job not finished this long after submission")
 			fs.DurationVar(&ackWait, "ack-wait", 60*time.Second, "a watcher silent this long loses its jobs to another")
 		},
@@ -31,10 +32,11 @@ func run(args []string, stderr io.Writer) int {
 			if err != nil {
 				return nil, err
 			}
-			w, err := watch.New(watch.Config{Bus: b, Scheduler: sched, Log: log, PollMin: pollMin, PollMax: pollMax, TimeLimit: timeout, AckWait: ackWait})
+			w, err := watch.New(watch.Config{Bus: b, Scheduler: sched, Log: log, PollMin: pollMin, PollMax: pollMax, QueuePoll: watch.QueuePollFlag(queuePoll), TimeLimit: timeout, AckWait: ackWait})
 			if err != nil {
 				return nil, err
 			}
 			return w.Run, nil
 		})
 }
+

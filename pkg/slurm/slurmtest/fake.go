@@ -27,12 +27,16 @@ type Fake struct {
 	StatusErr func() error
 	// Hidden makes a job absent from Status answers until this long after submission.
 	Hidden time.Duration
+	// AccountingLag keeps an ended job RUNNING in Status answers this long after its end,
+	// as slurmdbd may lag behind the controller.
+	AccountingLag time.Duration
 
 	mu           sync.Mutex
 	next         int
 	jobs         map[string]*job
 	submits      map[string]int // by job name
 	statusCalls  int
+	queueCalls   int
 	maxActive    int
 	startedOrder []string
 }
@@ -110,6 +114,9 @@ func (f *Fake) Status(ctx context.Context, since time.Time, ids []string) (map[s
 			continue
 		}
 		st, end := f.stateLocked(j, now)
+		if slurm.IsTerminal(st) && now.Before(end.Add(f.AccountingLag)) {
+			st, end = slurm.Running, time.Time{}
+		}
 		code := 0
 		if st == slurm.Failed {
 			code = 1
@@ -201,4 +208,33 @@ func (f *Fake) Jobs() []JobInfo {
 		out = append(out, JobInfo{ID: j.id, Name: j.req.Name, Submitted: j.submitted, End: end, State: st})
 	}
 	return out
+}
+
+// Queued is a Fake with a queue view (slurm.QueueLister), as SLURM's squeue: jobs that
+// have not ended, answered at once and never lagging.
+type Queued struct{ *Fake }
+
+// Queue lists the given jobs that have not ended.
+func (q Queued) Queue(ctx context.Context, ids []string) (map[string]slurm.QueueEntry, error) {
+	f := q.Fake
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queueCalls++
+	now := time.Now()
+	out := map[string]slurm.QueueEntry{}
+	for _, id := range ids {
+		if j, ok := f.jobs[id]; ok {
+			if st, _ := f.stateLocked(j, now); !slurm.IsTerminal(st) {
+				out[id] = slurm.QueueEntry{State: slurm.BaseState(st), Detail: st}
+			}
+		}
+	}
+	return out, nil
+}
+
+// QueueCalls counts Queue queries.
+func (f *Fake) QueueCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.queueCalls
 }
