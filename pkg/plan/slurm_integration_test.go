@@ -63,7 +63,7 @@ func slurmDevBase() string {
 	return cmp.Or(os.Getenv("SLURM_DEV_BASE"), "/var/lib/disaggbench-slurm")
 }
 
-func skipOrFail(t *testing.T, format string, args ...any) {
+func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if slurmRequired() {
 		t.Fatalf(format+" (and %s=1)", append(args, requireSLURMEnv)...)
@@ -74,7 +74,7 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 // slurmHarness is one test's pipeline on a real SLURM: an embedded JetStream and the
 // SLURM scheduler; the stages are started by each test.
 type slurmHarness struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	b     *bus.Bus
 	sched *slurm.SLURM
@@ -84,7 +84,7 @@ type slurmHarness struct {
 }
 
 // newSLURMHarness skips (or fails, when SLURM is required) without a reachable cluster.
-func newSLURMHarness(t *testing.T, timeout time.Duration) *slurmHarness {
+func newSLURMHarness(t testing.TB, timeout time.Duration) *slurmHarness {
 	t.Helper()
 	if testing.Short() && !slurmRequired() {
 		t.Skip("SLURM integration test skipped with -short")
