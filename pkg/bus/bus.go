@@ -26,6 +26,7 @@ const (
 	BucketJobs    = "bench_jobs"    // the run ledger: one JobRecord per run and test
 	BucketRuns    = "bench_runs"    // one RunRecord per run
 	BucketResults = "bench_results" // the collector's claims on written results
+	BucketHistory = "bench_history" // each test's latest durations per GPU type
 )
 
 // Options says how to reach NATS. With URL empty, an embedded server is started with its
@@ -59,6 +60,7 @@ type Bus struct {
 	Jobs    jetstream.KeyValue
 	Runs    jetstream.KeyValue
 	Results jetstream.KeyValue
+	History jetstream.KeyValue
 	Stream  jetstream.Stream
 
 	server *server.Server
@@ -228,6 +230,7 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 		{&b.Jobs, BucketJobs, "run ledger: one record per run and test"},
 		{&b.Runs, BucketRuns, "runs: expected tests and progress"},
 		{&b.Results, BucketResults, "collector claims on written results"},
+		{&b.History, BucketHistory, "each test's latest durations per GPU type, for ordering runs"},
 	} {
 		h, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,

@@ -404,7 +404,27 @@ func (c *Collector) finish(ctx context.Context, it *item) error {
 		}
 		it.rev = rev
 	}
-	return c.cfg.Bus.Publish(ctx, events.ResultSubject(it.ev.RunID, it.ev.TestID), events.ResultID(it.ev.RunID, it.ev.TestID), it.res)
+	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(it.ev.RunID, it.ev.TestID), events.ResultID(it.ev.RunID, it.ev.TestID), it.res); err != nil {
+		return err
+	}
+	c.recordDuration(ctx, it.res)
+	return nil
+}
+
+// recordDuration adds a job that ran to its end to its test's duration history, which
+// the planner orders later runs by. A redelivered result may add its duration twice;
+// the history is a hint, so that is harmless, and a failure to record is only logged.
+func (c *Collector) recordDuration(ctx context.Context, res *events.Result) {
+	if res.State != slurm.Completed || res.Duration <= 0 || res.GPUType == "" || c.cfg.Bus.History == nil {
+		return
+	}
+	key := events.HistoryKey(res.TestID, res.GPUType)
+	if _, err := bus.UpdateJSON(ctx, c.cfg.Bus.History, key, func(h *events.DurationHistory) error {
+		h.Add(res.Duration)
+		return nil
+	}); err != nil {
+		c.log.Warn("record duration", "test", res.TestID, "err", err)
+	}
 }
 
 // runEnd looks for the run's end: every test has a result when the run has as many
@@ -479,7 +499,7 @@ func markFailed(dir string, res *events.Result) {
 func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*events.Result, []results.Row) {
 	res := &events.Result{
 		Header: events.NewHeader(ev.RunID), TestID: ev.TestID, JobID: ev.JobID, State: ev.State,
-		Start: ev.Start, End: ev.End, LogDir: ev.LogDir,
+		Start: ev.Start, End: ev.End, LogDir: ev.LogDir, GPUType: spec.GPUType,
 	}
 	if !ev.Start.IsZero() && !ev.End.IsZero() {
 		res.Duration = ev.End.Sub(ev.Start).Seconds()

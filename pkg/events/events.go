@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,41 @@ const (
 
 // Key is the KV key of one test of one run: "<run>.<test>", both tokenised.
 func Key(run, test string) string { return Token(run) + "." + Token(test) }
+
+// HistoryKey is the key of a test's duration history on a GPU type (KV bucket
+// bench_history).
+func HistoryKey(test, gpuType string) string { return Token(test) + "." + Token(gpuType) }
+
+// HistoryLength is how many of a test's latest durations its history keeps.
+const HistoryLength = 5
+
+// DurationHistory is a test's latest run times on one GPU type, oldest first, in
+// seconds: what the planner orders a run's jobs by (longest expected first).
+type DurationHistory struct {
+	Seconds []float64 `json:"seconds"`
+}
+
+// Add appends a duration, keeping the latest HistoryLength.
+func (h *DurationHistory) Add(seconds float64) {
+	h.Seconds = append(h.Seconds, seconds)
+	if n := len(h.Seconds); n > HistoryLength {
+		h.Seconds = append(h.Seconds[:0], h.Seconds[n-HistoryLength:]...)
+	}
+}
+
+// Median of the history; 0 when it is empty.
+func (h DurationHistory) Median() float64 {
+	if len(h.Seconds) == 0 {
+		return 0
+	}
+	s := slices.Clone(h.Seconds)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
 
 // States a job can end in besides SLURM's own.
 const (
@@ -308,6 +344,7 @@ type Result struct {
 	End      time.Time   `json:"end,omitzero"`
 	Duration float64     `json:"duration_s"`
 	LogDir   string      `json:"log_dir,omitempty"`
+	GPUType  string      `json:"gpu_type,omitempty"`
 }
 
 // Verdict is "PASSED" or "FAILED".

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/jobscript"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DefaultBatchSize is the seed's default window.
@@ -37,7 +39,16 @@ type Options struct {
 	Scheduler  string
 	OutputPath string
 	RunID      string // empty: a new id
+	// Order of submission: OrderFile, OrderLPT, or empty for LPT when any selected test
+	// has a duration history and file order otherwise.
+	Order string
 }
+
+// Submission orders.
+const (
+	OrderFile = "file" // the selection's order: test ids sorted
+	OrderLPT  = "lpt"  // longest expected duration first
+)
 
 // Plan is a run ready to publish.
 type Plan struct {
@@ -48,6 +59,10 @@ type Plan struct {
 	Selected  *config.Selected
 	BatchSize int
 	Policy    string
+	// Order is the submission order asked for; Publish settles "" to file or lpt and
+	// counts the tests whose history it found in Known.
+	Order string
+	Known int
 }
 
 // NewRunID is sortable by time and unique enough: 20261127-014512-3fa9c2.
@@ -93,7 +108,10 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 	}
 	run := cmp.Or(opts.RunID, NewRunID())
 	gpu := cmp.Or(sel.GPUType, config.DefaultGPUType)
-	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy}
+	if opts.Order != "" && opts.Order != OrderFile && opts.Order != OrderLPT {
+		return nil, fmt.Errorf("--order %q: want file or lpt", opts.Order)
+	}
+	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy, Order: opts.Order}
 	var tools string
 	var toolsErr error
 	toolsDone := false
@@ -252,6 +270,9 @@ func (p *Plan) Publish(ctx context.Context, b *bus.Bus) error {
 	if err := b.Publish(ctx, events.RunStartedSubject(p.RunID), events.StartedID(p.RunID), p.Started); err != nil {
 		return err
 	}
+	if err := p.order(ctx, b); err != nil {
+		return err
+	}
 	chunks := chunk(p.Specs, p.BatchSize)
 	for k, jobs := range chunks {
 		// The jobs as chunk encoded them: each is encoded once.
@@ -271,4 +292,74 @@ func (p *Plan) Publish(ctx context.Context, b *bus.Bus) error {
 		return errors.New("no test selected")
 	}
 	return nil
+}
+
+// order settles the submission order. For lpt it reads the tests' duration histories
+// (one pass over the history bucket) and sorts the jobs longest expected first, which
+// keeps a window's slots busy to the end instead of leaving one long job for last: a
+// test without history is expected to take the median of those with one, or its time
+// limit when none has.
+func (p *Plan) order(ctx context.Context, b *bus.Bus) error {
+	if p.Order == OrderFile || len(p.Specs) < 2 {
+		p.Order = cmp.Or(p.Order, OrderFile)
+		return nil
+	}
+	hist, err := readHistory(ctx, b)
+	if err != nil {
+		return fmt.Errorf("read duration history: %w", err)
+	}
+	expected := make(map[string]float64, len(p.Specs))
+	var known []float64
+	for _, s := range p.Specs {
+		if h, ok := hist[events.HistoryKey(s.TestID, s.GPUType)]; ok && len(h.Seconds) > 0 {
+			expected[s.TestID] = h.Median()
+			known = append(known, h.Median())
+		}
+	}
+	p.Known = len(known)
+	if p.Known == 0 && p.Order == "" {
+		p.Order = OrderFile
+		return nil
+	}
+	p.Order = OrderLPT
+	fallback := events.DurationHistory{Seconds: known}.Median()
+	for _, s := range p.Specs {
+		if _, ok := expected[s.TestID]; !ok {
+			expected[s.TestID] = cmp.Or(fallback, s.TimeLimit.Seconds())
+		}
+	}
+	slices.SortStableFunc(p.Specs, func(x, y events.JobSpec) int {
+		return cmp.Compare(expected[y.TestID], expected[x.TestID])
+	})
+	for i := range p.Specs {
+		p.Specs[i].Index = i
+	}
+	return nil
+}
+
+// readHistory reads every duration history in one pass over the bucket.
+func readHistory(ctx context.Context, b *bus.Bus) (map[string]events.DurationHistory, error) {
+	out := map[string]events.DurationHistory{}
+	if b.History == nil {
+		return out, nil
+	}
+	w, err := b.History.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil { // every current value has been delivered
+				return out, nil
+			}
+			var h events.DurationHistory
+			if json.Unmarshal(e.Value(), &h) == nil {
+				out[e.Key()] = h
+			}
+		}
+	}
 }

@@ -39,4 +39,3 @@ func run(args []string, stderr io.Writer) int {
 			return w.Run, nil
 		})
 }
-
