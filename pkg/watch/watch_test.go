@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -290,5 +291,52 @@ func TestQueueModeWaitsForAccounting(t *testing.T) {
 	}
 	if f.StatusCalls() < 5 {
 		t.Fatalf("%d status calls: the lagging job was not asked about each cycle", f.StatusCalls())
+	}
+}
+
+// BenchmarkWatcherCallRates reports the scheduler calls a minute that one watcher makes
+// with the production settings (squeue every second, full sacct every 60 s) while N
+// jobs run, for N = 1, 50 and 500, and at rest. The scheduler is the in-memory fake
+// with a queue view; it counts calls as SLURM's commands would be run.
+//
+//	go test -run '^$' -bench WatcherCallRates -benchtime=1x ./pkg/watch
+func BenchmarkWatcherCallRates(b *testing.B) {
+	window := 12 * time.Second
+	if s := os.Getenv("BENCH_WINDOW"); s != "" {
+		window, _ = time.ParseDuration(s)
+	}
+	for _, n := range []int{0, 1, 50, 500} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			for range b.N {
+				ctx, cancel := context.WithTimeout(context.Background(), window+30*time.Second)
+				bs, err := bus.Connect(ctx, bus.Options{StoreDir: b.TempDir()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				f := slurmtest.New(time.Hour)
+				w, _ := watch.New(watch.Config{Bus: bs, Scheduler: slurmtest.Queued{Fake: f}, Log: quiet,
+					PollMin: 2 * time.Second, PollMax: 60 * time.Second})
+				wctx, stop := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() { defer close(done); _ = w.Run(wctx) }()
+				for i := range n {
+					test := fmt.Sprintf("t%03d", i)
+					id, _ := f.Submit(ctx, slurm.JobRequest{Name: "r." + test})
+					ev := events.JobSubmitted{Header: events.NewHeader("r"), TestID: test, Index: i, JobID: id, Submitted: time.Now()}
+					if err := bs.Publish(ctx, events.JobSubject("r", test, events.KindSubmitted), events.SubmittedID("r", test, id), ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+				time.Sleep(window)
+				q, s := f.QueueCalls(), f.StatusCalls()
+				stop()
+				<-done
+				bs.Close()
+				cancel()
+				per := time.Minute.Seconds() / window.Seconds()
+				b.ReportMetric(float64(q)*per, "squeue/min")
+				b.ReportMetric(float64(s)*per, "sacct/min")
+			}
+		})
 	}
 }
