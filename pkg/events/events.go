@@ -149,6 +149,9 @@ func (h DurationHistory) Median() float64 {
 
 // States a job can end in besides SLURM's own.
 const (
+	// StateQuotaWait: the scheduler refused the submission for a per-user or
+	// per-account limit; the submitter tries again as the limit frees up. Not an end.
+	StateQuotaWait = "WAITING_FOR_QUOTA"
 	// StateInvalid: the test's config failed validation; it was never submitted.
 	StateInvalid = "INVALID"
 	// StateSubmitFailed: the scheduler refused the job for good.

@@ -117,6 +117,9 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if !slurm.IsTerminal(t.State) {
 				t.State = ev.State
 			}
+			if ev.JobID == "" {
+				return fmt.Sprintf("%s waits: %s (%s)", test, strings.ToLower(strings.ReplaceAll(ev.State, "_", " ")), ev.Reason), nil
+			}
 			msg := fmt.Sprintf("job %s (%s) %s", ev.JobID, test, ev.Detail)
 			if ev.Reason != "" && ev.Reason != "None" {
 				msg += " (" + ev.Reason + ")"

@@ -138,18 +138,26 @@ type PendingReasoner interface {
 var (
 	// ErrTransient marks a failure worth retrying later.
 	ErrTransient = errors.New("transient scheduler error")
+	// ErrQuota marks a submission refused for a per-user or per-account limit
+	// (QOSMaxSubmitJobPerUserLimit, AssocMaxSubmitJobLimit, ...): transient, and never a
+	// reason to fail a test, since the limit frees up as jobs end.
+	ErrQuota = errors.New("scheduler quota reached")
 	// ErrPermanent marks a failure that no retry will fix.
 	ErrPermanent = errors.New("permanent scheduler error")
 )
 
 // SubmitError carries the scheduler's own message.
 type SubmitError struct {
-	Kind error  // ErrTransient or ErrPermanent
-	Msg  string // what the scheduler said
+	Kind  error  // ErrTransient or ErrPermanent
+	Quota bool   // a per-user or per-account limit refused it (a transient error)
+	Msg   string // what the scheduler said
 }
 
 func (e *SubmitError) Error() string { return fmt.Sprintf("%v: %s", e.Kind, e.Msg) }
 func (e *SubmitError) Unwrap() error { return e.Kind }
+
+// Is makes errors.Is(err, ErrQuota) hold for a quota refusal.
+func (e *SubmitError) Is(target error) bool { return target == ErrQuota && e.Quota }
 
 // SbatchArgs is the sbatch argument list (without "sbatch") for a request, as the slurm
 // scheduler runs it and as `planner render` prints it.

@@ -195,13 +195,18 @@ func parseSbatchID(out []byte) (string, bool) {
 	return id, validJobID(id)
 }
 
-// transientSbatch are fragments (lower case) of sbatch errors that a later retry may not
-// meet: per-user and per-account submit limits, and an unreachable or busy controller.
-var transientSbatch = []string{
+// quotaSbatch are fragments (lower case) of sbatch errors for per-user and per-account
+// submit limits: they clear as the user's jobs end.
+var quotaSbatch = []string{
 	"maxsubmitjob", // QOSMaxSubmitJobPerUserLimit, QOSMaxSubmitJobPerAccountLimit, AssocMaxSubmitJobLimit
 	"grpsubmitjob", // AssocGrpSubmitJobsLimit, QOSGrpSubmitJobsLimit
 	"submit limit", // "Job violates accounting/QOS policy (job submit limit, ...)"
 	"job violates accounting/qos policy",
+}
+
+// transientSbatch are fragments (lower case) of sbatch errors that a later retry may not
+// meet: an unreachable or busy controller.
+var transientSbatch = []string{
 	"socket timed out",
 	"unable to contact slurm controller",
 	"resource temporarily unavailable",
@@ -228,6 +233,11 @@ func classifySbatchError(err error) error {
 		return &SubmitError{Kind: ErrTransient, Msg: "sbatch interrupted; the job may exist: " + err.Error()}
 	}
 	lower := strings.ToLower(msg)
+	for _, frag := range quotaSbatch {
+		if strings.Contains(lower, frag) {
+			return &SubmitError{Kind: ErrTransient, Quota: true, Msg: msg}
+		}
+	}
 	for _, frag := range transientSbatch {
 		if strings.Contains(lower, frag) {
 			return &SubmitError{Kind: ErrTransient, Msg: msg}

@@ -327,20 +327,21 @@ func TestSubmitErrors(t *testing.T) {
 		stderr string
 		err    error
 		kind   error
+		quota  bool
 	}{
-		{"QOS per-user submit limit", "", "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient},
-		{"association submit limit", "", "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient},
-		{"policy message alone", "", "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient},
-		{"socket timeout", "", "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", errSLURMExit1, ErrTransient},
-		{"controller down", "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", errSLURMExit1, ErrTransient},
-		{"EAGAIN", "", "sbatch: error: Batch job submission failed: Resource temporarily unavailable", errSLURMExit1, ErrTransient},
-		{"invalid partition", "", "sbatch: error: Batch job submission failed: Invalid partition name specified", errSLURMExit1, ErrPermanent},
-		{"invalid account", "", "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", errSLURMExit1, ErrPermanent},
-		{"bad option", "", "sbatch: unrecognized option '--bogus'\nTry \"sbatch --help\" for more information", errSLURMExit1, ErrPermanent},
-		{"bad node count", "", "sbatch: error: Batch job submission failed: Requested node configuration is not available", errSLURMExit1, ErrPermanent},
-		{"no stderr", "", "", errSLURMExit1, ErrPermanent},
-		{"no job id printed", "Submitted batch job\n", "", nil, ErrPermanent},
-		{"empty output", "", "", nil, ErrPermanent},
+		{"QOS per-user submit limit", "", "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient, true},
+		{"association submit limit", "", "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient, true},
+		{"policy message alone", "", "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient, true},
+		{"socket timeout", "", "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", errSLURMExit1, ErrTransient, false},
+		{"controller down", "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", errSLURMExit1, ErrTransient, false},
+		{"EAGAIN", "", "sbatch: error: Batch job submission failed: Resource temporarily unavailable", errSLURMExit1, ErrTransient, false},
+		{"invalid partition", "", "sbatch: error: Batch job submission failed: Invalid partition name specified", errSLURMExit1, ErrPermanent, false},
+		{"invalid account", "", "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", errSLURMExit1, ErrPermanent, false},
+		{"bad option", "", "sbatch: unrecognized option '--bogus'\nTry \"sbatch --help\" for more information", errSLURMExit1, ErrPermanent, false},
+		{"bad node count", "", "sbatch: error: Batch job submission failed: Requested node configuration is not available", errSLURMExit1, ErrPermanent, false},
+		{"no stderr", "", "", errSLURMExit1, ErrPermanent, false},
+		{"no job id printed", "Submitted batch job\n", "", nil, ErrPermanent, false},
+		{"empty output", "", "", nil, ErrPermanent, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,6 +350,9 @@ func TestSubmitErrors(t *testing.T) {
 			var se *SubmitError
 			if !errors.As(err, &se) || !errors.Is(err, tt.kind) {
 				t.Fatalf("Submit = %q, %v; want a SubmitError of kind %v", id, err, tt.kind)
+			}
+			if errors.Is(err, ErrQuota) != tt.quota {
+				t.Errorf("quota refusal %v, want %v", errors.Is(err, ErrQuota), tt.quota)
 			}
 			if tt.stderr != "" && se.Msg != tt.stderr {
 				t.Errorf("message %q, want sbatch's stderr %q", se.Msg, tt.stderr)

@@ -40,6 +40,9 @@ type Config struct {
 	// RetryMin and RetryMax bound the back-off between tries of a transient failure;
 	// RetryFor is how long a job keeps being retried before it fails.
 	RetryMin, RetryMax, RetryFor time.Duration
+	// QuotaRetry is the longest wait between tries of a submission refused for a quota;
+	// such a refusal never fails the test (default 10 s).
+	QuotaRetry time.Duration
 	// AckWait is how long a batch may go without a heartbeat before it is redelivered.
 	AckWait time.Duration
 	// Owner names this instance in ledger claims.
@@ -72,6 +75,7 @@ func New(cfg Config) (*Submitter, error) {
 	cfg.RetryMin = cmpDur(cfg.RetryMin, 2*time.Second)
 	cfg.RetryMax = cmpDur(cfg.RetryMax, time.Minute)
 	cfg.RetryFor = cmpDur(cfg.RetryFor, 30*time.Minute)
+	cfg.QuotaRetry = cmpDur(cfg.QuotaRetry, 10*time.Second)
 	cfg.AckWait = cmpDur(cfg.AckWait, 30*time.Second)
 	if cfg.MaxSubmits <= 0 {
 		cfg.MaxSubmits = 4
@@ -300,6 +304,7 @@ type pending struct {
 	next    time.Time
 	delay   time.Duration
 	tries   int
+	quota   int // tries refused for a quota
 }
 
 // job takes one job as far as it can: done is false when a transient failure asks for a
@@ -424,6 +429,17 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
+		if errors.Is(err, slurm.ErrQuota) {
+			// The limit frees up as the user's jobs end: wait, however long, and say so.
+			if p.quota == 0 {
+				s.log.Info("submission waits for quota", "test", j.TestID, "err", err)
+				s.publishQuotaWait(ctx, b, j, err)
+			}
+			p.quota++
+			p.first = time.Now() // other transient failures get their full time after the wait
+			p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.quota-1, 5), s.cfg.QuotaRetry))
+			return false, nil
+		}
 		if errors.Is(err, slurm.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
 			p.tries++
 			p.next = time.Now().Add(p.delay)
@@ -470,6 +486,21 @@ func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.
 	}
 	fmt.Fprintf(s.cfg.View, "  [%3d/%d] Job %s <- %s\n", pos, total, id, j.TestID)
 	return s.publishSubmitted(ctx, b, j, &rec, nrev)
+}
+
+// publishQuotaWait tells followers that a test waits for the scheduler's quota.
+func (s *Submitter) publishQuotaWait(ctx context.Context, b *events.Batch, j *events.JobSpec, err error) {
+	reason := err.Error()
+	var se *slurm.SubmitError
+	if errors.As(err, &se) {
+		reason = se.Msg
+	}
+	ev := events.JobState{Header: events.NewHeader(b.RunID), TestID: j.TestID, State: events.StateQuotaWait,
+		Detail: events.StateQuotaWait, Reason: strings.TrimSpace(reason)}
+	if err := s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindState),
+		events.StateID(b.RunID, j.TestID, "", events.StateQuotaWait), ev); err != nil {
+		s.log.Warn("publish quota wait", "test", j.TestID, "err", err)
+	}
 }
 
 func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *events.JobSpec, rec *events.JobRecord, rev uint64) error {

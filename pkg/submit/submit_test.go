@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,6 +375,65 @@ func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
 	for _, sp := range specs {
 		if n := e.fake.Submits(sp.Request.Name); n != 1 {
 			t.Errorf("%s submitted %d times", sp.TestID, n)
+		}
+	}
+}
+
+// A quota refusal holds the submission however long it lasts (past RetryFor), tells
+// followers the test waits for quota, and submits once the limit lifts; the other run
+// goes on meanwhile.
+func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
+	e := setup(t, 0)
+	var lifted atomic.Bool
+	var refusals atomic.Int32
+	e.fake.SubmitErr = func(req slurm.JobRequest) error {
+		if strings.HasPrefix(req.Name, "rq.") && !lifted.Load() {
+			refusals.Add(1)
+			return &slurm.SubmitError{Kind: slurm.ErrTransient, Quota: true, Msg: "sbatch: error: QOSMaxSubmitJobPerUserLimit"}
+		}
+		return nil
+	}
+	states, err := e.bus.NC.SubscribeSync("bench.jobs." + events.Token("rq") + ".*.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, View: e.view,
+		RetryMin: 10 * time.Millisecond, RetryFor: time.Millisecond, QuotaRetry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := watch.New(watch.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	go func() { _ = s.Run(ctx) }()
+	go func() { _ = w.Run(ctx) }()
+	e.publish("rq", 2, 0, events.PolicySliding)
+	e.publish("other", 2, 0, events.PolicySliding)
+	e.waitCompleted("other", 2) // not held up by rq's wait
+	m, err := states.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal("no quota wait announced:", err)
+	}
+	var st events.JobState
+	_ = json.Unmarshal(m.Data, &st)
+	if st.State != events.StateQuotaWait || !strings.Contains(st.Reason, "QOSMaxSubmitJobPerUserLimit") {
+		t.Errorf("state event %+v", st)
+	}
+	time.Sleep(300 * time.Millisecond) // well past RetryFor
+	if refusals.Load() < 3 {
+		t.Fatalf("%d refusals: the submission was not retried", refusals.Load())
+	}
+	for i := range 2 {
+		var rec events.JobRecord
+		if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key("rq", fmt.Sprintf("disagg_perf_t%02d", i)), &rec); err == nil && rec.Phase != events.PhaseClaimed {
+			t.Fatalf("t%02d is %s while the quota refuses it", i, rec.Phase)
+		}
+	}
+	lifted.Store(true)
+	e.waitCompleted("rq", 2)
+	for _, j := range e.fake.Jobs() {
+		if j.State != slurm.Completed {
+			t.Errorf("job %s ended %s", j.Name, j.State)
 		}
 	}
 }
