@@ -27,7 +27,7 @@ var makespanDurations = []int{12, 5, 20, 8, 15, 17, 6, 15, 11, 19, 9, 15, 14, 7,
 // job) whose job script sleeps that long; ids sort in the given order.
 func makespanConfigs(tb testing.TB, dir string, durations []int) string {
 	tb.Helper()
-	src, err := os.ReadFile(filepath.Join(quickstart, "test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml"))
+	src, err := os.ReadFile(filepath.Join(quickstart, "test_configs/disagg/perf/tinyllama-1.1b_1k128_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -45,9 +45,10 @@ func makespanConfigs(tb testing.TB, dir string, durations []int) string {
 	}
 	// The quickstart's own job script (if any) gives way to the sleeping one.
 	data := regexp.MustCompile(`(?m)^  script_file:.*\n`).ReplaceAll(src, nil)
+	data = bytes.Replace(data, []byte("  emulate: true\n"), []byte("  container_image: nvcr.io/nvidia/tensorrt-llm/release:1.2.0\n"), 1)
 	data = bytes.Replace(data, []byte("\nslurm:\n"), []byte("\nslurm:\n  script_file: ../../sleep.sh.tmpl\n"), 1)
 	for i, d := range durations {
-		name := fmt.Sprintf("tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_j%02d_d%02d.yaml", i, d)
+		name := fmt.Sprintf("tinyllama-1.1b_1k128_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_j%02d_d%02d.yaml", i, d)
 		if err := os.WriteFile(filepath.Join(perf, name), data, 0o644); err != nil {
 			tb.Fatal(err)
 		}
