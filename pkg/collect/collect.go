@@ -16,6 +16,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +105,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			defer wg.Done()
 			for it := range work {
 				it.res, it.rows = c.prepare(&it.ev)
-				it.payload = results.EncodeCSV(it.rows)
+				it.payload = results.EncodeCSV(results.CSVRows(it.rows))
 				it.cl, it.rev, it.err = c.claim(wctx, it)
 				close(it.ready)
 			}
@@ -555,22 +556,55 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	}
 	var rows []results.Row
 	gpus := spec.CtxGPUs + spec.GenGPUs
+	perRow := func(r *results.Row, b *metrics.Block) {
+		if b == nil {
+			return
+		}
+		if v, ok := b.Get(metrics.OutputThroughput); ok && gpus > 0 {
+			r.OutputTokSPerGPU = results.Float(v / float64(gpus))
+		}
+		if v, ok := b.Get(metrics.TotalThroughput); ok && gpus > 0 {
+			r.TotalTokSPerGPU = results.Float(v / float64(gpus))
+		}
+		in, okIn := b.Get(metrics.InputTokens)
+		d, okD := b.Get(metrics.Duration)
+		if okIn && okD && d > 0 && gpus > 0 {
+			r.InputTokSPerGPU = results.Float(in / d / float64(gpus))
+		}
+		if v, ok := b.Get(metrics.UserThroughput); ok {
+			r.TokSPerUser = results.Float(v)
+		}
+	}
+	judged := map[int]map[string]bool{}
 	for _, p := range m.Perf {
 		// Rows carry the concurrency as the client printed it (the configured value times
 		// the gen servers), as the seed's CSV names do.
 		c := p.Concurrency * max(spec.NumGenServers, 1)
 		r := base
-		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), p.Metric, p.Value, p.Unit, m.Valid
-		if b := blockFor(m.Blocks, c); b != nil {
-			if v, ok := b.Get(metrics.OutputThroughput); ok && gpus > 0 {
-				r.OutputTokSPerGPU = results.Float(v / float64(gpus))
-			}
-			if v, ok := b.Get(metrics.UserThroughput); ok {
-				r.TokSPerUser = results.Float(v)
-			}
-		}
+		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed, r.Judged = int64(c), p.Metric, p.Value, p.Unit, m.Valid, true
+		perRow(&r, blockFor(m.Blocks, c))
 		rows = append(rows, r)
-		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: p.Metric, Value: p.Value, Unit: p.Unit})
+		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: p.Metric, Value: p.Value, Unit: p.Unit, Judged: true})
+		if judged[c] == nil {
+			judged[c] = map[string]bool{}
+		}
+		judged[c][p.Metric] = true
+	}
+	// Everything else the client printed for each configured concurrency that finished.
+	for _, c := range printedConcurrencies(m.Blocks) {
+		b := blockFor(m.Blocks, c)
+		for f := range metrics.NumFields {
+			v, ok := b.Get(f)
+			name := f.Metric()
+			if !ok || math.IsNaN(v) || math.IsInf(v, 0) || judged[c][name] {
+				continue
+			}
+			r := base
+			r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), name, v, f.Unit(), m.Valid
+			perRow(&r, b)
+			rows = append(rows, r)
+			res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: name, Value: v, Unit: f.Unit()})
+		}
 	}
 	for _, a := range m.Accuracy {
 		r := base
@@ -579,10 +613,10 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 			th = results.Float(a.Threshold)
 		}
 		metric := cmp.Or(a.Metric, "exact_match")
-		r.Metric, r.Value, r.Dataset, r.Filter, r.Threshold, r.Passed, r.Unit = metric, a.Value, a.Dataset, a.Filter, th, a.Passed, "fraction"
+		r.Metric, r.Value, r.Dataset, r.Filter, r.Threshold, r.Passed, r.Unit, r.Judged = metric, a.Value, a.Dataset, a.Filter, th, a.Passed, "fraction", true
 		rows = append(rows, r)
 		passed := a.Passed
-		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed})
+		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed, Judged: true})
 	}
 	return res, rows
 }
@@ -610,6 +644,22 @@ func dataset(d events.Dataset) metrics.Dataset {
 		m.HigherIsBetter = *d.HigherIsBetter
 	}
 	return m
+}
+
+// printedConcurrencies lists, in order, the concurrencies (as the log prints them) of the
+// configured concurrencies whose last result block is complete.
+func printedConcurrencies(blocks []metrics.Block) []int {
+	var out []int
+	for i := range blocks {
+		b := &blocks[i]
+		if b.Warmup || b.Concurrency == 0 || slices.Contains(out, b.LogConcurrency) {
+			continue
+		}
+		if last := blockFor(blocks, b.LogConcurrency); last != nil && last.Complete() {
+			out = append(out, b.LogConcurrency)
+		}
+	}
+	return out
 }
 
 // blockFor is the last complete result block the client printed for a concurrency (as

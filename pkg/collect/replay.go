@@ -94,7 +94,7 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, 
 			return 0, 0, err
 		}
 	}
-	if err := results.WriteCSV(filepath.Join(o.OutputPath, CSVName), all); err != nil {
+	if err := results.WriteCSV(filepath.Join(o.OutputPath, CSVName), results.CSVRows(all)); err != nil {
 		return 0, 0, err
 	}
 	return len(order), len(all), nil

@@ -141,6 +141,48 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 		if r.OutputTokSPerGPU == nil || *r.OutputTokSPerGPU != 128 {
 			t.Fatalf("output tok/s per GPU = %v, want 1024/8", r.OutputTokSPerGPU)
 		}
+		if r.InputTokSPerGPU == nil || *r.InputTokSPerGPU != 128 || r.TotalTokSPerGPU == nil || *r.TotalTokSPerGPU != 256 {
+			t.Fatalf("input, total tok/s per GPU = %v, %v, want 10240/10/8 and 2048/8", r.InputTokSPerGPU, r.TotalTokSPerGPU)
+		}
+	}
+	// Every value the client printed is in the dataset; only the judged ones in the CSV.
+	metrics := map[string]bool{}
+	for _, r := range ra {
+		if r.TestID != "disagg_perf_a" || r.Concurrency != 2 {
+			continue
+		}
+		if metrics[r.Metric] {
+			t.Fatalf("metric %s twice for one concurrency", r.Metric)
+		}
+		metrics[r.Metric] = true
+		if want := r.Metric == "SERVER_MEDIAN_TTFT" || r.Metric == "SERVER_MEDIAN_E2EL"; r.Judged != want {
+			t.Errorf("%s judged = %v, want %v", r.Metric, r.Judged, want)
+		}
+	}
+	for _, m := range []string{"TOTAL_REQUESTS", "SUCCESSFUL_REQUESTS", "FAILED_REQUESTS", "BENCHMARK_DURATION",
+		"TOTAL_INPUT_TOKENS", "TOTAL_OUTPUT_TOKENS", "REQUEST_THROUGHPUT", "OUTPUT_THROUGHPUT", "TOTAL_THROUGHPUT",
+		"USER_THROUGHPUT", "SERVER_MEAN_TTFT", "SERVER_MEDIAN_TTFT", "SERVER_P99_TTFT", "SERVER_MEAN_E2EL",
+		"SERVER_MEDIAN_E2EL", "SERVER_P99_E2EL"} {
+		if !metrics[m] {
+			t.Errorf("metric %s missing from the dataset (have %v)", m, metrics)
+		}
+	}
+	if len(metrics) != 16 {
+		t.Errorf("%d metrics for one concurrency, want the 16 printed: %v", len(metrics), metrics)
+	}
+	if lines := strings.Count(string(a), "\n"); lines != 1+4*2*2 || strings.Contains(string(a), "OUTPUT_THROUGHPUT") {
+		t.Errorf("CSV has %d lines (want the header and 16 judged rows) or unjudged metrics:\n%s", lines, a)
+	}
+	var judged, other int
+	for _, r := range prog.Tests["disagg_perf_a"].Result.Rows {
+		if r.Judged {
+			judged++
+		} else {
+			other++
+		}
+	}
+	if judged != 4 || other != 2*14 {
+		t.Errorf("result event rows: %d judged, %d others; want 4 and 28", judged, other)
 	}
 }
 

@@ -228,6 +228,10 @@ type JobSpec struct {
 	CtxGPUs       int              `json:"ctx_gpus"`
 	GenGPUs       int              `json:"gen_gpus"`
 	NumGenServers int              `json:"num_gen_servers"`
+	NumCtxServers int              `json:"num_ctx_servers,omitempty"`
+	ISL           int              `json:"isl,omitempty"`     // benchmark.input_length
+	OSL           int              `json:"osl,omitempty"`     // benchmark.output_length
+	Backend       string           `json:"backend,omitempty"` // the KV cache transceiver: UCX, NIXL, ...
 	Image         string           `json:"container_image,omitempty"`
 	Concurrencies []int            `json:"concurrencies,omitempty"`
 	Metrics       *MetricsSpec     `json:"metrics,omitempty"`
@@ -331,6 +335,9 @@ type ResultRow struct {
 	Filter      string   `json:"filter,omitempty"`
 	Threshold   *float64 `json:"threshold,omitempty"`
 	Passed      *bool    `json:"passed,omitempty"`
+	// Judged marks the rows the verdict rests on (the test's default or custom metrics,
+	// every accuracy row); the other perf rows are the rest of what the client printed.
+	Judged bool `json:"judged,omitempty"`
 }
 
 // Result is the collector's verdict on one test.

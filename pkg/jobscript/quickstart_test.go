@@ -71,10 +71,10 @@ var blockLabels = []string{
 	"Total requests:", "Successful requests:", "Failed requests:", "Benchmark duration (s):",
 	"Total input tokens:", "Total generated tokens:", "Request throughput (req/s):",
 	"Output token throughput (tok/s):", "Total Token throughput (tok/s):", "User throughput (tok/s):",
-	"Mean TTFT (ms):", "Median TTFT (ms):", "Std Dev TTFT (ms):", "P99 TTFT (ms):",
-	"Mean TPOT (ms):", "Median TPOT (ms):", "Std Dev TPOT (ms):", "P99 TPOT (ms):",
-	"Mean ITL (ms):", "Median ITL (ms):", "Std Dev ITL (ms):", "P99 ITL (ms):",
-	"Mean E2EL (ms):", "Median E2EL (ms):", "Std Dev E2EL (ms):", "P99 E2EL (ms):",
+	"Mean TTFT (ms):", "Median TTFT (ms):", "Std Dev TTFT (ms):", "P90 TTFT (ms):", "P99 TTFT (ms):",
+	"Mean TPOT (ms):", "Median TPOT (ms):", "Std Dev TPOT (ms):", "P90 TPOT (ms):", "P99 TPOT (ms):",
+	"Mean ITL (ms):", "Median ITL (ms):", "Std Dev ITL (ms):", "P90 ITL (ms):", "P99 ITL (ms):",
+	"Mean E2EL (ms):", "Median E2EL (ms):", "Std Dev E2EL (ms):", "P90 E2EL (ms):", "P99 E2EL (ms):",
 }
 
 // parseBlocks returns, for each result block of a client log, its values by label; it

@@ -7,13 +7,15 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 )
 
 // Field is one value of the benchmark client's "Serving Benchmark Result" block.
 type Field int
 
-// The fields of a result block, in the order the client prints them.
+// The fields of a result block, in the order the client prints them, except the ones
+// only some clients print (P90 percentiles, goodput), which come last.
 const (
 	TotalRequests Field = iota
 	SuccessfulRequests
@@ -41,6 +43,11 @@ const (
 	MedianE2EL
 	StdE2EL
 	P99E2EL
+	P90TTFT
+	P90TPOT
+	P90ITL
+	P90E2EL
+	RequestGoodput
 	NumFields
 )
 
@@ -62,6 +69,7 @@ var fields = [NumFields]fieldInfo{
 	OutputThroughput:   {"output_throughput", []string{"output token throughput (tok/s)"}, []string{"output_throughput"}, "tok/s"},
 	TotalThroughput:    {"total_token_throughput", []string{"total token throughput (tok/s)"}, []string{"total_token_throughput"}, "tok/s"},
 	UserThroughput:     {"user_throughput", []string{"user throughput (tok/s)"}, []string{"user_throughput", "tput_user"}, "tok/s"},
+	RequestGoodput:     {"request_goodput", []string{"request goodput (req/s)"}, []string{"request_goodput"}, "req/s"},
 }
 
 func init() {
@@ -75,6 +83,8 @@ func init() {
 			}
 			fields[MeanTTFT+Field(4*i+j)] = fieldInfo{key, labels, []string{key}, "ms"}
 		}
+		key := "p90_" + m + "_ms"
+		fields[P90TTFT+Field(i)] = fieldInfo{key, []string{"p90 " + m + " (ms)"}, []string{key}, "ms"}
 	}
 	for f := range NumFields {
 		for _, l := range fields[f].labels {
@@ -95,6 +105,43 @@ func (f Field) String() string {
 		return "field(" + strconv.Itoa(int(f)) + ")"
 	}
 	return fields[f].key
+}
+
+// Metric returns the field's name as a result row's metric, in the seed's style:
+// SERVER_<STAT>_<LATENCY> for latencies (SERVER_MEDIAN_TTFT, the name the default metrics
+// use), the label in upper snake case otherwise (OUTPUT_THROUGHPUT).
+func (f Field) Metric() string {
+	switch f {
+	case TotalRequests:
+		return "TOTAL_REQUESTS"
+	case SuccessfulRequests:
+		return "SUCCESSFUL_REQUESTS"
+	case FailedRequests:
+		return "FAILED_REQUESTS"
+	case Duration:
+		return "BENCHMARK_DURATION"
+	case InputTokens:
+		return "TOTAL_INPUT_TOKENS"
+	case GeneratedTokens:
+		return "TOTAL_OUTPUT_TOKENS"
+	case RequestThroughput:
+		return "REQUEST_THROUGHPUT"
+	case RequestGoodput:
+		return "REQUEST_GOODPUT"
+	case OutputThroughput:
+		return "OUTPUT_THROUGHPUT"
+	case TotalThroughput:
+		return "TOTAL_THROUGHPUT"
+	case UserThroughput:
+		return "USER_THROUGHPUT"
+	}
+	if f < 0 || f >= NumFields {
+		return f.String()
+	}
+	// "median_ttft_ms" -> "SERVER_MEDIAN_TTFT"
+	stat, rest, _ := strings.Cut(fields[f].key, "_")
+	lat, _, _ := strings.Cut(rest, "_")
+	return "SERVER_" + strings.ToUpper(stat) + "_" + strings.ToUpper(lat)
 }
 
 // Label returns the label the client prints for the field, without the colon.
@@ -135,6 +182,8 @@ func labelTitle(l string) string {
 		return "Total Token throughput (tok/s)"
 	case "user throughput (tok/s)":
 		return "User throughput (tok/s)"
+	case "request goodput (req/s)":
+		return "Request goodput (req/s)"
 	}
 	// "median ttft (ms)" -> "Median TTFT (ms)"
 	b := []byte(l)
@@ -182,8 +231,10 @@ type Block struct {
 	MeanTPOT, MedianTPOT, StdTPOT, P99TPOT            float64
 	MeanITL, MedianITL, StdITL, P99ITL                float64
 	MeanE2EL, MedianE2EL, StdE2EL, P99E2EL            float64
+	P90TTFT, P90TPOT, P90ITL, P90E2EL                 float64
+	RequestGoodput                                    float64 // req/s meeting the SLOs
 
-	present uint32
+	present uint64
 }
 
 // ptr returns the struct field holding f.
@@ -241,6 +292,16 @@ func (b *Block) ptr(f Field) *float64 {
 		return &b.StdE2EL
 	case P99E2EL:
 		return &b.P99E2EL
+	case P90TTFT:
+		return &b.P90TTFT
+	case P90TPOT:
+		return &b.P90TPOT
+	case P90ITL:
+		return &b.P90ITL
+	case P90E2EL:
+		return &b.P90E2EL
+	case RequestGoodput:
+		return &b.RequestGoodput
 	}
 	return nil
 }

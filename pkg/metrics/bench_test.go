@@ -115,7 +115,14 @@ func TestReadBench(t *testing.T) {
 func TestReadBenchAllFields(t *testing.T) {
 	r := makeRun(8, 80, 1)
 	r.failed = 2
-	bs, err := ReadBench(strings.NewReader("Benchmarking with concurrency 8 ... 80 prompts\n" + r.block() + "Benchmark with concurrency 8 done\n"))
+	// The P90 lines and goodput that clients print with --metric-percentiles 90,99 and
+	// --goodput go before the closing rule.
+	block := strings.TrimSuffix(r.block(), "\n")
+	rule := strings.LastIndexByte(block, '\n')
+	block = block[:rule+1] + "Request goodput (req/s):                 3.25\n" +
+		"P90 TTFT (ms):                           11.5\nP90 TPOT (ms):                           12.5\n" +
+		"P90 ITL (ms):                            13.5\nP90 E2EL (ms):                           14.5\n" + block[rule+1:] + "\n"
+	bs, err := ReadBench(strings.NewReader("Benchmarking with concurrency 8 ... 80 prompts\n" + block + "Benchmark with concurrency 8 done\n"))
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("%v %v", err, bs)
 	}
@@ -125,6 +132,7 @@ func TestReadBenchAllFields(t *testing.T) {
 		TotalRequests: 80, SuccessfulRequests: 78, FailedRequests: 2, Duration: round(r.duration),
 		InputTokens: 80 * 1024, GeneratedTokens: 80 * 1024, RequestThroughput: round(r.reqTput),
 		OutputThroughput: round(r.outTput), TotalThroughput: round(r.totTput), UserThroughput: round(r.userTput),
+		RequestGoodput: 3.25, P90TTFT: 11.5, P90TPOT: 12.5, P90ITL: 13.5, P90E2EL: 14.5,
 	}
 	for i := range 4 {
 		for k := range 4 {
@@ -139,6 +147,14 @@ func TestReadBenchAllFields(t *testing.T) {
 	}
 	if b.OutputThroughput != want[OutputThroughput] || b.P99E2EL != want[P99E2EL] {
 		t.Errorf("typed fields disagree with Get: %v %v", b.OutputThroughput, b.P99E2EL)
+	}
+	if !b.Complete() {
+		t.Errorf("block with P90 lines is not complete: %+v", b)
+	}
+	for f, name := range map[Field]string{MedianTTFT: "SERVER_MEDIAN_TTFT", P90ITL: "SERVER_P90_ITL", StdE2EL: "SERVER_STD_E2EL", OutputThroughput: "OUTPUT_THROUGHPUT", RequestGoodput: "REQUEST_GOODPUT"} {
+		if f.Metric() != name {
+			t.Errorf("%s.Metric() = %q, want %q", f, f.Metric(), name)
+		}
 	}
 	if got := b.Fields()["median_ttft_ms"]; got != want[MedianTTFT] {
 		t.Errorf("Fields()[median_ttft_ms] = %v", got)

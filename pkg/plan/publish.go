@@ -207,7 +207,9 @@ func Spec(t *config.Test, run, out, gpu string, env config.Env, tools string) (*
 		TestID: t.ID, TestType: t.Type, Category: t.Category, ConfigPath: t.Path, ConfigHash: t.Hash(),
 		Model: c.Metadata.ModelName, Precision: c.Metadata.Precision, GPUType: gpu,
 		CtxGPUs: c.CtxGPUs(), GenGPUs: c.GenGPUs(), NumGenServers: c.Hardware.NumGenServers,
-		Image: c.Environment.ContainerImage, Concurrencies: c.Benchmark.ConcurrencyList,
+		NumCtxServers: c.Hardware.NumCtxServers, ISL: c.Benchmark.InputLength, OSL: c.Benchmark.OutputLength,
+		Backend: backend(c),
+		Image:   c.Environment.ContainerImage, Concurrencies: c.Benchmark.ConcurrencyList,
 		LogDir: logDir, Request: job.Request,
 	}
 	if m := custom(c); m != nil {
@@ -224,6 +226,17 @@ func Spec(t *config.Test, run, out, gpu string, env config.Env, tools string) (*
 		spec.Files = append(spec.Files, events.File{Name: f.Name, Data: f.Data, Mode: uint32(f.Mode)})
 	}
 	return spec, nil
+}
+
+// backend is the KV cache transceiver backend (UCX, NIXL, ...), the gen workers' or else
+// the ctx workers'.
+func backend(c *config.Config) string {
+	for _, w := range []*config.Worker{&c.WorkerConfig.Gen, &c.WorkerConfig.Ctx} {
+		if t := w.CacheTransceiverConfig; t != nil && t.Backend != "" {
+			return strings.ToUpper(t.Backend)
+		}
+	}
+	return ""
 }
 
 func custom(c *config.Config) *config.MetricsSpec {

@@ -36,6 +36,10 @@ type Row struct {
 	// Metric is the metric name, e.g. SERVER_MEDIAN_TTFT; for accuracy rows the lm_eval
 	// metric (exact_match). It is the CSV's metric_type.
 	Metric string `parquet:"metric" json:"metric"`
+	// Judged marks the rows the test is judged on (its default or custom metrics, every
+	// accuracy row); only they go to the CSV. The other perf rows are the rest of what the
+	// client printed for the concurrency (SERVER_P90_TPOT, OUTPUT_THROUGHPUT, ...).
+	Judged bool `parquet:"judged" json:"judged"`
 	// Value is the measured value in Unit; NaN when the metric was expected but missing.
 	Value float64 `parquet:"value" json:"value"`
 	// Unit is the unit of Value and Threshold: ms, tok/s, fraction, ...
@@ -78,6 +82,11 @@ type Row struct {
 	// disaggregated-serving Pareto chart. Null on rows without them (accuracy).
 	OutputTokSPerGPU *float64 `parquet:"output_tok_s_per_gpu,optional" json:"output_tok_s_per_gpu"`
 	TokSPerUser      *float64 `parquet:"tok_s_per_user,optional" json:"tok_s_per_user"`
+	// InputTokSPerGPU and TotalTokSPerGPU are the input token throughput (total input
+	// tokens over the benchmark duration) and the total token throughput (input plus
+	// output) divided by all GPUs; null where the client did not print them.
+	InputTokSPerGPU *float64 `parquet:"input_tok_s_per_gpu,optional" json:"input_tok_s_per_gpu"`
+	TotalTokSPerGPU *float64 `parquet:"total_tok_s_per_gpu,optional" json:"total_tok_s_per_gpu"`
 	// ConfigHash identifies the resolved test configuration (after defaults and overrides).
 	ConfigHash string `parquet:"config_hash" json:"config_hash"`
 	// ContainerImage is environment.container_image.
@@ -91,6 +100,17 @@ type Row struct {
 	Command string `parquet:"command" json:"command"`
 	// SchemaVersion is SchemaVersion when the row was written; 0 is filled in by the writers.
 	SchemaVersion int32 `parquet:"schema_version" json:"schema_version"`
+}
+
+// CSVRows returns the judged rows, the ones the seed's CSV holds.
+func CSVRows(rows []Row) []Row {
+	out := make([]Row, 0, len(rows))
+	for _, r := range rows {
+		if r.Judged {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Float returns a pointer to v, for Row's nullable fields.
