@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := func() int {
-		build := exec.Command("go", "build", "-o", dir+"/", "./planner", "./submitter", "./watcher", "./collector")
+		build := exec.Command("go", "build", "-o", dir+"/", "./planner", "./submitter", "./watcher", "./collector", "./dashboard")
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build services:", err)

@@ -238,7 +238,8 @@ func (p *Progress) Summary() string {
 	return sb.String()
 }
 
-// keyMetrics shows the rows at the highest concurrency (perf) or every accuracy row.
+// keyMetrics shows the judged rows at the highest concurrency (perf) or every accuracy
+// row.
 func keyMetrics(r *events.Result) string {
 	top := 0
 	for _, row := range r.Rows {
@@ -247,6 +248,8 @@ func keyMetrics(r *events.Result) string {
 	var parts []string
 	for _, row := range r.Rows {
 		switch {
+		case !row.Judged && row.Dataset == "":
+			continue // the rest of what the client printed: in the dataset and the dashboard
 		case row.Dataset != "":
 			parts = append(parts, fmt.Sprintf("%s/%s=%.4g", row.Dataset, row.Filter, row.Value))
 		case row.Concurrency == top:

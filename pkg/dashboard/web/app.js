@@ -43,10 +43,13 @@
     for (var i = 2; i < arguments.length; i++) add(el, arguments[i]);
     return el;
   }
-  function add(el, c) {
-    if (c == null || c === false) return;
-    if (Array.isArray(c)) { c.forEach(function (x) { add(el, x); }); return; }
-    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  function add(el) {
+    for (var i = 1; i < arguments.length; i++) {
+      var c = arguments[i];
+      if (c == null || c === false) continue;
+      if (Array.isArray(c)) { c.forEach(function (x) { add(el, x); }); continue; }
+      el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
   }
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
   function fmt(v, d) {
@@ -460,7 +463,8 @@
       var redraw = function () { f.refill(); VIEWS.latency.update(); };
       f = filterControls(VIEWS.latency.update);
       var grid = h('div', { class: 'charts' });
-      add(view, h('h2', null, 'Latency percentiles against concurrency'), runPicker(redraw), h('div', { class: 'card controls' }, f), grid,
+      add(view, h('h2', null, 'Latency percentiles against concurrency'), runPicker(redraw), h('div', { class: 'card controls' }, f),
+        h('p', { class: 'muted' }, 'One colour per test: solid line p50 (median), dashed p90, dotted p99.'), grid,
         defsCard(['TTFT', 'TPOT', 'ITL', 'E2EL', 'p50 / p90 / p99', 'Concurrency']));
       VIEWS.latency.charts = LAT.map(function (m) {
         var canvas = h('canvas', { id: 'lat-' + m[0] });
@@ -473,7 +477,8 @@
               x: { type: 'logarithmic', title: { display: true, text: 'concurrency (log)' } },
               y: { title: { display: true, text: m[0] + ' ms' }, beginAtZero: true },
             },
-            plugins: { legend: { labels: { boxWidth: 18, font: { size: 10 } } } },
+            plugins: { legend: { labels: { boxWidth: 18, font: { size: 10 },
+              filter: function (item) { return !/ p9\d$/.test(item.text); } } } },
           },
         });
       });
@@ -492,7 +497,7 @@
             var data = x.t.points.filter(function (p) { return p.metrics[key] != null; })
               .map(function (p) { return { x: p.concurrency, y: p.metrics[key] }; });
             if (!data.length) return;
-            ds.push({ label: (multi ? x.run + ' ' : '') + shortName(x.t) + ' ' + pc[0], data: data, borderColor: color,
+            ds.push({ label: (multi ? x.run + ' ' : '') + shortName(x.t) + (pc[0] === 'p50' ? '' : ' ' + pc[0]), data: data, borderColor: color,
               backgroundColor: color, borderDash: pc[2], pointRadius: 3, borderWidth: 1.5 });
           });
         });
