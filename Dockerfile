@@ -5,7 +5,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./services/planner ./services/submitter ./services/watcher ./services/collector
+RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./services/planner ./services/submitter ./services/watcher ./services/collector ./services/dashboard
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends slurm-client munge ca-certificates \

@@ -239,7 +239,7 @@ func TestComposeStartsTheCommandsAsTheyAccept(t *testing.T) {
 		t.Fatal("compose.yaml has no nats service")
 	}
 	outputs := map[string]bool{}
-	for _, name := range []string{"submitter", "watcher", "collector", "planner"} {
+	for _, name := range []string{"submitter", "watcher", "collector", "dashboard", "planner"} {
 		svc, ok := doc.Services[name]
 		if !ok {
 			t.Fatalf("compose.yaml has no %s service", name)
