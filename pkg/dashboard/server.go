@@ -73,6 +73,8 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	s.log.Info("dashboard listening", "url", "http://"+ln.Addr().String()+"/")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Requests live in ctx, so a stop ends the open event streams instead of waiting on them.
+	hs.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 2)
 	go func() {
 		err := Follow(ctx, s.js, s.store, s.log, s.SetReady)
