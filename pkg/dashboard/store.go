@@ -283,7 +283,7 @@ func (s *Store) apply(subject string, data []byte) error {
 			break
 		}
 		switch e.State {
-		case "PENDING", "REQUEUED", "CONFIGURING":
+		case "PENDING", "REQUEUED", "CONFIGURING", events.StateQuotaWait:
 			t.Phase = PhaseQueued
 		case "RUNNING", "COMPLETING":
 			if t.Phase != PhaseRunning {
