@@ -20,6 +20,9 @@ const (
 	maxFileSize   = 4 << 20 // bytes
 	maxNodeVisits = 200_000 // nodes walked, counting every alias expansion
 	maxDepth      = 64
+	// maxTokens bounds the YAML nodes a file may make (and so the memory its parse
+	// takes): real configs have a few hundred.
+	maxTokens = 100_000
 )
 
 // Pos is a line and column in a YAML file, both counted from 1.
@@ -588,6 +591,17 @@ func (c Concurrencies) MarshalYAML() (any, error) {
 	return n, nil
 }
 
+// parserErrors are the messages of yaml.v3's parser (not its scanner), whose "line N"
+// counts from 0 where the scanner's counts from 1.
+var parserErrors = map[string]bool{
+	"did not find expected ',' or ']'": true, "did not find expected ',' or '}'": true,
+	"did not find expected '-' indicator": true, "did not find expected <document start>": true,
+	"did not find expected <stream-start>": true, "did not find expected key": true,
+	"did not find expected node content": true, "found duplicate %TAG directive": true,
+	"found duplicate %YAML directive": true, "found incompatible YAML document": true,
+	"found undefined tag handle": true,
+}
+
 var (
 	yamlLineRe = regexp.MustCompile(`line (\d+)`)
 	anchorRe   = regexp.MustCompile(`unknown anchor '([^']*)'`)
@@ -601,6 +615,12 @@ func decodeConfig(file string, data []byte) (cfg Config, pos *positions, problem
 	d := &decoder{file: file, pos: positions{value: make(map[string]Pos, hint), key: make(map[string]Pos, hint)}}
 	if len(data) > maxFileSize {
 		d.problem(nil, "", "file is %d bytes, more than the %d a test config may have", len(data), maxFileSize)
+		return cfg, &d.pos, fixLines(d.problems), true
+	}
+	if n := countTokens(data); n > maxTokens {
+		// yaml.v3 builds the whole node tree before anything can be checked, at some
+		// hundred bytes a node: a key-heavy file is refused before it is parsed.
+		d.problem(nil, "", "file has %d or more keys, values and lines, more than the %d a test config may have", n, maxTokens)
 		return cfg, &d.pos, fixLines(d.problems), true
 	}
 	var root yaml.Node
@@ -625,6 +645,9 @@ func decodeConfig(file string, data []byte) (cfg Config, pos *positions, problem
 			p.Line, _ = strconv.Atoi(m[1])
 			p.Message = "YAML syntax error: " + strings.TrimSpace(yamlLineRe.ReplaceAllString(msg, ""))
 			p.Message = strings.Replace(p.Message, "YAML syntax error: :", "YAML syntax error:", 1)
+			if parserErrors[strings.TrimPrefix(p.Message, "YAML syntax error: ")] {
+				p.Line++ // yaml.v3 prints a parser error's line counting from 0
+			}
 		} else if m := anchorRe.FindStringSubmatch(msg); m != nil {
 			if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
 				p.Line = bytes.Count(data[:i], []byte("\n")) + 1
@@ -724,4 +747,21 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// countTokens counts the bytes that start or end a YAML node (':', ',', '[', '{',
+// '-' and line ends), an upper bound on the nodes a file can make give or take one per
+// line; it stops counting past maxTokens.
+func countTokens(data []byte) int {
+	n := 0
+	for _, c := range data {
+		switch c {
+		case ':', ',', '[', '{', '-', '\n':
+			n++
+			if n > maxTokens {
+				return n
+			}
+		}
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Test types and categories a config folder may hold.
@@ -30,6 +31,22 @@ func typeCategory(path string) (string, string) {
 		return typ, cat
 	}
 	return "", ""
+}
+
+// Tree is the folder a config belongs to, the one its files may refer to: for a config
+// in CONFIGS/{type}/{category}/, the folder that holds CONFIGS (a project such as the
+// repository or examples/quickstart, whose test_configs/ is CONFIGS); for any other
+// config, its own folder. The path is absolute.
+func Tree(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = filepath.Clean(path)
+	}
+	dir := filepath.Dir(abs)
+	if typ, cat := typeCategory(abs); typ != "" && cat != "" {
+		return filepath.Dir(filepath.Dir(filepath.Dir(dir)))
+	}
+	return dir
 }
 
 // MakeID is the test id: {test_type}_{category}_{file stem}.
@@ -69,8 +86,41 @@ func (t *Test) decode(data []byte) []Problem {
 	return slices.Clone(problems)
 }
 
+// openRegular opens a file for reading without ever blocking: a FIFO or a device is
+// refused after a non-blocking open, never waited on.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
+	}
+	return f, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a folder"
+	}
+	return "not a plain file"
+}
+
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +128,6 @@ func readLimited(path string) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file")
 	}
 	if st.Size() > maxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", st.Size(), maxFileSize)
@@ -190,17 +237,66 @@ func markDuplicates(tests []*Test) {
 	}
 }
 
+// Memory the loader may use: a config's parse takes at most maxConfigMemory (the token
+// cap bounds it; see TestKeyHeavyConfigMemoryIsBounded), a small file far less.
+const (
+	maxConfigMemory = 64 << 20
+	loadMemory      = 256 << 20 // all configs being parsed at once
+	memPerByte      = 100       // a parse allocates about this much per byte of file
+)
+
+// loadCost is the memory a file's parse is budgeted, from its size.
+func loadCost(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	return min(max(st.Size()*memPerByte, 64<<10), maxConfigMemory)
+}
+
+// memGate admits parses while their budgeted memory fits in loadMemory; one parse is
+// always admitted, so a large file waits for the others but never forever.
+type memGate struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	inUse int64
+}
+
+func syncCond(g *memGate) *sync.Cond { return sync.NewCond(&g.mu) }
+
+func (g *memGate) acquire(n int64) {
+	g.mu.Lock()
+	for g.inUse > 0 && g.inUse+n > loadMemory {
+		g.cond.Wait()
+	}
+	g.inUse += n
+	g.mu.Unlock()
+}
+
+func (g *memGate) release(n int64) {
+	g.mu.Lock()
+	g.inUse -= n
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
 // LoadFiles loads many files at once, in parallel (file reads wait on the disk), and
-// returns the tests in the order of paths.
+// returns the tests in the order of paths. Parallelism is bounded by CPUs and by
+// memory: the parses in flight are budgeted at most loadMemory together.
 func LoadFiles(paths []string) []*Test {
 	tests := make([]*Test, len(paths))
 	workers := min(len(paths), 4*runtime.GOMAXPROCS(0))
+	gate := &memGate{}
+	gate.cond = syncCond(gate)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
+				cost := loadCost(paths[i])
+				gate.acquire(cost)
 				tests[i], _ = LoadFile(paths[i])
+				gate.release(cost)
 			}
 		})
 	}

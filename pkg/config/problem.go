@@ -60,3 +60,16 @@ func SortProblems(ps []Problem) {
 		return strings.Compare(a.Field, b.Field)
 	})
 }
+
+// FieldProblem is an error about one field of the test, placed at that field's
+// position in the file (or its closest written ancestor's, or 1:1).
+func (t *Test) FieldProblem(field, message string) Problem {
+	pos := t.pos.posOf(field)
+	if pos.Line == 0 {
+		pos = Pos{1, 1}
+	}
+	if src := t.Sources[field]; src != "" && src != "default" {
+		message += " (value from " + src + ")"
+	}
+	return Problem{File: t.Path, Line: pos.Line, Col: pos.Col, Field: field, Message: message}
+}

@@ -19,6 +19,10 @@ type Selection struct {
 	Marker    string // pytest -m expression over categories: perf, accuracy, stress
 	GPUType   string // overrides GPU_TYPE when set (a flag)
 	Flags     Env    // values given as command-line flags, keyed by env var name
+	// Check, when set, is run on every test that validates, with the selection's GPU
+	// type; its errors make the test invalid (the planner renders the test with it, so a
+	// test that cannot be rendered is reported as invalid, not submitted).
+	Check func(t *Test, gpuType string) []Problem
 }
 
 // Skip is a test left out of a run on purpose, with the reason.
@@ -107,6 +111,9 @@ func Select(sel Selection, env Env) (*Selected, error) {
 			}
 			t.Resolve(flags, env)
 			problems := t.Validate()
+			if !HasErrors(problems) && sel.Check != nil {
+				problems = append(problems, sel.Check(t, gpu.Name)...)
+			}
 			if HasErrors(problems) {
 				out.Invalid = append(out.Invalid, Invalid{Test: t, Problems: problems})
 				continue
@@ -145,9 +152,13 @@ func findTestList(name, configDir string) string {
 	if _, err := os.Stat(name); err == nil || strings.ContainsRune(name, os.PathSeparator) {
 		return name
 	}
-	alt := filepath.Join(filepath.Dir(filepath.Clean(configDir)), "testlist", name)
-	if _, err := os.Stat(alt); err == nil {
-		return alt
+	// The seed names its lists without the extension (--test-list disagg for
+	// testlist/disagg.txt), so NAME and NAME.txt are both tried.
+	for _, n := range []string{name, name + ".txt"} {
+		alt := filepath.Join(filepath.Dir(filepath.Clean(configDir)), "testlist", n)
+		if _, err := os.Stat(alt); err == nil {
+			return alt
+		}
 	}
 	return name
 }
@@ -157,7 +168,7 @@ func findTestList(name, configDir string) string {
 // (test_disagg.py::TestDisaggBenchmark::test_benchmark[<id>], test_accuracy[<id>],
 // test_stress[<id>]) are read as the id in brackets.
 func ReadTestList(path string) ([]string, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("test list: %w", err)
 	}

@@ -339,6 +339,12 @@ func TestRenderErrors(t *testing.T) {
 		{"newline in partition", func(c *config.Config, o *Options) { c.Slurm.Partition = "a\nb" }, "slurm.partition"},
 		{"missing template", func(c *config.Config, o *Options) { c.Slurm.ScriptFile = "nope.sh.tmpl" }, "does not exist"},
 		{"newline in template path", func(c *config.Config, o *Options) { c.Slurm.ScriptFile = "a\n.tmpl" }, "NUL or newline"},
+		{"task name like a flag", func(c *config.Config, o *Options) {
+			c.Accuracy.Tasks = map[string]config.AccuracyTask{"--help": {}}
+		}, "accuracy.tasks"},
+		{"NUL in accuracy args", func(c *config.Config, o *Options) {
+			c.Accuracy.Tasks = map[string]config.AccuracyTask{"gsm8k": {ModelArgsExtra: "a=\x00"}}
+		}, "NUL"},
 		{"two template fields", func(c *config.Config, o *Options) {
 			c.Slurm.ScriptFile, c.Metadata.ScriptFile = "a.tmpl", "b.tmpl"
 		}, "disagree"},
@@ -352,6 +358,10 @@ func TestRenderErrors(t *testing.T) {
 			j, err := Render(&tc, o)
 			if err == nil {
 				t.Fatalf("rendered %v, want an error containing %q", names(j), tt.want)
+			}
+			// What render refuses in a config, validation refuses too.
+			if g := goldenOptions(&tc); o.LogDir == g.LogDir && o.GPUType == g.GPUType && !config.HasErrors(Check(&tc, o.GPUType)) {
+				t.Errorf("Check accepts what Render refuses: %v", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not contain %q", err, tt.want)

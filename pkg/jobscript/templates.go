@@ -5,11 +5,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -59,42 +62,113 @@ func execBuiltin(name string, d *Data) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// TemplatePath returns the absolute path of the test's own job script template
-// (slurm.script_file, or metadata.script_file), resolved against the folder of the
-// test's YAML file, or "" when the test uses the built-in script. The file must exist.
+// TemplateDirsEnv lists folders (separated as in PATH) whose files any test config may
+// name as its job script template, beside the config's own tree (config.Tree).
+const TemplateDirsEnv = "DISAGGBENCH_TEMPLATE_DIRS"
+
+// specialRoots hold files that are not files: a template is never read from them, even
+// through a symbolic link or an allowed folder.
+var specialRoots = []string{"/proc", "/sys", "/dev"}
+
+// IsBuiltinScript reports whether a script_file value names the seed framework's job
+// script, disaggr_torch.slurm, bare or with a folder prefix
+// (examples/disaggregated/slurm/benchmark/disaggr_torch.slurm, as the seed's configs
+// write it): the built-in template is that script.
+func IsBuiltinScript(p string) bool {
+	return p != "" && filepath.Base(filepath.FromSlash(p)) == DefaultScript
+}
+
+// TemplatePath returns the absolute, symlink-free path of the test's own job script
+// template (slurm.script_file, or metadata.script_file), resolved against the folder of
+// the test's YAML file, or "" when the test uses the built-in script. The file must be a
+// regular file of at most 1 MiB inside the config's tree (config.Tree) or a folder of
+// $DISAGGBENCH_TEMPLATE_DIRS, with no hidden folder or file on the way, and never under
+// /proc, /sys or /dev: a config cannot copy a file it has no business reading into a job.
 func TemplatePath(t *config.Test) (string, error) {
 	field, p := "slurm.script_file", t.Config.Slurm.ScriptFile
 	if m := t.Config.Metadata.ScriptFile; m != "" {
-		if p != "" && p != m {
+		if p != "" && p != m && !(IsBuiltinScript(p) && IsBuiltinScript(m)) {
 			return "", fmt.Errorf("%s: slurm.script_file %q and metadata.script_file %q disagree; set one", t.Path, p, m)
 		}
 		field, p = "metadata.script_file", m
 	}
-	if p == "" {
+	if p == "" || IsBuiltinScript(p) {
 		return "", nil
 	}
+	fail := func(format string, args ...any) (string, error) {
+		return "", fmt.Errorf("%s: %s: %s", t.Path, field, fmt.Sprintf(format, args...))
+	}
 	if strings.ContainsAny(p, "\x00\n\r") {
-		return "", fmt.Errorf("%s: %s: path %q contains a NUL or newline", t.Path, field, p)
+		return fail("path %q contains a NUL or newline", p)
 	}
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(filepath.Dir(t.Path), p)
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", fmt.Errorf("%s: %s: %w", t.Path, field, err)
+		return fail("%v", err)
 	}
-	st, err := os.Stat(abs)
+	if under(abs, specialRoots...) != "" {
+		return fail("%s is under %s, which holds no templates", abs, under(abs, specialRoots...))
+	}
+	real, err := filepath.EvalSymlinks(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("%s: %s: template %s does not exist (a path is relative to the YAML file's folder)", t.Path, field, abs)
+		return fail("template %s does not exist (a path is relative to the YAML file's folder)", abs)
 	case err != nil:
-		return "", fmt.Errorf("%s: %s: %w", t.Path, field, err)
-	case !st.Mode().IsRegular():
-		return "", fmt.Errorf("%s: %s: %s is not a regular file", t.Path, field, abs)
-	case st.Size() > maxTemplateSize:
-		return "", fmt.Errorf("%s: %s: %s is larger than %d bytes", t.Path, field, abs, maxTemplateSize)
+		return fail("%v", err)
 	}
-	return abs, nil
+	if r := under(real, specialRoots...); r != "" {
+		return fail("%s leads to %s, under %s, which holds no templates", abs, real, r)
+	}
+	roots := allowedRoots(t.Path)
+	root := under(real, roots...)
+	if root == "" {
+		return fail("%s is outside the config's tree %s; put the template there or add its folder to $%s",
+			abs, roots[0], TemplateDirsEnv)
+	}
+	if rel, _ := filepath.Rel(root, real); slices.ContainsFunc(strings.Split(rel, string(filepath.Separator)), func(e string) bool {
+		return strings.HasPrefix(e, ".")
+	}) {
+		return fail("%s is in a hidden folder or file of %s; a template may not be", real, root)
+	}
+	st, err := os.Stat(real)
+	switch {
+	case err != nil:
+		return fail("%v", err)
+	case !st.Mode().IsRegular():
+		return fail("%s is not a regular file", real)
+	case st.Size() > maxTemplateSize:
+		return fail("%s is larger than %d bytes", real, maxTemplateSize)
+	}
+	return real, nil
+}
+
+// allowedRoots are the folders a test's template may live in, symlinks resolved: its
+// config tree first, then $DISAGGBENCH_TEMPLATE_DIRS.
+func allowedRoots(configPath string) []string {
+	dirs := append([]string{config.Tree(configPath)}, filepath.SplitList(os.Getenv(TemplateDirsEnv))...)
+	var out []string
+	for i, d := range dirs {
+		if d == "" || !filepath.IsAbs(d) && i > 0 {
+			continue // a relative template folder would depend on where a command runs
+		}
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			d = r
+		}
+		out = append(out, filepath.Clean(d))
+	}
+	return out
+}
+
+// under returns the first of roots that holds path (or is path), or "".
+func under(path string, roots ...string) string {
+	for _, r := range roots {
+		if path == r || strings.HasPrefix(path, strings.TrimSuffix(r, string(filepath.Separator))+string(filepath.Separator)) {
+			return r
+		}
+	}
+	return ""
 }
 
 // userTemplates caches parsed user templates by path; an entry is reused while the
@@ -112,9 +186,22 @@ type cachedTemplate struct {
 }
 
 func loadUserTemplate(path string) (*template.Template, error) {
-	st, err := os.Stat(path)
+	// Opened without blocking (a FIFO swapped in after TemplatePath looked is refused,
+	// not waited on) and checked again on the open file.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	if st.Size() > maxTemplateSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
 	}
 	userTemplates.Lock()
 	c, ok := userTemplates.m[path]
@@ -122,9 +209,12 @@ func loadUserTemplate(path string) (*template.Template, error) {
 	if ok && c.size == st.Size() && c.mtime.Equal(st.ModTime()) {
 		return c.tmpl, nil
 	}
-	src, err := os.ReadFile(path)
+	src, err := io.ReadAll(io.LimitReader(f, maxTemplateSize+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(src) > maxTemplateSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
 	}
 	tmpl, err := template.New(filepath.Base(path)).Funcs(Funcs()).Option("missingkey=error").Parse(string(src))
 	if err != nil {
@@ -137,13 +227,17 @@ func loadUserTemplate(path string) (*template.Template, error) {
 }
 
 func execUserTemplate(path string, d *Data) ([]byte, error) {
+	field := "slurm.script_file"
+	if d.Test.Config.Metadata.ScriptFile != "" {
+		field = "metadata.script_file"
+	}
 	tmpl, err := loadUserTemplate(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: script template %s: %w", d.Test.Path, path, err)
+		return nil, fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
 	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, d); err != nil {
-		return nil, fmt.Errorf("%s: script template %s: %w", d.Test.Path, path, err)
+		return nil, fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
 	}
 	return buf.Bytes(), nil
 }
