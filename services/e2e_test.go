@@ -266,7 +266,7 @@ func TestComposeStartsTheCommandsAsTheyAccept(t *testing.T) {
 			args = []string{argv[1], "-h"}
 		}
 		res, _ := exec.Command(bin(name), args...).CombinedOutput()
-		if strings.Contains(string(res), "not defined") || strings.Contains(string(res), "unknown command") || !strings.Contains(string(res), "Usage") {
+		if strings.Contains(string(res), "not defined") || strings.Contains(string(res), "unknown command") || !strings.Contains(strings.ToLower(string(res)), "usage") {
 			t.Errorf("%s %v:\n%s", name, args, res)
 		}
 	}

@@ -130,8 +130,8 @@ func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
 	if register != nil {
 		register(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if _, code, ok := Parse(fs, args, 0, 0, os.Stdout, stderr); !ok {
+		return code
 	}
 	if err := c.Resolve(Env()); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)

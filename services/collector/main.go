@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,9 +19,20 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+const usage = `usage: collector [serve] [flags]     run the collector service (flags: collector serve -h)
+       collector parse [flags] PATH    judge a job's logs offline
+       collector replay [flags]        rebuild the CSV and Parquet from stored events
+       collector --version
+
+Run 'collector COMMAND -h' for a command's flags.
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return 0
 		case "parse":
 			return runParse(args[1:], stdout, stderr)
 		case "replay":

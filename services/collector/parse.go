@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
 const parseUsage = `usage: collector parse --type disagg|wideep --category perf|stress|accuracy [--config FILE] [--json] [--max-failed-requests N] PATH
@@ -29,7 +29,7 @@ Exit status: 0 valid, 1 not valid, 2 usage or config error.
 // Run runs `collector parse` with args (after "parse") and returns the exit status.
 func runParse(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("collector parse", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), parseUsage) }
 	testType := fs.String("type", "", "test type: disagg or wideep")
 	category := fs.String("category", "", "test category: perf, stress or accuracy")
 	cfgPath := fs.String("config", "", "the test's YAML config")
@@ -39,24 +39,9 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collector parse: "+format+"\n\n%s", append(a, parseUsage)...)
 		return 2
 	}
-	// Flags may come before or after PATH.
-	var paths []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, parseUsage)
-				return 0
-			}
-			return fail("%v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		paths = append(paths, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(paths) != 1 {
-		return fail("want exactly one PATH, got %d", len(paths))
+	paths, code, ok := settings.Parse(fs, args, 1, 1, stdout, stderr)
+	if !ok {
+		return code
 	}
 	var in metrics.Input
 	if *cfgPath != "" {

@@ -23,8 +23,8 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	run := fs.String("run", "", "only this run")
 	since := fs.String("since", "", "only events stored since this time (RFC 3339, or a duration such as 24h)")
 	maxFailed := fs.Int("max-failed-requests", 0, "failed requests a perf test may have and still pass")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if _, code, ok := settings.Parse(fs, args, 0, 0, stdout, stderr); !ok {
+		return code
 	}
 	if err := c.Resolve(settings.Env()); err != nil {
 		fmt.Fprintln(stderr, "collector replay:", err)

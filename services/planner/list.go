@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/jobscript"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
 // selectionFlags declares the flags planner list (and the commands built on it) share.
@@ -25,14 +27,10 @@ func runList(args []string, stdout, stderr io.Writer) int {
 	stdout, stderr = orDiscard(stdout), orDiscard(stderr)
 	fs := flag.NewFlagSet("planner list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var sel config.Selection
+	sel := config.Selection{Check: jobscript.Check}
 	selectionFlags(fs, &sel)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "planner list: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if _, code, ok := settings.Parse(fs, args, 0, 0, stdout, stderr); !ok {
+		return code
 	}
 	res, err := config.Select(sel, config.EnvFromOS())
 	if err != nil {

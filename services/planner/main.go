@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/disaggbench/disaggbench/pkg/emu"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
 const usage = `usage: planner COMMAND [flags]
@@ -16,8 +17,8 @@ commands:
   validate [PATH...]       check test configs (default test_configs)
   list                     print the selected test ids
   config show TEST_ID      print a test's resolved config and where overrides came from
-  render --config FILE --out DIR
-                           write a job's files and print the sbatch command (dry run)
+  render --config FILE --out DIR | [selection flags] --out DIR
+                           write jobs' files and print their sbatch commands (dry run)
   publish                  publish a run and print its id
   run                      publish a run and follow it to its end
   status RUN_ID            print a run's progress
@@ -25,7 +26,9 @@ commands:
   emulator COMMAND         the job's stand-ins: an emulated trtllm-serve, the Go
                            benchmark client, an emulated lm_eval ('planner emulator help')
 
-Run 'planner COMMAND -h' for a command's flags.
+Every command takes -h for its flags; 'planner --version' prints the version.
+Exit status: 0 done, 1 failed, 2 usage error (nothing ran).
+
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -61,8 +64,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// The stand-ins the job script runs under environment.emulate and with
 		// benchmark.client builtin; jobs reach them through a copy of this binary.
 		return emu.Main(rest, stdout, stderr)
-	case "-h", "--help", "help":
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "-version", "--version", "version":
+		settings.PrintVersion(stdout, "planner")
 		return 0
 	}
 	fmt.Fprintf(stderr, "planner: unknown command %q\n\n%s", cmd, usage)

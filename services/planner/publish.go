@@ -66,13 +66,13 @@ func (f *runFlags) options(env config.Env) plan.Options {
 
 // parseRunFlags parses the flags `planner publish` and `planner run` share; a nil
 // result comes with the exit code.
-func parseRunFlags(cmd string, run bool, args []string, stderr io.Writer) (*runFlags, config.Env, int) {
+func parseRunFlags(cmd string, run bool, args []string, stdout, stderr io.Writer) (*runFlags, config.Env, int) {
 	fs := flag.NewFlagSet("planner "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &runFlags{}
 	f.register(fs, run)
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, 2
+	if _, code, ok := settings.Parse(fs, args, 0, 0, stdout, stderr); !ok {
+		return nil, nil, code
 	}
 	env := config.EnvFromOS()
 	if err := f.common.Resolve(env); err != nil {
@@ -84,7 +84,7 @@ func parseRunFlags(cmd string, run bool, args []string, stderr io.Writer) (*runF
 
 // runPublish is `planner publish`: publish the run and print its id.
 func runPublish(args []string, stdout, stderr io.Writer) int {
-	f, env, code := parseRunFlags("publish", false, args, stderr)
+	f, env, code := parseRunFlags("publish", false, args, stdout, stderr)
 	if f == nil {
 		return code
 	}

@@ -118,8 +118,10 @@ func TestRunRenderRefuses(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no flags", nil, 2, "usage"},
-		{"no out", []string{"--config", quickPerf}, 2, "usage"},
+		{"no flags", nil, 2, "--out is required"},
+		{"no out", []string{"--config", quickPerf}, 2, "--out is required"},
+		{"stray argument", []string{"--config", quickPerf, "--out", out, "extra"}, 2, `unexpected argument "extra"`},
+		{"config with a selection", []string{"--config", quickPerf, "--out", out, "-k", "x"}, 2, "does not go with"},
 		{"unknown flag", []string{"--config", quickPerf, "--out", out, "--bogus"}, 2, "bogus"},
 		{"invalid config", []string{"--config", bad, "--out", out}, 1, "benchmark.streaming"},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml"), "--out", out}, 1, "nope.yaml"},
@@ -136,5 +138,48 @@ func TestRunRenderRefuses(t *testing.T) {
 				t.Error("files were written for a refused render")
 			}
 		})
+	}
+}
+
+// planner render takes a selection and writes one folder per test; every config of the
+// repository renders, and a stray argument runs nothing.
+func TestRunRenderSelection(t *testing.T) {
+	clearEnv(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := runRender([]string{"--config-dir", "../../test_configs", "--test-list", "disagg", "-m", "perf", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	ids, err := config.ReadTestList("../../testlist/disagg.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "disagg_perf_") {
+			if _, err := os.Stat(filepath.Join(out, id)); err == nil {
+				t.Errorf("%s rendered; -m perf leaves it out", id)
+			}
+			continue
+		}
+		n++
+		if _, err := os.Stat(filepath.Join(out, id, jobscript.DefaultScript)); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+		if !strings.Contains(stdout.String(), "--chdir="+filepath.Join(out, id)+" ") {
+			t.Errorf("no sbatch line for %s in %s", id, stdout.String())
+		}
+	}
+	if n == 0 {
+		t.Fatal("the list holds no perf test")
+	}
+	out2 := filepath.Join(t.TempDir(), "x")
+	stderr.Reset()
+	if code := runRender([]string{"--out", out2, "stray"}, &stdout, &stderr); code != 2 {
+		t.Errorf("stray argument: exit %d", code)
+	}
+	if _, err := os.Stat(out2); err == nil {
+		t.Error("a refused command wrote files")
 	}
 }

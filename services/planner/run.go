@@ -21,7 +21,7 @@ import (
 
 // runRun is `planner run`: publish, then follow the run to its end.
 func runRun(args []string, stdout, stderr io.Writer) int {
-	f, env, code := parseRunFlags("run", true, args, stderr)
+	f, env, code := parseRunFlags("run", true, args, stdout, stderr)
 	if f == nil {
 		return code
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -21,25 +22,12 @@ func runConfigShow(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("config-dir", config.DefaultConfigDir, "folder of test configs")
 	gpuType := fs.String("gpu-type", "", "GPU type (overrides GPU_TYPE; default GB200)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: planner config show TEST_ID [--config-dir DIR]")
+		fmt.Fprintln(fs.Output(), "usage: planner config show TEST_ID [--config-dir DIR] [--gpu-type TYPE]")
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the id.
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return 2
+	pos, code, ok := settings.Parse(fs, args, 1, 1, stdout, stderr)
+	if !ok {
+		return code
 	}
 	id := pos[0]
 	env := config.EnvFromOS()

@@ -30,13 +30,13 @@ func follow(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c settings.Common
 	c.Register(fs, false)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: planner %s [flags] RUN_ID\n", cmd)
+		fs.PrintDefaults()
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "usage: planner %s [flags] RUN_ID\n", cmd)
-		return 2
+	pos, code, ok := settings.Parse(fs, args, 1, 1, stdout, stderr)
+	if !ok {
+		return code
 	}
 	run := pos[0]
 	if err := c.Resolve(config.EnvFromOS()); err != nil {
@@ -74,20 +74,4 @@ func follow(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, p.Summary())
 	}
 	return 0
-}
-
-// parseInterspersed parses flags that may stand before or after the positional
-// arguments, as in `planner status RUN --nats URL`.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
+	"github.com/disaggbench/disaggbench/pkg/jobscript"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
 // runValidate is `planner validate [PATH...]`: it loads and validates the given files
@@ -17,16 +19,17 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("planner validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: planner validate [PATH...]\n\nValidates test config files and folders (default "+config.DefaultConfigDir+").")
+		fmt.Fprintln(fs.Output(), "usage: planner validate [PATH...]\n\nValidates test config files and folders (default "+config.DefaultConfigDir+").")
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	paths, code, ok := settings.Parse(fs, args, 0, -1, stdout, stderr)
+	if !ok {
+		return code
 	}
-	paths := fs.Args()
 	if len(paths) == 0 {
 		paths = []string{config.DefaultConfigDir}
 	}
 	env := config.EnvFromOS()
+	gpu := config.GPUType(nil, env)
 	tests, problems, err := config.LoadPaths(paths)
 	if err != nil {
 		fmt.Fprintf(stderr, "planner validate: %v\n", err)
@@ -36,6 +39,10 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	for _, t := range tests {
 		t.Resolve(nil, env)
 		ps := t.Validate()
+		if !config.HasErrors(ps) {
+			// What render or the submitter would refuse is refused here too.
+			ps = append(ps, jobscript.Check(t, gpu)...)
+		}
 		if config.HasErrors(ps) {
 			invalid++
 		}
