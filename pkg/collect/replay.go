@@ -3,6 +3,8 @@ package collect
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,12 +22,26 @@ type ReplayOptions struct {
 	Since             time.Time // only events stored at or after this time
 	OutputPath        string    // where the CSV and the Parquet dataset are rebuilt
 	MaxFailedRequests int
+	DryRun            bool // compute what would change; write nothing
 }
 
-// Replay re-reads every stored completed event (in stream order, as the collector saw
-// them), judges each job again from its logs with today's rules, and rewrites the CSV
-// and the Parquet files. It publishes nothing.
-func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, err error) {
+// ErrNothingToReplay is returned when the selection matches no stored completion; the
+// outputs are left as they were.
+var ErrNothingToReplay = errors.New("no stored completion matches")
+
+// ReplayResult says what a replay did (or, dry, would do).
+type ReplayResult struct {
+	Tests, Rows int
+	Runs        []string                     // the runs replayed, in stream order
+	Diff        map[string]*results.RunDiff // CSV changes per run
+}
+
+// Replay re-reads the stored completed events it is asked for (in stream order, as the
+// collector saw them), judges each job again from its logs with today's rules, and
+// rewrites those jobs' CSV rows (every other line is kept byte for byte, the previous
+// file kept as .bak) and the replayed runs' Parquet partitions. It publishes nothing. A
+// run id or time that matches no completion is ErrNothingToReplay, and nothing changes.
+func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (res ReplayResult, err error) {
 	filter := events.CompletedFilter
 	if o.RunID != "" {
 		filter = "bench.jobs." + events.Token(o.RunID) + ".*." + events.KindCompleted
@@ -36,21 +52,20 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, 
 	}
 	cons, err := b.JS.OrderedConsumer(ctx, events.Stream, cfg)
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
-	var all []results.Row
-	byTest := map[string][]results.Row{}
+	byTest := map[string]results.ReplayJob{}
 	var order []string
 	if info := cons.CachedInfo(); info == nil || info.NumPending > 0 {
 		it, err := cons.Messages()
 		if err != nil {
-			return 0, 0, err
+			return res, err
 		}
 		defer it.Stop()
 		for {
 			msg, err := it.Next()
 			if err != nil {
-				return 0, 0, err
+				return res, err
 			}
 			var ev events.JobCompleted
 			if err := json.Unmarshal(msg.Data(), &ev); err == nil {
@@ -68,7 +83,7 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, 
 				if _, seen := byTest[key]; !seen {
 					order = append(order, key)
 				}
-				byTest[key] = r
+				byTest[key] = results.ReplayJob{RunID: ev.RunID, TestID: ev.TestID, Start: ev.Start, End: ev.End, Rows: r}
 			}
 			md, err := msg.Metadata()
 			if err != nil || md.NumPending == 0 {
@@ -76,28 +91,40 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (tests, rows int, 
 			}
 		}
 	}
-	root := filepath.Join(o.OutputPath, "results")
+	if len(order) == 0 {
+		switch {
+		case o.RunID != "":
+			return res, fmt.Errorf("run %s: %w; nothing changed", o.RunID, ErrNothingToReplay)
+		case !o.Since.IsZero():
+			return res, fmt.Errorf("since %s: %w; nothing changed", o.Since.Format(time.RFC3339), ErrNothingToReplay)
+		}
+		return res, fmt.Errorf("%w; nothing changed", ErrNothingToReplay)
+	}
 	perRun := map[string][]results.Row{}
-	var runs []string
+	jobs := make([]results.ReplayJob, 0, len(order))
 	for _, key := range order {
-		r := byTest[key]
-		all = append(all, r...)
-		if len(r) > 0 {
-			if _, ok := perRun[r[0].RunID]; !ok {
-				runs = append(runs, r[0].RunID)
-			}
-			perRun[r[0].RunID] = append(perRun[r[0].RunID], r...)
+		j := byTest[key]
+		csvJob := j
+		csvJob.Rows = results.CSVRows(j.Rows) // the CSV holds the judged rows only
+		jobs = append(jobs, csvJob)
+		if _, ok := perRun[j.RunID]; !ok {
+			res.Runs = append(res.Runs, j.RunID)
 		}
+		perRun[j.RunID] = append(perRun[j.RunID], j.Rows...)
+		res.Rows += len(j.Rows)
 	}
-	for _, run := range runs {
+	res.Tests = len(order)
+	res.Diff, err = results.ReplaceCSV(filepath.Join(o.OutputPath, CSVName), jobs, o.DryRun)
+	if err != nil || o.DryRun {
+		return res, err
+	}
+	root := filepath.Join(o.OutputPath, "results")
+	for _, run := range res.Runs {
 		if err := replacePartition(root, run, perRun[run]); err != nil {
-			return 0, 0, err
+			return res, err
 		}
 	}
-	if err := results.WriteCSV(filepath.Join(o.OutputPath, CSVName), results.CSVRows(all)); err != nil {
-		return 0, 0, err
-	}
-	return len(order), len(all), nil
+	return res, nil
 }
 
 // replacePartition swaps a run's Parquet partition for one file of the given rows: the

@@ -3,6 +3,7 @@ package collect_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -99,10 +100,11 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 	}
 
 	replayed := filepath.Join(dir, "replay")
-	tests, rows, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: replayed})
+	res, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: replayed})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tests, rows := res.Tests, res.Rows
 	if tests != 4 || rows == 0 {
 		t.Fatalf("replayed %d tests, %d rows", tests, rows)
 	}
@@ -125,7 +127,7 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 		t.Fatalf("replayed Parquet differs: %d vs %d rows", len(ra), len(rc))
 	}
 	// Replaying over the collected outputs replaces them; nothing doubles.
-	if _, _, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: out}); err != nil {
+	if _, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: out}); err != nil {
 		t.Fatal(err)
 	}
 	if again, err := results.ReadDataset(filepath.Join(out, "results")); err != nil || len(again) != rows {
@@ -183,6 +185,59 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 	}
 	if judged != 4 || other != 2*14 {
 		t.Errorf("result event rows: %d judged, %d others; want 4 and 28", judged, other)
+	}
+	replayKeepsOtherLines(t, ctx, b, out, run, a)
+}
+
+// replayKeepsOtherLines: a replay of one run rewrites only that run's rows; the seed's
+// history, another run's rows of the same tests and a line it cannot read stay byte for
+// byte; --dry-run and an unknown run change nothing; the previous CSV is kept as .bak.
+func replayKeepsOtherLines(t *testing.T, ctx context.Context, b *bus.Bus, out, run string, collected []byte) {
+	path := filepath.Join(out, collect.CSVName)
+	header, body, _ := bytes.Cut(collected, []byte("\n"))
+	lines := strings.SplitAfter(string(body), "\n")
+	lines = lines[:len(lines)-1]
+	history := "llama_con:1,test_benchmark[llama]_con:1,0,0,,test_benchmark[llama]_con:1,test_benchmark[llama]_con:1,test_benchmark[llama]_con:1,12.5,,2025-01-01 00:00:00,2025-01-01 01:00:00,valid,disagg_benchmark,,,SERVER_MEDIAN_TTFT\n"
+	other := strings.Replace(strings.Replace(lines[0], "20", "19", 2), ",40.0,", ",41.0,", 1) // another run: other times
+	// Run r1's rows, one changed by hand and one lost, between lines it never wrote.
+	mine := append([]string(nil), lines...)
+	changed := strings.Replace(mine[1], ",40.0,", ",99.0,", 1)
+	if changed == mine[1] {
+		changed = strings.Replace(mine[1], ",9000.0,", ",99.0,", 1)
+	}
+	csv := string(header) + "\n" + history + other + strings.Join(mine[:1], "") + changed + strings.Join(mine[3:], "") + "not,a,row\n"
+	if err := os.WriteFile(path, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + ".bak")
+	// Unknown run: an error, nothing written.
+	if _, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: "nope", OutputPath: out}); !errors.Is(err, collect.ErrNothingToReplay) {
+		t.Fatalf("unknown run: %v", err)
+	}
+	// Dry run: the diff, nothing written.
+	res, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: out, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Diff[run]; d == nil || d.Added != 1 || d.Changed != 1 || d.Removed != 0 {
+		t.Fatalf("dry-run diff %+v, want 1 added, 1 changed", d)
+	}
+	if got, _ := os.ReadFile(path); string(got) != csv {
+		t.Fatal("an unknown run or a dry run changed the CSV")
+	}
+	if _, err := os.Stat(path + ".bak"); err == nil {
+		t.Fatal("an unknown run or a dry run wrote a .bak")
+	}
+	if _, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: out}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := string(header) + "\n" + history + other + strings.Join(lines, "") + "not,a,row\n"
+	if string(got) != want {
+		t.Fatalf("replayed CSV:\n%s\nwant:\n%s", got, want)
+	}
+	if bak, _ := os.ReadFile(path + ".bak"); string(bak) != csv {
+		t.Fatal("the previous CSV is not kept as .bak")
 	}
 }
 

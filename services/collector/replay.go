@@ -23,6 +23,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	run := fs.String("run", "", "only this run")
 	since := fs.String("since", "", "only events stored since this time (RFC 3339, or a duration such as 24h)")
 	maxFailed := fs.Int("max-failed-requests", 0, "failed requests a perf test may have and still pass")
+	dryRun := fs.Bool("dry-run", false, "print what would change (rows added, removed, changed per run) and write nothing")
 	if _, code, ok := settings.Parse(fs, args, 0, 0, stdout, stderr); !ok {
 		return code
 	}
@@ -30,7 +31,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "collector replay:", err)
 		return 2
 	}
-	o := collect.ReplayOptions{RunID: *run, OutputPath: c.OutputPath, MaxFailedRequests: *maxFailed}
+	o := collect.ReplayOptions{RunID: *run, OutputPath: c.OutputPath, MaxFailedRequests: *maxFailed, DryRun: *dryRun}
 	if *since != "" {
 		if d, err := time.ParseDuration(*since); err == nil {
 			o.Since = time.Now().Add(-d)
@@ -49,11 +50,26 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer b.Close()
-	tests, rows, err := collect.Replay(ctx, b, o)
+	res, err := collect.Replay(ctx, b, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "collector replay:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "replayed %d tests, %d rows into %s\n", tests, rows, c.OutputPath)
+	for _, run := range res.Runs {
+		d := res.Diff[run]
+		fmt.Fprintf(stdout, "run %s: %d added, %d removed, %d changed, %d unchanged\n", run, d.Added, d.Removed, d.Changed, d.Unchanged)
+	}
+	verb := "replayed"
+	if *dryRun {
+		verb = "dry run: would replay"
+	}
+	fmt.Fprintf(stdout, "%s %d %s, %d %s into %s\n", verb, res.Tests, plural(res.Tests, "test"), res.Rows, plural(res.Rows, "row"), c.OutputPath)
 	return 0
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
