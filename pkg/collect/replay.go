@@ -32,7 +32,7 @@ var ErrNothingToReplay = errors.New("no stored completion matches")
 // ReplayResult says what a replay did (or, dry, would do).
 type ReplayResult struct {
 	Tests, Rows int
-	Runs        []string                     // the runs replayed, in stream order
+	Runs        []string                    // the runs replayed, in stream order
 	Diff        map[string]*results.RunDiff // CSV changes per run
 }
 
