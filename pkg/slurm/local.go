@@ -861,7 +861,7 @@ func localKillGroup(pid int, sig syscall.Signal) {
 	}
 }
 
-// localProc names a process: its pid and, where /localProc tells it, its start time, which tells
+// localProc names a process: its pid and, where /proc tells it, its start time, which tells
 // it apart from a later process with the same pid.
 type localProc struct {
 	pid   int
@@ -878,7 +878,7 @@ func (p localProc) alive() bool {
 	}
 	state, start, ok := localProcStat(p.pid)
 	if !ok {
-		return true // no /localProc: the signal check is all there is
+		return true // no /proc: the signal check is all there is
 	}
 	return state != 'Z' && state != 'X' && (p.start == 0 || start == p.start)
 }
@@ -889,9 +889,9 @@ func localProcStart(pid int) uint64 {
 	return start
 }
 
-// localProcStat reads a process's state letter and start time from /localProc/<pid>/stat.
+// localProcStat reads a process's state letter and start time from /proc/<pid>/stat.
 func localProcStat(pid int) (state byte, start uint64, ok bool) {
-	data, err := os.ReadFile("/localProc/" + strconv.Itoa(pid) + "/stat")
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, 0, false
 	}
