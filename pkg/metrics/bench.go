@@ -751,6 +751,7 @@ type lineScanner struct {
 	next     int     // line number of the next token
 	skipping bool
 	searched int // bytes at the start of the pending data known to hold no line end
+	nlFree   int // bytes at the start of the pending data known to hold no \n
 }
 
 // scanBuffers keeps read buffers between scans: a collector judges many small logs, and
@@ -780,18 +781,30 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 	}
 	// data[:ls.searched] is known to hold no line end: a slow reader that adds a few bytes
 	// per call must not make the search quadratic.
+	// data[:ls.nlFree] holds no \n either: in a file of bare-\r lines the search for
+	// the next \n must not rescan the whole buffer at every \r.
 	from := min(ls.searched, len(data))
-	i := bytes.IndexByte(data[from:], '\n')
-	window := data[from:]
-	if i >= 0 {
-		window = window[:i]
-		i += from
+	nlFrom := max(from, min(ls.nlFree, len(data)))
+	nl := bytes.IndexByte(data[nlFrom:], '\n')
+	if nl >= 0 {
+		nl += nlFrom
+	}
+	i, window := nl, data[from:]
+	if nl >= 0 {
+		window = data[from:nl]
 	}
 	if j := bytes.IndexByte(window, '\r'); j >= 0 {
 		i = j + from
 	}
 	if i >= 0 {
 		ls.searched = 0
+		ls.nlFree = 0
+		if data[i] == '\r' {
+			if nl < 0 {
+				nl = len(data)
+			}
+			ls.nlFree = nl - (i + 1)
+		}
 		ls.line = ls.next
 		if data[i] == '\n' {
 			ls.next++
@@ -806,8 +819,9 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 		return i + 1, tok, nil
 	}
 	ls.searched = len(data)
+	ls.nlFree = len(data)
 	if atEOF {
-		ls.searched = 0
+		ls.searched, ls.nlFree = 0, 0
 		ls.line = ls.next
 		tok := data
 		if ls.skipping || len(data) > maxLine {
@@ -818,7 +832,7 @@ func (ls *lineScanner) split(data []byte, atEOF bool) (int, []byte, error) {
 	if len(data) >= maxLine {
 		// Overlong: emit nothing, drop what is buffered and skip to the line's end.
 		ls.skipping = true
-		ls.searched = 0
+		ls.searched, ls.nlFree = 0, 0
 		return len(data), nil, nil
 	}
 	return 0, nil, nil
