@@ -460,6 +460,9 @@ func (v *validator) accuracy(c *Config) {
 	for i, ds := range c.Metadata.Accuracy.Datasets {
 		p := fmt.Sprintf("metadata.accuracy.datasets[%d]", i)
 		if v.required(p+".dataset_name", ds.DatasetName) {
+			if FormulaLike(ds.DatasetName) {
+				v.errorf(p+".dataset_name", "%q starts with %q, which a spreadsheet opening the CSV would run as a formula", ds.DatasetName, ds.DatasetName[:1])
+			}
 			if names[strings.ToLower(ds.DatasetName)] {
 				v.errorf(p+".dataset_name", "dataset %q is listed twice", ds.DatasetName)
 			}
@@ -522,6 +525,8 @@ func (v *validator) metrics(c *Config) {
 	for i, n := range m.MetricNames {
 		if strings.TrimSpace(n) == "" {
 			v.errorf(fmt.Sprintf("%s.metric_names[%d]", field, i), "metric names may not be empty")
+		} else if FormulaLike(n) {
+			v.errorf(fmt.Sprintf("%s.metric_names[%d]", field, i), "%q starts with %q, which a spreadsheet opening the CSV would run as a formula", n, n[:1])
 		}
 	}
 }
@@ -635,4 +640,11 @@ func eplbSlots(w *Worker) int {
 		return int(n)
 	}
 	return 0
+}
+
+// FormulaLike reports whether a name would start a CSV cell that a spreadsheet runs as
+// a formula (OWASP's list: '=', '+', '-', '@', tab, carriage return). Names the config
+// controls and the CSV shows (metric names, dataset names) may not.
+func FormulaLike(s string) bool {
+	return s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0]))
 }

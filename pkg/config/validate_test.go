@@ -45,6 +45,7 @@ func TestValidateRules(t *testing.T) {
 		{"model path shell", "  model_path: /models/DeepSeek-R1-0528-FP4-v2\n", "  model_path: /models/$(reboot)\n", "environment.model_path", "'$'", "", false},
 		{"profile range", "hardware:\n", "profiling:\n  gen_profile_range: \"30-10\"\nhardware:\n", "profiling.gen_profile_range", "starts after it ends", "gen_profile_range", false},
 		{"lookbehind pattern", "  multi_round: 8\n", "  multi_round: 8\n  metrics:\n    extractor_pattern: '(?<=TTFT)\\s+([0-9.]+) (\\d+)'\n", "benchmark.metrics.extractor_pattern", "extractor pattern", "", false},
+		{"formula metric name", "  multi_round: 8\n", "  multi_round: 8\n  metrics:\n    extractor_pattern: 'TTFT:\\s+([0-9.]+) E2EL:\\s+([0-9.]+) c=(\\d+)'\n    metric_names: [\"=cmd|' /C calc'!A0\", SERVER_MEDIAN_E2EL]\n", "benchmark.metrics.metric_names[0]", "run as a formula", "", false},
 		{"group count", "  multi_round: 8\n", "  multi_round: 8\n  metrics:\n    extractor_pattern: 'TTFT:\\s+([0-9.]+)'\n", "benchmark.metrics.extractor_pattern", "has 1 groups; a perf pattern needs one per metric name (2) plus the concurrency last", "", false},
 		{"metrics log escape", "  multi_round: 8\n", "  multi_round: 8\n  metrics:\n    log_file: ../../etc/passwd\n", "benchmark.metrics.log_file", "inside the job's log folder", "", false},
 		{"benchmark ratio", "  multi_round: 8\n", "  multi_round: 8\n  benchmark_ratio: 1.5\n", "benchmark.benchmark_ratio", "between 0 and 1", "", false},

@@ -41,7 +41,7 @@ const csvTime = "2006-01-02 15:04:05"
 //     host's local time; UTC keeps a replay on another host byte-identical).
 //   - state is "valid" when the row passed its own check and "invalid" otherwise (the seed
 //     only ever wrote rows of tests whose regex matched, all "valid").
-//   - command is Row.Command, or the seed's
+//   - command is Row.Command, or (also in the Parquet rows) the seed's
 //     "disagg_benchmark --model={model} --{precision} --concurrency={c}".
 //   - threshold is empty (the seed's relative regression threshold, never set); an
 //     accuracy row's pass line is absolute and goes to absolute_threshold.
@@ -58,10 +58,7 @@ func csvRecord(r Row) []string {
 	c := strconv.FormatInt(r.Concurrency, 10)
 	suffix := "_con:" + c
 	base := nodeFunc(r.Category) + "[" + r.TestID + "]" + suffix
-	cmd := r.Command
-	if cmd == "" {
-		cmd = "disagg_benchmark --model=" + r.Model + " --" + r.Precision + " --concurrency=" + c
-	}
+	cmd := r.Command // normalize filled in the seed's form
 	state := "invalid"
 	if r.Passed {
 		state = "valid"
@@ -80,25 +77,36 @@ func csvRecord(r Row) []string {
 	if r.Threshold != nil {
 		abs = pyFloat(*r.Threshold)
 	}
+	// Text cells that a spreadsheet would run as a formula are neutralised as OWASP
+	// recommends (a leading '); the numbers are not text and are left alone.
 	return []string{
-		r.TestID + suffix, // network_name
-		base,              // network_hash
+		noFormula(r.TestID + suffix), // network_name
+		noFormula(base), // network_hash
 		strconv.FormatInt(r.SMClock, 10),
 		strconv.FormatInt(r.MemClock, 10),
 		"", // gpu_idx
-		base,
-		base,
-		base,
+		noFormula(base),
+		noFormula(base),
+		noFormula(base),
 		pyFloat(r.Value),
 		total,
 		start,
 		end,
 		state,
-		cmd,
+		noFormula(cmd),
 		"", // threshold
 		abs,
-		r.Metric,
+		noFormula(r.Metric),
 	}
+}
+
+// noFormula prefixes a text cell that starts with '=', '+', '-', '@', tab or carriage
+// return with a single quote, so that a spreadsheet shows it instead of running it.
+func noFormula(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // nodeFunc is the seed's pytest test function for a category.

@@ -579,3 +579,43 @@ func BenchmarkWriteParquet(b *testing.B) {
 		})
 	}
 }
+
+// A text cell a spreadsheet would run (a metric name from a log such as lm_eval's, a
+// command) is neutralised with a leading quote; numbers, negative ones included, are not.
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	rows := []Row{{TestID: "disagg_perf_x", Category: "perf", Concurrency: 1, Metric: "=HYPERLINK(\"http://x\")", Value: -1.5, Passed: true},
+		{TestID: "disagg_perf_x", Category: "perf", Concurrency: 2, Metric: "@SUM(A1)", Command: "+cmd", Value: 2}}
+	recs := CSVRecords(rows)
+	if got := recs[0][16]; got != "'=HYPERLINK(\"http://x\")" {
+		t.Errorf("metric_type %q", got)
+	}
+	if recs[0][8] != "-1.5" {
+		t.Errorf("perf_metric %q: a number must stay a number", recs[0][8])
+	}
+	if recs[1][16] != "'@SUM(A1)" || recs[1][13] != "'+cmd" {
+		t.Errorf("metric_type %q command %q", recs[1][16], recs[1][13])
+	}
+}
+
+// The Parquet command column holds what the CSV's shows, the seed's form included.
+func TestParquetCommandMatchesCSV(t *testing.T) {
+	rows := []Row{{RunID: "r", TestID: "disagg_perf_x", Category: "perf", Model: "m", Precision: "fp4", Concurrency: 8, Metric: "M", Value: 1},
+		{RunID: "r", TestID: "disagg_perf_x", Category: "perf", Concurrency: 8, Metric: "N", Command: "lm_eval --tasks gsm8k", Value: 1}}
+	path := filepath.Join(t.TempDir(), "p.parquet")
+	if err := WriteParquetFile(path, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadParquet(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := CSVRecords(rows)
+	for i := range rows {
+		if got[i].Command != recs[i][13] {
+			t.Errorf("row %d: Parquet command %q, CSV %q", i, got[i].Command, recs[i][13])
+		}
+	}
+	if got[0].Command != "disagg_benchmark --model=m --fp4 --concurrency=8" {
+		t.Errorf("seed form %q", got[0].Command)
+	}
+}

@@ -5,6 +5,7 @@
 package results
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -96,7 +97,8 @@ type Row struct {
 	SMClock  int64 `parquet:"sm_clk" json:"sm_clk"`
 	MemClock int64 `parquet:"mem_clk" json:"mem_clk"`
 	// Command is the CSV's command column; empty means the seed's form,
-	// "disagg_benchmark --model={model} --{precision} --concurrency={c}".
+	// "disagg_benchmark --model={model} --{precision} --concurrency={c}", which the
+	// writers fill in, so the Parquet column holds what the CSV shows.
 	Command string `parquet:"command" json:"command"`
 	// SchemaVersion is SchemaVersion when the row was written; 0 is filled in by the writers.
 	SchemaVersion int32 `parquet:"schema_version" json:"schema_version"`
@@ -117,8 +119,11 @@ func CSVRows(rows []Row) []Row {
 func Float(v float64) *float64 { return &v }
 
 // normalize returns the row as the writers store it: UTC times truncated to microseconds
-// (what Parquet keeps) and the schema version set.
+// (what Parquet keeps), the command filled in and the schema version set.
 func (r Row) normalize() Row {
+	if r.Command == "" {
+		r.Command = "disagg_benchmark --model=" + r.Model + " --" + r.Precision + " --concurrency=" + strconv.FormatInt(r.Concurrency, 10)
+	}
 	if !r.Start.IsZero() {
 		r.Start = r.Start.UTC().Truncate(time.Microsecond)
 	}
