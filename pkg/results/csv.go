@@ -81,7 +81,7 @@ func csvRecord(r Row) []string {
 	// recommends (a leading '); the numbers are not text and are left alone.
 	return []string{
 		noFormula(r.TestID + suffix), // network_name
-		noFormula(base), // network_hash
+		noFormula(base),              // network_hash
 		strconv.FormatInt(r.SMClock, 10),
 		strconv.FormatInt(r.MemClock, 10),
 		"", // gpu_idx
