@@ -41,8 +41,9 @@ type Options struct {
 
 // Start starts the three stages on b; Stop ends them.
 func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
+	debug, debugJob := config.DebugMode(nil, o.Env)
 	sub, err := submit.New(submit.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, View: o.View,
-		DebugMode: o.Env["DEBUG_MODE"] == "1", DebugJobID: o.Env["DEBUG_JOB_ID"]})
+		DebugMode: debug, DebugJobID: debugJob})
 	if err != nil {
 		return nil, err
 	}

@@ -188,3 +188,17 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 		}
 	}
 }
+
+// DEBUG_MODE=true works as the seed's DEBUG_MODE=1 does.
+func TestDebugModeTrue(t *testing.T) {
+	for _, v := range []string{"1", "true", "TRUE"} {
+		p, err := plan.Prepare(plan.Options{Selection: config.Selection{ConfigDir: filepath.Join(quickstart, "test_configs")}, OutputPath: t.TempDir()},
+			config.Env{"DEBUG_MODE": v, "DEBUG_JOB_ID": "7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Started.Debug {
+			t.Errorf("DEBUG_MODE=%s is not debug mode", v)
+		}
+	}
+}

@@ -146,7 +146,7 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 	p.Started = events.RunStarted{
 		Header: events.NewHeader(run), Tests: len(p.Specs) + len(p.Invalid), Invalid: len(p.Invalid),
 		BatchSize: size, Policy: policy, Scheduler: opts.Scheduler, GPUType: gpu, Output: out,
-		Batches: len(chunk(p.Specs, size)), Host: host, Debug: env["DEBUG_MODE"] == "1",
+		Batches: len(chunk(p.Specs, size)), Host: host, Debug: debugOn(env),
 		Selection: describe(opts.Selection),
 	}
 	for _, s := range sel.Skipped {
@@ -375,4 +375,9 @@ func readHistory(ctx context.Context, b *bus.Bus) (map[string]events.DurationHis
 			}
 		}
 	}
+}
+
+func debugOn(env config.Env) bool {
+	on, _ := config.DebugMode(nil, env)
+	return on
 }

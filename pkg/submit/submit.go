@@ -415,6 +415,13 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		if id == "" {
 			return true, s.fail(ctx, tr, b, j, key, rec, rev, "DEBUG_MODE=1 needs DEBUG_JOB_ID")
 		}
+		dir, derr := debugLogDir(j.LogDir, id)
+		if derr != nil {
+			return true, s.fail(ctx, tr, b, j, key, rec, rev, derr.Error())
+		}
+		dj := *j
+		dj.LogDir = dir
+		j = &dj
 	} else {
 		// However many batches are in flight, the scheduler sees a few sbatch at a time.
 		select {

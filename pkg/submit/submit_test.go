@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -285,11 +286,21 @@ func TestTransientErrorsAreRetriedAndPermanentOnesFail(t *testing.T) {
 	}
 }
 
+// DEBUG_MODE submits nothing and hands on the existing log folder of DEBUG_JOB_ID (an
+// earlier run's folder of the test, or any test's), not the new, empty one.
 func TestDebugModeSkipsSubmission(t *testing.T) {
 	e := setup(t, 0)
+	earlier := filepath.Join(e.dir, "disagg_perf_t01", "r0")
+	os.MkdirAll(earlier, 0o755)
+	os.WriteFile(filepath.Join(earlier, "slurm-4242.out"), []byte("done\n"), 0o644)
+	os.MkdirAll(filepath.Join(e.dir, "disagg_perf_t01", "r1"), 0o755) // another job's folder
 	e.start(true)
 	e.publish("r6", 2, 5, events.PolicySliding)
-	e.waitCompleted("r6", 2)
+	for _, c := range e.waitCompleted("r6", 2) {
+		if c.LogDir != earlier {
+			t.Errorf("%s: log folder %s, want the job's %s", c.TestID, c.LogDir, earlier)
+		}
+	}
 	if e.fake.TotalSubmits() != 0 {
 		t.Fatalf("debug mode submitted %d jobs", e.fake.TotalSubmits())
 	}

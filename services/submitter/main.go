@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 )
@@ -28,9 +29,9 @@ func run(args []string, stderr io.Writer) int {
 			if err != nil {
 				return nil, err
 			}
-			env := settings.Env()
+			debug, debugJob := config.DebugMode(nil, settings.Env())
 			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, Log: log, View: stderr,
-				DebugMode: env["DEBUG_MODE"] == "1", DebugJobID: env["DEBUG_JOB_ID"], AckWait: ackWait})
+				DebugMode: debug, DebugJobID: debugJob, AckWait: ackWait})
 			if err != nil {
 				return nil, err
 			}
