@@ -274,3 +274,45 @@ func TestComposeStartsTheCommandsAsTheyAccept(t *testing.T) {
 		t.Errorf("the stages do not share one output folder: %v", outputs)
 	}
 }
+
+// Every binary: a stray word exits 2 and runs nothing, -h prints usage on stdout and
+// exits 0, --version prints the version, a misspelled flag names the closest one.
+func TestBinariesCommandLine(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	for _, name := range []string{"planner", "submitter", "watcher", "collector"} {
+		args := func(a ...string) []string {
+			if name == "planner" {
+				return append([]string{"list"}, a...)
+			}
+			return a
+		}
+		check := func(want int, stdout, stderr string, a ...string) {
+			t.Helper()
+			cmd := exec.Command(bin(name), a...)
+			cmd.Env = append(os.Environ(), "OUTPUT_PATH="+out, "NATS_URL=")
+			var o, e bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &o, &e
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != want || !strings.Contains(strings.ToLower(o.String()), stdout) || !strings.Contains(e.String(), stderr) {
+				t.Errorf("%s %v: exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", name, a, code, want, o.String(), stdout, e.String(), stderr)
+			}
+		}
+		check(2, "", `unexpected argument "stray"`, args("stray")...)
+		check(0, "usage", "", args("-h")...)
+		check(0, name+" ", "", "--version")
+		if name == "planner" {
+			check(2, "", "did you mean --config-dir?", args("--config-dr", out)...)
+		} else {
+			check(2, "", "did you mean --output-path?", args("--output-pth", out)...)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused command created the output folder")
+	}
+}

@@ -46,7 +46,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runList(rest, stdout, stderr)
 	case "config":
 		if len(rest) == 0 || rest[0] != "show" {
-			fmt.Fprint(stderr, "usage: planner config show TEST_ID [--config-dir DIR]\n")
+			if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help") {
+				fmt.Fprint(stdout, "usage: planner config show TEST_ID [--config-dir DIR] [--gpu-type TYPE]\n")
+				return 0
+			}
+			fmt.Fprint(stderr, "planner config: want 'config show TEST_ID'\nusage: planner config show TEST_ID [--config-dir DIR] [--gpu-type TYPE]\n")
 			return 2
 		}
 		return runConfigShow(rest[1:], stdout, stderr)

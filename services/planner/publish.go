@@ -97,6 +97,11 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	report(p, stderr)
+	if f.common.NATS == "" {
+		fmt.Fprintf(stderr, "planner publish: warning: no --nats: run %s goes to the embedded server of %s, and nothing runs it "+
+			"unless a submitter, watcher and collector are attached to that output path; use 'planner run' to run it here\n",
+			p.RunID, f.common.OutputPath)
+	}
 	b, err := f.common.Connect(ctx, "planner", log)
 	if err != nil {
 		fmt.Fprintln(stderr, "planner:", err)
