@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			for _, id := range ev.TestIDs {
 				p.test(id)
 			}
-			return fmt.Sprintf("run %s started: %d tests, batch size %d, policy %s", ev.RunID, ev.Tests, ev.BatchSize, ev.Policy), nil
+			return fmt.Sprintf("run %s started: %s, batch size %d, policy %s", ev.RunID, Count(ev.Tests, "test"), ev.BatchSize, ev.Policy), nil
 		}
 		var ev events.RunFinished
 		if err := json.Unmarshal(data, &ev); err != nil {
@@ -120,7 +121,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if ev.JobID == "" {
 				return fmt.Sprintf("%s waits: %s (%s)", test, strings.ToLower(strings.ReplaceAll(ev.State, "_", " ")), ev.Reason), nil
 			}
-			msg := fmt.Sprintf("job %s (%s) %s", ev.JobID, test, ev.Detail)
+			msg := fmt.Sprintf("%s %s", jobLabel(ev.JobID, test), ev.Detail)
 			if ev.Reason != "" && ev.Reason != "None" {
 				msg += " (" + ev.Reason + ")"
 			}
@@ -134,7 +135,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if ev.JobID != "" {
 				t.JobID = ev.JobID
 			}
-			return fmt.Sprintf("job %s (%s) completed: %s", ev.JobID, test, cmp.Or(ev.Detail, ev.State)), nil
+			return fmt.Sprintf("%s completed: %s", jobLabel(ev.JobID, test), cmp.Or(ev.Detail, ev.State)), nil
 		}
 	case "results":
 		var ev events.Result
@@ -234,7 +235,7 @@ func (p *Progress) Summary() string {
 		}
 		fmt.Fprintf(&sb, "%-*s  %-13s  %-8s  %s\n", w, id, t.State, verdict, metrics)
 	}
-	fmt.Fprintf(&sb, "\n%d tests: %d passed, %d failed or unfinished\n", len(ids), passed, len(ids)-passed)
+	fmt.Fprintf(&sb, "\n%s: %d passed, %d failed or unfinished\n", Count(len(ids), "test"), passed, len(ids)-passed)
 	return sb.String()
 }
 
@@ -260,11 +261,33 @@ func keyMetrics(r *events.Result) string {
 		return fmt.Sprintf("@c%d ", top) + strings.Join(parts, " ")
 	}
 	if len(parts) == 0 && !r.Passed && len(r.Reasons) > 0 {
-		s := r.Reasons[0]
+		// An invalid test's reason is FILE:LINE:COL: field: message; the file is the
+		// test's own, so the summary shows the error.
+		s := problemPrefix.ReplaceAllString(r.Reasons[0], "")
 		if len(s) > 80 {
 			s = s[:77] + "..."
 		}
 		return s
 	}
 	return strings.Join(parts, " ")
+}
+
+// problemPrefix is the FILE:LINE[:COL]: lead of a config problem.
+var problemPrefix = regexp.MustCompile(`^[^\s:]+:\d+(?::\d+)?: `)
+
+// jobLabel names a job in an event line: "job ID (test)", or "test TEST" when the test
+// never got a job (invalid, not submitted).
+func jobLabel(jobID, test string) string {
+	if jobID == "" {
+		return "test " + test
+	}
+	return "job " + jobID + " (" + test + ")"
+}
+
+// Count writes n and the noun, in the plural unless n is 1: "1 test", "3 tests".
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +146,20 @@ func TestDurationHistoryKeepsTheLatest(t *testing.T) {
 	}
 	if !reflect.DeepEqual(h.Seconds, []float64{3, 4, 5, 6, 7}) || h.Median() != 5 {
 		t.Errorf("history %v, median %v", h.Seconds, h.Median())
+	}
+}
+
+// Event lines and the summary read well: "1 test", no "job  (...)" for a test without a
+// job, and an invalid test's first error rather than its file's path.
+func TestProgressWording(t *testing.T) {
+	if plan.Count(1, "test") != "1 test" || plan.Count(2, "test") != "2 tests" || plan.Count(0, "test") != "0 tests" {
+		t.Error("Count")
+	}
+	p := &plan.Progress{Tests: map[string]*plan.TestProgress{"disagg_perf_x": {State: events.StateInvalid,
+		Result: &events.Result{TestID: "disagg_perf_x", State: events.StateInvalid,
+			Reasons: []string{"test_configs/disagg/perf/x.yaml:12:5: benchmark.streaming: must be true"}}}}}
+	s := p.Summary()
+	if !strings.Contains(s, "benchmark.streaming: must be true") || strings.Contains(s, "x.yaml:12") || !strings.Contains(s, "1 test:") {
+		t.Errorf("summary:\n%s", s)
 	}
 }

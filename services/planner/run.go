@@ -91,8 +91,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "planner:", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "run %s: %d tests (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
-		p.RunID, p.Started.Tests, p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, logPath)
+	fmt.Fprintf(stderr, "run %s: %s (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
+		p.RunID, plan.Count(p.Started.Tests, "test"), p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, logPath)
 	if b.ServerURL() != "" {
 		fmt.Fprintf(stderr, "events: nats sub --server %s 'bench.*.%s.>'\n", b.ServerURL(), events.Token(p.RunID))
 	}
