@@ -24,7 +24,13 @@ func Check(t *config.Test, gpuType string) []config.Problem {
 	if _, err := config.LookupGPU(gpuType); err != nil {
 		gpuType = config.DefaultGPUType
 	}
+	var tools string
+	if NeedsTools(t) {
+		// Where a run would install the stand-ins; only the path reaches the files.
+		tools = filepath.Join(string(filepath.Separator), "validate", "bin", "disaggbench-tools")
+	}
 	_, err := Render(t, Options{
+		Tools:   tools,
 		RunID:   "validate",
 		LogDir:  filepath.Join(string(filepath.Separator), "validate", "slurm_logs", "test", "validate"),
 		GPUType: cmp.Or(gpuType, config.DefaultGPUType),

@@ -39,7 +39,11 @@ func TestEveryValidConfigRenders(t *testing.T) {
 		}
 		valid++
 		dir := filepath.Join(t.TempDir(), tc.ID)
-		j, err := Render(tc, Options{RunID: "r1", LogDir: dir, GPUType: config.DefaultGPUType, JobName: "j", Comment: "c"})
+		o := Options{RunID: "r1", LogDir: dir, GPUType: config.DefaultGPUType, JobName: "j", Comment: "c"}
+		if NeedsTools(tc) {
+			o.Tools = "/opt/bin/disaggbench-tools" // a run installs them; the path is all a render needs
+		}
+		j, err := Render(tc, o)
 		if err != nil {
 			t.Errorf("%s validates but does not render: %v", tc.Path, err)
 			continue
