@@ -7,6 +7,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/jobscript"
+	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
@@ -51,7 +52,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	for _, p := range problems {
 		fmt.Fprintln(stdout, p.String())
 	}
-	fmt.Fprintf(stderr, "%d file(s) checked, %d invalid\n", len(tests), invalid)
+	fmt.Fprintf(stderr, "%s checked, %d invalid\n", plan.Count(len(tests), "file"), invalid)
 	if config.HasErrors(problems) {
 		return 1
 	}
