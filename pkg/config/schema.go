@@ -22,10 +22,22 @@ var schemaRequired = map[string][]string{
 	"WorkerConfig":    {"ctx", "gen"},
 	"Worker":          {"tensor_parallel_size", "max_batch_size", "max_num_tokens", "max_seq_len"},
 	"AccuracyDataset": {"dataset_name", "expected_value"},
+	"Reference":       {"metric"},
 }
 
 // schemaFields adds constraints and descriptions to single fields, keyed Type.key.
 var schemaFields = map[string]map[string]any{
+	"Config.references":                           {"description": "Bounds on the test's metrics; a run that breaks one fails as a regression, one better than a reference value by more than its tolerance is flagged as an improvement."},
+	"Reference.metric":                            {"description": "A metric of the test's dataset: SERVER_MEDIAN_TTFT, OUTPUT_THROUGHPUT, output_tok_s_per_gpu, tok_s_per_user, a custom or accuracy metric name."},
+	"Reference.gpu":                               {"description": "Only on this GPU type; default every type.", "enum": KnownGPUTypes()},
+	"Reference.concurrency":                       {"description": "Only at this concurrency (as the client runs it); default every concurrency.", "minimum": 1},
+	"Reference.min":                               {"description": "Absolute lower bound (throughputs, scores)."},
+	"Reference.max":                               {"description": "Absolute upper bound (latencies)."},
+	"Reference.value":                             {"description": "Reference value; needs tolerance."},
+	"Reference.tolerance":                         {"description": "Relative change allowed in the metric's bad direction, e.g. 0.05 for 5%.", "minimum": 0},
+	"Reference.baseline":                          {"description": "Take the reference value from earlier runs: {run: RUN_ID} or {last: N} (median of the last N passing runs); needs tolerance."},
+	"Baseline.run":                                {"description": "A run id of the results dataset."},
+	"Baseline.last":                               {"description": "Median of the last N passing runs of the test on the same GPU type.", "minimum": 1, "maximum": 100},
 	"Metadata.model_name":                         {"description": "Model identifier, e.g. deepseek-r1-fp4."},
 	"Metadata.precision":                          {"description": "Model precision, e.g. fp4, fp8."},
 	"Metadata.model_dir_name":                     {"description": "Model folder under MODEL_DIR; with MODEL_DIR set, environment.model_path becomes MODEL_DIR/model_dir_name."},

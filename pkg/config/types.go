@@ -11,6 +11,29 @@ type Config struct {
 	Profiling    Profiling    `yaml:"profiling" json:"profiling"`
 	Accuracy     AccuracyTest `yaml:"accuracy" json:"accuracy"`
 	WorkerConfig WorkerConfig `yaml:"worker_config" json:"worker_config"`
+	// References bound the test's metrics: a run that breaks one fails as a regression.
+	References []Reference `yaml:"references,omitempty" json:"references,omitempty"`
+}
+
+// Reference bounds one metric of the test: min and/or max (absolute, in the metric's
+// unit), or a reference value (value, or baseline from earlier runs) with the relative
+// change allowed in the metric's bad direction (tolerance, 0.05 = 5%).
+type Reference struct {
+	Metric      string    `yaml:"metric" json:"metric"`
+	GPU         string    `yaml:"gpu,omitempty" json:"gpu,omitempty"`
+	Concurrency int       `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	Min         *float64  `yaml:"min,omitempty" json:"min,omitempty"`
+	Max         *float64  `yaml:"max,omitempty" json:"max,omitempty"`
+	Value       *float64  `yaml:"value,omitempty" json:"value,omitempty"`
+	Tolerance   *float64  `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
+	Baseline    *Baseline `yaml:"baseline,omitempty" json:"baseline,omitempty"`
+}
+
+// Baseline takes a reference value from earlier runs in the results dataset: one run's
+// value, or the median of the last N passing runs of the test on the same GPU type.
+type Baseline struct {
+	Run  string `yaml:"run,omitempty" json:"run,omitempty"`
+	Last int    `yaml:"last,omitempty" json:"last,omitempty"`
 }
 
 // Metadata names the model and where the test may run.

@@ -2,11 +2,14 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/disaggbench/disaggbench/pkg/refs"
 
 	"github.com/disaggbench/disaggbench/pkg/pyre"
 )
@@ -106,7 +109,98 @@ func (v *validator) rules() {
 	v.profiling(c)
 	v.accuracy(c)
 	v.metrics(c)
+	v.references(c)
 	v.fileName(c)
+}
+
+var runIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// references checks the references: a known metric of the test, one kind of bound
+// (min/max, value or baseline, the last two with a tolerance >= 0), a known GPU type, a
+// concurrency the test runs.
+func (v *validator) references(c *Config) {
+	perf := v.t.Category != "accuracy"
+	custom := v.t.Metrics().MetricNames
+	for i, r := range c.References {
+		p := fmt.Sprintf("references[%d]", i)
+		switch {
+		case r.Metric == "":
+			v.errorf(p+".metric", "is required")
+		case perf && v.t.Config.CustomMetrics() == nil && !refs.KnownPerfMetric(r.Metric):
+			msg := fmt.Sprintf("%q is not a metric of a perf test's dataset (SERVER_MEDIAN_TTFT, OUTPUT_THROUGHPUT, %s, ...)", r.Metric, strings.Join(refs.Derived, ", "))
+			if s := closest(r.Metric, append(slices.Clone(refs.Derived), "SERVER_MEDIAN_TTFT", "SERVER_MEDIAN_TPOT", "SERVER_MEDIAN_ITL", "SERVER_MEDIAN_E2EL",
+				"SERVER_P99_TTFT", "SERVER_P99_TPOT", "OUTPUT_THROUGHPUT", "TOTAL_THROUGHPUT", "USER_THROUGHPUT", "REQUEST_THROUGHPUT")); s != "" {
+				msg += fmt.Sprintf(": did you mean %q?", s)
+			}
+			v.errorf(p+".metric", "%s", msg)
+		case perf && v.t.Config.CustomMetrics() != nil && !refs.KnownPerfMetric(r.Metric) && !slices.Contains(custom, r.Metric):
+			v.errorf(p+".metric", "%q is neither a metric of the client's result block nor one of metric_names %v", r.Metric, custom)
+		}
+		if r.GPU != "" && !slices.Contains(KnownGPUTypes(), NormalizeGPU(r.GPU)) {
+			v.errorf(p+".gpu", "unknown GPU type %q: known types are %s", r.GPU, strings.Join(KnownGPUTypes(), ", "))
+		}
+		if r.Concurrency < 0 {
+			v.errorf(p+".concurrency", "must be at least 1, got %d", r.Concurrency)
+		} else if r.Concurrency > 0 && perf && len(c.Benchmark.ConcurrencyList) > 0 && !v.runsConcurrency(c, r.Concurrency) {
+			v.warnf(p+".concurrency", "%d is not a concurrency the test runs (%v times %d gen servers): the reference never applies", r.Concurrency, []int(c.Benchmark.ConcurrencyList), max(1, c.Hardware.NumGenServers))
+		}
+		bounds := r.Min != nil || r.Max != nil
+		kinds := 0
+		for _, set := range []bool{bounds, r.Value != nil, r.Baseline != nil} {
+			if set {
+				kinds++
+			}
+		}
+		switch {
+		case kinds == 0:
+			v.errorf(p, "needs min, max, value or baseline")
+		case kinds > 1:
+			v.errorf(p, "takes one kind of reference: min and/or max, or value, or baseline")
+		}
+		if r.Min != nil && r.Max != nil && *r.Min > *r.Max {
+			v.errorf(p+".min", "%g is above max %g", *r.Min, *r.Max)
+		}
+		for _, b := range []struct {
+			name string
+			val  *float64
+		}{{"min", r.Min}, {"max", r.Max}, {"value", r.Value}} {
+			if b.val != nil && (math.IsNaN(*b.val) || math.IsInf(*b.val, 0)) {
+				v.errorf(p+"."+b.name, "must be a finite number")
+			}
+		}
+		switch {
+		case r.Tolerance != nil && (math.IsNaN(*r.Tolerance) || *r.Tolerance < 0):
+			v.errorf(p+".tolerance", "must be 0 or more (a fraction: 0.05 allows 5%%), got %g", *r.Tolerance)
+		case r.Tolerance != nil && *r.Tolerance >= 10:
+			v.errorf(p+".tolerance", "%g allows a change of %g%%: write a fraction (0.05 for 5%%)", *r.Tolerance, *r.Tolerance*100)
+		case r.Tolerance == nil && (r.Value != nil || r.Baseline != nil):
+			v.errorf(p+".tolerance", "is required with value or baseline (0.05 allows a 5%% change in the bad direction)")
+		case r.Tolerance != nil && bounds && r.Value == nil && r.Baseline == nil:
+			v.errorf(p+".tolerance", "goes with value or baseline; min and max are absolute")
+		}
+		if b := r.Baseline; b != nil {
+			switch {
+			case (b.Run == "") == (b.Last == 0):
+				v.errorf(p+".baseline", "takes one of run: RUN_ID or last: N")
+			case b.Run != "" && !runIDRe.MatchString(b.Run):
+				v.errorf(p+".baseline.run", "%q is not a run id", b.Run)
+			case b.Last < 0 || b.Last > 100:
+				v.errorf(p+".baseline.last", "must be from 1 to 100, got %d", b.Last)
+			}
+		}
+	}
+}
+
+// runsConcurrency says whether n is one of the concurrencies the client runs (the
+// configured ones times the gen servers) or a configured one.
+func (v *validator) runsConcurrency(c *Config, n int) bool {
+	g := max(1, c.Hardware.NumGenServers)
+	for _, x := range c.Benchmark.ConcurrencyList {
+		if x == n || x*g == n {
+			return true
+		}
+	}
+	return false
 }
 
 // requiredSections are the sections every config writes.
