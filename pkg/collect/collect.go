@@ -27,6 +27,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
@@ -618,7 +619,72 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 		passed := a.Passed
 		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed, Judged: true})
 	}
+	if len(spec.References) > 0 && m.Valid {
+		applyReferences(res, rows, spec)
+	}
 	return res, rows
+}
+
+// applyReferences holds the rows to the test's references (rows and res.Rows are
+// parallel): a regression fails the test with a reason naming the metric, concurrency,
+// value and bound; an improvement is flagged; every covered row records its verdict and
+// bound. A reference that no value of the test meets is a regression too (the test
+// stopped printing the metric), unless it is for another GPU type.
+func applyReferences(res *events.Result, rows []results.Row, spec *events.JobSpec) {
+	for _, er := range spec.References {
+		ref := refs.Reference(er)
+		if ref.GPU != "" && !strings.EqualFold(ref.GPU, spec.GPUType) {
+			continue
+		}
+		isDerived := slices.Contains(refs.Derived, ref.Metric)
+		seen := map[int64]bool{}
+		matched := false
+		for i := range rows {
+			r := &rows[i]
+			value := r.Value
+			if isDerived {
+				v, ok := r.MetricValue(ref.Metric)
+				if !ok || seen[r.Concurrency] || !ref.Applies(ref.Metric, int(r.Concurrency), spec.GPUType) {
+					continue
+				}
+				seen[r.Concurrency] = true
+				value = v
+				r.RefMetric, res.Rows[i].RefMetric = ref.Metric, ref.Metric
+			} else if !ref.Applies(r.Metric, int(r.Concurrency), spec.GPUType) {
+				continue
+			}
+			matched = true
+			o := refs.Check(ref, ref.Metric, int(r.Concurrency), value)
+			r.RefVerdict = refs.Worst(r.RefVerdict, o.Verdict)
+			res.Rows[i].RefVerdict = r.RefVerdict
+			if o.Verdict == refs.Regression || o.Verdict == refs.Improvement || o.Bound != 0 {
+				r.RefBound, res.Rows[i].RefBound = results.Float(o.Bound), results.Float(o.Bound)
+			}
+			res.RefVerdict = refs.Worst(res.RefVerdict, o.Verdict)
+			switch o.Verdict {
+			case refs.Regression:
+				res.Passed = false
+				res.Reasons = append(res.Reasons, "regression: "+o.Message)
+			case refs.Improvement:
+				res.Improvements = append(res.Improvements, o.Message)
+			}
+		}
+		if !matched {
+			where := ref.Metric
+			if ref.Concurrency > 0 {
+				where = fmt.Sprintf("%s at concurrency %d", ref.Metric, ref.Concurrency)
+			}
+			res.Passed = false
+			res.RefVerdict = refs.Regression
+			res.Reasons = append(res.Reasons, "regression: "+where+": the test reported no value for its reference")
+		}
+	}
+	if res.Passed {
+		return
+	}
+	for i := range rows {
+		rows[i].Verdict, rows[i].Reasons = "fail", strings.Join(res.Reasons, "; ")
+	}
 }
 
 // dataset fills a test's accuracy expectation over the dataset's defaults.

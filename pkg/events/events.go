@@ -235,6 +235,7 @@ type JobSpec struct {
 	Image         string           `json:"container_image,omitempty"`
 	Concurrencies []int            `json:"concurrencies,omitempty"`
 	Metrics       *MetricsSpec     `json:"metrics,omitempty"`
+	References    []Reference      `json:"references,omitempty"`
 	Datasets      []Dataset        `json:"datasets,omitempty"`
 	TimeLimit     time.Duration    `json:"time_limit"` // the watcher cancels after this
 	LogDir        string           `json:"log_dir"`
@@ -338,6 +339,27 @@ type ResultRow struct {
 	// Judged marks the rows the verdict rests on (the test's default or custom metrics,
 	// every accuracy row); the other perf rows are the rest of what the client printed.
 	Judged bool `json:"judged,omitempty"`
+	// RefVerdict is the row against the test's references: pass, regression,
+	// improvement or "insufficient data"; empty when no reference covers it. RefMetric
+	// names the reference's metric when it is a derived one (output_tok_s_per_gpu, ...)
+	// read from this row's concurrency, and RefBound is the limit it was held to.
+	RefVerdict string   `json:"ref_verdict,omitempty"`
+	RefMetric  string   `json:"ref_metric,omitempty"`
+	RefBound   *float64 `json:"ref_bound,omitempty"`
+}
+
+// Reference is one of a test's references as the planner resolved it (a baseline's
+// value read from the results dataset); see pkg/refs.
+type Reference struct {
+	Metric       string   `json:"metric"`
+	GPU          string   `json:"gpu,omitempty"`
+	Concurrency  int      `json:"concurrency,omitempty"`
+	Min          *float64 `json:"min,omitempty"`
+	Max          *float64 `json:"max,omitempty"`
+	Value        *float64 `json:"value,omitempty"`
+	Tolerance    float64  `json:"tolerance,omitempty"`
+	Source       string   `json:"source,omitempty"`
+	Insufficient bool     `json:"insufficient,omitempty"`
 }
 
 // Result is the collector's verdict on one test.
@@ -355,6 +377,10 @@ type Result struct {
 	Duration float64     `json:"duration_s"`
 	LogDir   string      `json:"log_dir,omitempty"`
 	GPUType  string      `json:"gpu_type,omitempty"`
+	// RefVerdict is the worst of the rows' reference verdicts; Improvements name the
+	// values better than their reference by more than its tolerance.
+	RefVerdict   string   `json:"ref_verdict,omitempty"`
+	Improvements []string `json:"improvements,omitempty"`
 }
 
 // Verdict is "PASSED" or "FAILED".

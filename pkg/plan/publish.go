@@ -115,6 +115,7 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 	var tools string
 	var toolsErr error
 	toolsDone := false
+	hist := &history{root: filepath.Join(out, "results")}
 	for _, t := range sel.Tests {
 		if jobscript.NeedsTools(t) && !toolsDone {
 			// Installed once a run, only when a test runs the stand-ins.
@@ -129,6 +130,11 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 		if err != nil {
 			p.Invalid = append(p.Invalid, invalid(run, t, []string{err.Error()}))
 			continue
+		}
+		if len(t.Config.References) > 0 {
+			if spec.References, err = resolveReferences(t.Config.References, spec, hist); err != nil {
+				return nil, err
+			}
 		}
 		spec.Index = len(p.Specs)
 		p.Specs = append(p.Specs, *spec)

@@ -5,7 +5,9 @@
 package results
 
 import (
+	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -62,6 +64,13 @@ type Row struct {
 	Verdict string `parquet:"verdict" json:"verdict"`
 	// Reasons explains a fail verdict, the reasons joined with "; "; empty on pass.
 	Reasons string `parquet:"reasons" json:"reasons"`
+	// RefVerdict is the row against the test's references: pass, regression,
+	// improvement or "insufficient data"; empty when no reference covers it. RefMetric
+	// names a derived reference metric (output_tok_s_per_gpu, ...) read from this row, and
+	// RefBound the limit the value was held to.
+	RefVerdict string   `parquet:"ref_verdict" json:"ref_verdict"`
+	RefMetric  string   `parquet:"ref_metric" json:"ref_metric"`
+	RefBound   *float64 `parquet:"ref_bound,optional" json:"ref_bound"`
 	// JobID is the scheduler's job id.
 	JobID string `parquet:"job_id" json:"job_id"`
 	// SlurmState is the job's final base state, e.g. COMPLETED, TIMEOUT.
@@ -134,4 +143,30 @@ func (r Row) normalize() Row {
 		r.SchemaVersion = SchemaVersion
 	}
 	return r
+}
+
+// MetricValue is the row's value of metric: its own value when metric is the row's,
+// or one of the derived per-GPU and per-user throughputs (output_tok_s_per_gpu,
+// input_tok_s_per_gpu, total_tok_s_per_gpu, tok_s_per_user) this row carries.
+func (r *Row) MetricValue(metric string) (float64, bool) {
+	var p *float64
+	switch metric {
+	case "output_tok_s_per_gpu":
+		p = r.OutputTokSPerGPU
+	case "input_tok_s_per_gpu":
+		p = r.InputTokSPerGPU
+	case "total_tok_s_per_gpu":
+		p = r.TotalTokSPerGPU
+	case "tok_s_per_user":
+		p = r.TokSPerUser
+	default:
+		if strings.EqualFold(r.Metric, metric) && !math.IsNaN(r.Value) {
+			return r.Value, true
+		}
+		return 0, false
+	}
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
 }
