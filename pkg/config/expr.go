@@ -154,3 +154,16 @@ func (p *exprParser) not(depth int) (*boolExpr, error) {
 		return &boolExpr{op: "word", word: t}, nil
 	}
 }
+
+// KMatcher compiles a pytest-style -k expression (words, and, or, not, parentheses)
+// into a test over ids: a word matches an id that contains it, ignoring case. An empty
+// expression matches every id.
+func KMatcher(expr string) (func(id string) bool, error) {
+	e, err := parseBoolExpr(expr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("-k %q: %w", expr, err)
+	}
+	return func(id string) bool {
+		return e.match(func(word string) bool { return strings.Contains(strings.ToLower(id), strings.ToLower(word)) })
+	}, nil
+}

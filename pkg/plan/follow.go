@@ -14,6 +14,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -221,19 +222,25 @@ func (p *Progress) Summary() string {
 		w = max(w, len(id))
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%-*s  %-13s  %-8s  %s\n", w, "TEST", "STATE", "VERDICT", "KEY METRICS")
+	fmt.Fprintf(&sb, "%-*s  %-13s  %-9s  %s\n", w, "TEST", "STATE", "VERDICT", "KEY METRICS")
 	passed := 0
 	for _, id := range ids {
 		t := p.Tests[id]
 		verdict, metrics := "-", ""
 		if t.Result != nil {
 			verdict = t.Result.Verdict()
+			switch {
+			case t.Result.RefVerdict == refs.Regression:
+				verdict = "REGRESSED" // a reference broken (the reasons say which)
+			case t.Result.Passed && t.Result.RefVerdict == refs.Improvement:
+				verdict = "IMPROVED" // passed, better than a reference by more than its tolerance
+			}
 			if t.Result.Passed {
 				passed++
 			}
 			metrics = keyMetrics(t.Result)
 		}
-		fmt.Fprintf(&sb, "%-*s  %-13s  %-8s  %s\n", w, id, t.State, verdict, metrics)
+		fmt.Fprintf(&sb, "%-*s  %-13s  %-9s  %s\n", w, id, t.State, verdict, metrics)
 	}
 	fmt.Fprintf(&sb, "\n%s: %d passed, %d failed or unfinished\n", Count(len(ids), "test"), passed, len(ids)-passed)
 	return sb.String()

@@ -5,10 +5,10 @@
 package refs
 
 import (
-	"regexp"
-	"slices"
 	"fmt"
 	"math"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -188,4 +188,183 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// Point is one measured value of a run, keyed by test, concurrency and metric (and, for
+// accuracy, dataset and filter).
+type Point struct {
+	Test        string
+	Concurrency int
+	Metric      string
+	Dataset     string
+	Filter      string
+	Value       float64
+}
+
+func (p Point) key() string {
+	return fmt.Sprintf("%s\x00%09d\x00%s\x00%s\x00%s", p.Test, p.Concurrency, p.Metric, p.Dataset, p.Filter)
+}
+
+// Delta is one metric of one test in two runs.
+type Delta struct {
+	Test        string   `json:"test"`
+	Concurrency int      `json:"concurrency,omitempty"`
+	Metric      string   `json:"metric"`
+	Dataset     string   `json:"dataset,omitempty"`
+	Filter      string   `json:"filter,omitempty"`
+	A           *float64 `json:"a"`
+	B           *float64 `json:"b"`
+	// Change is (B - A) / |A| in percent; nil when either side is missing or A is 0.
+	Change *float64 `json:"change_pct"`
+	// Verdict is "better" or "worse" when the change passes the threshold in the
+	// metric's good or bad direction, "same" within it, "only in A"/"only in B" when one
+	// run lacks the value, "changed" for a neutral metric beyond the threshold.
+	Verdict   string `json:"verdict"`
+	Direction string `json:"direction"`
+}
+
+// Comparison lines two runs up.
+type Comparison struct {
+	Deltas     []Delta  `json:"deltas"`
+	OnlyInA    []string `json:"tests_only_in_a,omitempty"`
+	OnlyInB    []string `json:"tests_only_in_b,omitempty"`
+	Worse      int      `json:"worse"`
+	Better     int      `json:"better"`
+	ThresholdP float64  `json:"threshold_pct"`
+}
+
+// Compare lines up the points of runs a and b by test, concurrency and metric, and
+// marks each relative change beyond thresholdPct as better or worse by the metric's
+// direction. Tests present in only one run are listed apart.
+func Compare(a, b []Point, thresholdPct float64) Comparison {
+	cmp := Comparison{ThresholdP: thresholdPct}
+	index := func(ps []Point) (map[string]Point, map[string]bool) {
+		m, tests := map[string]Point{}, map[string]bool{}
+		for _, p := range ps {
+			m[p.key()] = p
+			tests[p.Test] = true
+		}
+		return m, tests
+	}
+	am, at := index(a)
+	bm, bt := index(b)
+	keys := make([]string, 0, len(am)+len(bm))
+	for k := range am {
+		keys = append(keys, k)
+	}
+	for k := range bm {
+		if _, ok := am[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for t := range at {
+		if !bt[t] {
+			cmp.OnlyInA = append(cmp.OnlyInA, t)
+		}
+	}
+	for t := range bt {
+		if !at[t] {
+			cmp.OnlyInB = append(cmp.OnlyInB, t)
+		}
+	}
+	slices.Sort(cmp.OnlyInA)
+	slices.Sort(cmp.OnlyInB)
+	for _, k := range keys {
+		pa, inA := am[k]
+		pb, inB := bm[k]
+		p := pa
+		if !inA {
+			p = pb
+		}
+		dir := DirectionOf(p.Metric)
+		d := Delta{Test: p.Test, Concurrency: p.Concurrency, Metric: p.Metric, Dataset: p.Dataset, Filter: p.Filter, Direction: dir.String()}
+		switch {
+		case !inA:
+			d.B, d.Verdict = &pb.Value, "only in B"
+		case !inB:
+			d.A, d.Verdict = &pa.Value, "only in A"
+		default:
+			d.A, d.B = &pa.Value, &pb.Value
+			d.Verdict = "same"
+			if pa.Value != 0 {
+				c := (pb.Value - pa.Value) / math.Abs(pa.Value) * 100
+				d.Change = &c
+				if math.Abs(c) > thresholdPct {
+					switch {
+					case dir == Neutral:
+						d.Verdict = "changed"
+					case (c > 0) == (dir == Higher):
+						d.Verdict = "better"
+						cmp.Better++
+					default:
+						d.Verdict = "worse"
+						cmp.Worse++
+					}
+				}
+			} else if pb.Value != 0 && dir != Neutral {
+				if (pb.Value > 0) == (dir == Higher) {
+					d.Verdict = "better"
+					cmp.Better++
+				} else {
+					d.Verdict = "worse"
+					cmp.Worse++
+				}
+			}
+		}
+		cmp.Deltas = append(cmp.Deltas, d)
+	}
+	return cmp
+}
+
+// Suggestion is a proposed reference: the median of a metric over the given runs, and
+// a tolerance covering their spread.
+type Suggestion struct {
+	Test        string
+	Concurrency int
+	Metric      string
+	Value       float64
+	Tolerance   float64
+	Runs        int
+}
+
+// Suggest proposes one reference per test, concurrency and judged metric from the
+// points of passing runs: the value is the median, the tolerance the largest relative
+// distance of a run from it, at least minTolerance, rounded up to the percent.
+func Suggest(runs [][]Point, minTolerance float64) []Suggestion {
+	type key struct {
+		test   string
+		conc   int
+		metric string
+	}
+	vals := map[key][]float64{}
+	for _, run := range runs {
+		for _, p := range run {
+			if p.Dataset != "" || math.IsNaN(p.Value) {
+				continue
+			}
+			k := key{p.Test, p.Concurrency, p.Metric}
+			vals[k] = append(vals[k], p.Value)
+		}
+	}
+	var out []Suggestion
+	for k, vs := range vals {
+		slices.Sort(vs)
+		med := vs[len(vs)/2]
+		if len(vs)%2 == 0 {
+			med = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+		}
+		tol := minTolerance
+		for _, v := range vs {
+			if med != 0 {
+				tol = max(tol, math.Abs(v-med)/math.Abs(med))
+			}
+		}
+		tol = math.Ceil(tol*100-1e-9) / 100
+		out = append(out, Suggestion{Test: k.test, Concurrency: k.conc, Metric: k.metric, Value: med, Tolerance: tol, Runs: len(vs)})
+	}
+	slices.SortFunc(out, func(a, b Suggestion) int {
+		return strings.Compare(fmt.Sprintf("%s\x00%09d\x00%s", a.Test, a.Concurrency, a.Metric), fmt.Sprintf("%s\x00%09d\x00%s", b.Test, b.Concurrency, b.Metric))
+	})
+	return out
 }

@@ -23,6 +23,9 @@ commands:
   run                      publish a run and follow it to its end
   status RUN_ID            print a run's progress
   watch RUN_ID             follow a run's events live
+  compare RUN_A RUN_B      line two runs' results up; exit 1 when a change is worse
+  references suggest RUN_ID...
+                           propose references: entries from passing runs
   emulator COMMAND         the job's stand-ins: an emulated trtllm-serve, the Go
                            benchmark client, an emulated lm_eval ('planner emulator help')
 
@@ -64,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(rest, stdout, stderr)
 	case "watch":
 		return runWatch(rest, stdout, stderr)
+	case "compare":
+		return runCompare(rest, stdout, stderr)
+	case "references":
+		return runReferences(rest, stdout, stderr)
 	case "emulator":
 		// The stand-ins the job script runs under environment.emulate and with
 		// benchmark.client builtin; jobs reach them through a copy of this binary.
