@@ -13,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/disaggbench/disaggbench/pkg/settings"
+
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/results"
@@ -30,23 +32,15 @@ worse than the threshold, 0 otherwise, 2 on bad usage.
 // runCompare is `planner compare RUN_A RUN_B`.
 func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("planner compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, compareUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), compareUsage); fs.PrintDefaults() }
 	threshold := fs.String("threshold", "5%", "relative change that counts, in percent (5% or 5)")
 	format := fs.String("format", "table", "table, markdown or json")
 	k := fs.String("k", "", "only tests whose ids match this expression, as pytest -k")
 	out := fs.String("output-path", "", "results folder (env OUTPUT_PATH; default ./output)")
 	all := fs.Bool("all", false, "every metric the client printed, not only the judged ones")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if len(pos) != 2 {
-		fmt.Fprintf(stderr, "planner compare: want two run ids, got %d\n\n%s", len(pos), compareUsage)
-		return 2
+	pos, code, ok := settings.Parse(fs, args, 2, 2, stdout, stderr)
+	if !ok {
+		return code
 	}
 	pct, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(*threshold), "%"), 64)
 	if err != nil || pct < 0 {

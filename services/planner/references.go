@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/disaggbench/disaggbench/pkg/settings"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/refs"
@@ -35,21 +36,13 @@ func runReferences(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := flag.NewFlagSet("planner references suggest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, referencesUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), referencesUsage); fs.PrintDefaults() }
 	minTol := fs.Float64("min-tolerance", 0.05, "smallest tolerance proposed (a fraction)")
 	k := fs.String("k", "", "only tests whose ids match this expression, as pytest -k")
 	out := fs.String("output-path", "", "results folder (env OUTPUT_PATH; default ./output)")
-	runs, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if len(runs) == 0 {
-		fmt.Fprintf(stderr, "planner references suggest: name at least one run\n\n%s", referencesUsage)
-		return 2
+	runs, code, ok := settings.Parse(fs, args[1:], 1, -1, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if *minTol < 0 {
 		fmt.Fprintf(stderr, "planner references suggest: --min-tolerance %g: must be 0 or more\n", *minTol)
