@@ -1,30 +1,12 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/disaggbench/disaggbench/pkg/config/configtest"
 )
-
-// baseYAML is a valid disagg perf config.
-func baseYAML(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/base.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// edit replaces one exact occurrence of old with new in s.
-func edit(t testing.TB, s, old, new string) string {
-	t.Helper()
-	if strings.Count(s, old) != 1 {
-		t.Fatalf("edit: %q occurs %d times", old, strings.Count(s, old))
-	}
-	return strings.Replace(s, old, new, 1)
-}
 
 // lineOf returns the 1-based line of the first occurrence of sub in s.
 func lineOf(t testing.TB, s, sub string) int {
@@ -34,19 +16,6 @@ func lineOf(t testing.TB, s, sub string) int {
 		t.Fatalf("lineOf: %q not found", sub)
 	}
 	return strings.Count(s[:i], "\n") + 1
-}
-
-// writeFile writes data to dir/rel, creating folders.
-func writeFile(t testing.TB, dir, rel, data string) string {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // loadValidate loads YAML text as a disagg perf test and validates it.
@@ -124,3 +93,21 @@ func checkProblemCases(t *testing.T, cases []problemCase) {
 		})
 	}
 }
+
+var (
+	baseYAML  = configtest.BaseYAML
+	edit      = configtest.Edit
+	writeFile = configtest.WriteFile
+	setupTree = configtest.SetupTree
+)
+
+const (
+	idPerfA = configtest.IDPerfA
+	idPerfB = configtest.IDPerfB
+	idAcc   = configtest.IDAcc
+	idWide  = configtest.IDWide
+	idH100  = configtest.IDH100
+	idBad   = configtest.IDBad
+
+	accuracySections = configtest.AccuracySections
+)

@@ -8,38 +8,6 @@ import (
 	"testing"
 )
 
-const (
-	idPerfA = "disagg_perf_alpha_1k1k"
-	idPerfB = "disagg_perf_beta_8k1k"
-	idAcc   = "disagg_accuracy_alpha_1k1k"
-	idWide  = "wideep_perf_gamma_1k1k"
-	idH100  = "wideep_stress_h100only"
-	idBad   = "disagg_perf_broken"
-)
-
-// setupTree writes a config folder with a mix of tests and returns its path.
-func setupTree(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	dir := filepath.Join(root, "test_configs")
-	base := baseYAML(t)
-	acc := edit(t, base+accuracySections, "  supported_gpus: [GB200]\n",
-		"  supported_gpus: [GB200]\n  accuracy:\n    datasets:\n      - dataset_name: gsm8k\n        expected_value: 0.9454\n")
-	writeFile(t, dir, "disagg/perf/alpha_1k1k.yaml", base)
-	writeFile(t, dir, "disagg/perf/beta_8k1k.yaml", edit(t, base, "  supported_gpus: [GB200]", "  supported_gpus: [GB200_NVL72, GB300]"))
-	writeFile(t, dir, "disagg/accuracy/alpha_1k1k.yaml", acc)
-	writeFile(t, dir, "wideep/perf/gamma_1k1k.yaml", base)
-	writeFile(t, dir, "wideep/stress/h100only.yaml", edit(t, acc, "  supported_gpus: [GB200]", "  supported_gpus: [H100]"))
-	writeFile(t, dir, "disagg/perf/broken.yaml", edit(t, base, "  streaming: true", "  streaming: false"))
-	writeFile(t, dir, "templates/template.yaml", "not: a test\n")
-	writeFile(t, dir, "disagg/stray.yaml", base)
-	writeFile(t, dir, "disagg/perf/notes.txt", "ignored")
-	writeFile(t, root, "testlist/mine.txt", "# comment\n\n"+idPerfA+"  # trailing comment\n"+
-		"test_disagg.py::TestDisaggBenchmark::test_accuracy["+idAcc+"]\n"+
-		"perf/disagg/test_disagg.py::TestDisaggBenchmark::test_benchmark["+idWide+"]\n")
-	return dir
-}
-
 func ids(ts []*Test) []string {
 	var out []string
 	for _, t := range ts {

@@ -118,14 +118,6 @@ func TestFileNameWarnings(t *testing.T) {
 	}
 }
 
-const accuracySections = `
-accuracy:
-  enable_accuracy_test: true
-  tasks:
-    gsm8k:
-      model: local-completions
-`
-
 func TestAccuracyCategory(t *testing.T) {
 	load := func(text string) []Problem {
 		tt, _ := LoadBytes("cfg/disagg/accuracy/x.yaml", []byte(text))

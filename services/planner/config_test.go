@@ -2,84 +2,29 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/disaggbench/disaggbench/pkg/config/configtest"
+)
+
+var (
+	baseYAML  = configtest.BaseYAML
+	edit      = configtest.Edit
+	writeFile = configtest.WriteFile
+	setupTree = configtest.SetupTree
 )
 
 const (
-	idPerfA = "disagg_perf_alpha_1k1k"
-	idPerfB = "disagg_perf_beta_8k1k"
-	idAcc   = "disagg_accuracy_alpha_1k1k"
-	idWide  = "wideep_perf_gamma_1k1k"
-	idH100  = "wideep_stress_h100only"
-	idBad   = "disagg_perf_broken"
+	idPerfA = configtest.IDPerfA
+	idPerfB = configtest.IDPerfB
+	idAcc   = configtest.IDAcc
+	idWide  = configtest.IDWide
+	idH100  = configtest.IDH100
+	idBad   = configtest.IDBad
 )
-
-const accuracySections = `
-accuracy:
-  enable_accuracy_test: true
-  tasks:
-    gsm8k:
-      model: local-completions
-`
-
-// baseYAML is a valid disagg perf config.
-func baseYAML(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile("../../pkg/config/testdata/base.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// edit replaces one exact occurrence of old with new in s.
-func edit(t testing.TB, s, old, new string) string {
-	t.Helper()
-	if strings.Count(s, old) != 1 {
-		t.Fatalf("edit: %q occurs %d times", old, strings.Count(s, old))
-	}
-	return strings.Replace(s, old, new, 1)
-}
-
-// writeFile writes data to dir/rel, creating folders.
-func writeFile(t testing.TB, dir, rel, data string) string {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// setupTree writes a config folder with a mix of tests and returns its path.
-func setupTree(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	dir := filepath.Join(root, "test_configs")
-	base := baseYAML(t)
-	acc := edit(t, base+accuracySections, "  supported_gpus: [GB200]\n",
-		"  supported_gpus: [GB200]\n  accuracy:\n    datasets:\n      - dataset_name: gsm8k\n        expected_value: 0.9454\n")
-	writeFile(t, dir, "disagg/perf/alpha_1k1k.yaml", base)
-	writeFile(t, dir, "disagg/perf/beta_8k1k.yaml", edit(t, base, "  supported_gpus: [GB200]", "  supported_gpus: [GB200_NVL72, GB300]"))
-	writeFile(t, dir, "disagg/accuracy/alpha_1k1k.yaml", acc)
-	writeFile(t, dir, "wideep/perf/gamma_1k1k.yaml", base)
-	writeFile(t, dir, "wideep/stress/h100only.yaml", edit(t, acc, "  supported_gpus: [GB200]", "  supported_gpus: [H100]"))
-	writeFile(t, dir, "disagg/perf/broken.yaml", edit(t, base, "  streaming: true", "  streaming: false"))
-	writeFile(t, dir, "templates/template.yaml", "not: a test\n")
-	writeFile(t, dir, "disagg/stray.yaml", base)
-	writeFile(t, dir, "disagg/perf/notes.txt", "ignored")
-	writeFile(t, root, "testlist/mine.txt", "# comment\n\n"+idPerfA+"  # trailing comment\n"+
-		"test_disagg.py::TestDisaggBenchmark::test_accuracy["+idAcc+"]\n"+
-		"perf/disagg/test_disagg.py::TestDisaggBenchmark::test_benchmark["+idWide+"]\n")
-	return dir
-}
 
 func TestRunList(t *testing.T) {
 	dir := setupTree(t)
