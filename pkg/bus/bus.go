@@ -10,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/redact"
 )
 
 // KV bucket names.
@@ -44,8 +49,22 @@ type Options struct {
 	TLSKey    string
 
 	StoreDir string // embedded server's JetStream store; survives restarts
-	Listen   bool   // embedded server also listens on 127.0.0.1 (random port)
-	Logger   *slog.Logger
+	// Listen makes the embedded server listen on ListenAddr (default DefaultListen, the
+	// loopback), so that other commands on the output path attach to it. Beyond the
+	// loopback it needs ListenTLSCert and ListenTLSKey, or ListenInsecure.
+	Listen         bool
+	ListenAddr     string
+	ListenTLSCert  string
+	ListenTLSKey   string
+	ListenInsecure bool
+	// NoCreate refuses to create a store where none exists (read-only commands).
+	NoCreate bool
+	// Hold asks the embedded server's owner to keep it up until this connection ends.
+	Hold bool
+	// Wait keeps trying to reach the server given by URL, with back-off, until ctx
+	// ends (long-running services); otherwise an unreachable server is an error at once.
+	Wait   bool
+	Logger *slog.Logger
 
 	// Duplicates is the stream's dedupe window (default 10 minutes).
 	Duplicates time.Duration
@@ -63,8 +82,12 @@ type Bus struct {
 	History jetstream.KeyValue
 	Stream  jetstream.Stream
 
-	server *server.Server
-	log    *slog.Logger
+	server   *server.Server
+	lock     *os.File // the store's lock, held while this process runs its server
+	attached string   // the URL of another process's embedded server we use
+	storeDir string
+	noLinger bool
+	log      *slog.Logger
 }
 
 // Connect reaches NATS (or starts the embedded server) and provisions everything.
@@ -85,35 +108,28 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 			if sub != nil {
 				subject = sub.Subject
 			}
-			log.Warn("NATS error", "subscription", subject, "err", err)
+			log.Warn("NATS error", "subscription", subject, "err", redact.Error(err))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("NATS disconnected", "err", err)
+				log.Warn("NATS disconnected", "err", redact.Error(err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}
-	url := o.URL
-	if url == "" {
-		ns, err := StartServer(o.StoreDir, o.Listen, log)
-		if err != nil {
-			return nil, err
-		}
-		b.server = ns
-		nopts = append(nopts, nats.InProcessServer(ns))
-	} else {
-		nopts = append(nopts, nats.RetryOnFailedConnect(true))
-		auth, err := authOptions(o)
-		if err != nil {
-			return nil, err
-		}
-		nopts = append(nopts, auth...)
+	name := cmp.Or(o.Name, "disaggbench")
+	if o.Hold {
+		nopts = append(nopts, nats.Name(name+HoldSuffix))
 	}
-	nc, err := nats.Connect(url, nopts...)
+	var nc *nats.Conn
+	var err error
+	if o.URL == "" {
+		nc, err = b.embedded(ctx, o, nopts)
+	} else {
+		nc, err = dial(ctx, o, nopts, log)
+	}
 	if err != nil {
-		b.shutdownServer()
-		return nil, fmt.Errorf("connect to NATS %s: %w", cmp.Or(url, "(embedded)"), err)
+		return nil, err
 	}
 	b.NC = nc
 	js, err := jetstream.New(nc)
@@ -122,11 +138,102 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		return nil, err
 	}
 	b.JS = js
-	if err := b.provision(ctx, o); err != nil {
-		b.Close()
-		return nil, err
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		err := b.provision(ctx, o)
+		if err == nil {
+			break
+		}
+		if !o.Wait || ctx.Err() != nil {
+			b.noLinger = true
+			b.Close()
+			return nil, err
+		}
+		log.Warn("NATS not ready; retrying", "err", redact.Error(err), "in", delay)
+		select {
+		case <-ctx.Done():
+			b.noLinger = true
+			b.Close()
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
 	}
 	return b, nil
+}
+
+// dial connects to the server at o.URL. It fails within two seconds with the cause
+// ("connection refused", "authentication failed"), or with Wait retries with back-off
+// until ctx ends, logging each failure.
+func dial(ctx context.Context, o Options, nopts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	auth, err := authOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(append(nopts, auth...), nats.Timeout(2*time.Second))
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		nc, err := nats.Connect(o.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		err = ConnectError(o.URL, probe(o.URL, err))
+		if !o.Wait {
+			return nil, err
+		}
+		log.Warn("NATS unreachable; retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// ConnectError names the URL (without its credentials) and the cause of a failed connect.
+func ConnectError(rawURL string, err error) error {
+	cause := err.Error()
+	switch {
+	case isAuthError(err):
+		cause = "authentication failed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		cause = "connection refused"
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		cause = "no answer within 2s"
+	}
+	return fmt.Errorf("cannot connect to %s: %s", redact.String(rawURL), redact.String(cause))
+}
+
+// probe finds the cause the client hides behind "no servers available": it dials the
+// first address of rawURL itself.
+func probe(rawURL string, err error) error {
+	if !errors.Is(err, nats.ErrNoServers) {
+		return err
+	}
+	first, _, _ := strings.Cut(rawURL, ",")
+	if !strings.Contains(first, "://") {
+		first = "nats://" + first
+	}
+	u, perr := url.Parse(first)
+	if perr != nil || u.Host == "" {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	c, derr := net.DialTimeout("tcp", host, 2*time.Second)
+	if derr != nil {
+		var op *net.OpError
+		if errors.As(derr, &op) && op.Err != nil {
+			return op.Err
+		}
+		return derr
+	}
+	c.Close()
+	return err
+}
+
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || strings.Contains(strings.ToLower(err.Error()), "authorization violation")
 }
 
 func authOptions(o Options) ([]nats.Option, error) {
@@ -156,48 +263,20 @@ func authOptions(o Options) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// StartServer starts an embedded JetStream server with its store in dir.
-func StartServer(dir string, listen bool, log *slog.Logger) (*server.Server, error) {
-	if dir == "" {
-		return nil, errors.New("embedded NATS needs a store folder")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	opts := &server.Options{
-		ServerName: "disaggbench-embedded",
-		JetStream:  true,
-		StoreDir:   dir,
-		NoSigs:     true,
-		DontListen: !listen,
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		// The embedded server belongs to one process; keep it to the loopback.
-		NoSystemAccount: true,
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	ns.SetLoggerV2(&serverLog{log.With("component", "nats-server")}, false, false, false)
-	ns.Start()
-	if !ns.ReadyForConnections(20 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("embedded NATS did not become ready in 20s (is another process using the store " + dir + "?)")
-	}
-	if listen {
-		_ = os.WriteFile(filepath.Join(dir, "url"), []byte(ns.ClientURL()+"\n"), 0o644)
-	}
-	return ns, nil
-}
-
-// ServerURL is the embedded server's client URL ("" when connected by URL or not listening).
+// ServerURL is the embedded server's client URL, run here or by another process on the
+// same store ("" when connected by URL or not listening).
 func (b *Bus) ServerURL() string {
 	if b.server == nil {
+		return b.attached
+	}
+	if b.server.Addr() == nil {
 		return ""
 	}
 	return b.server.ClientURL()
 }
+
+// Owner reports whether this process runs the embedded server.
+func (b *Bus) Owner() bool { return b.server != nil }
 
 func (b *Bus) provision(ctx context.Context, o Options) error {
 	dup := o.Duplicates
@@ -368,14 +447,24 @@ func (b *Bus) Close() {
 			b.NC.Close()
 		}
 	}
+	b.linger()
 	b.shutdownServer()
 }
 
 func (b *Bus) shutdownServer() {
 	if b.server != nil {
+		if b.lock != nil {
+			// No new command attaches to a server about to stop.
+			// The address stays known to the next owner, which takes the same port.
+			_ = os.Rename(filepath.Join(b.storeDir, URLFile), filepath.Join(b.storeDir, lastURLFile))
+		}
 		b.server.Shutdown()
 		b.server.WaitForShutdown()
 		b.server = nil
+	}
+	if b.lock != nil {
+		b.lock.Close()
+		b.lock = nil
 	}
 }
 

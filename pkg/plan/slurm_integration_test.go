@@ -77,6 +77,7 @@ type slurmHarness struct {
 	t     testing.TB
 	ctx   context.Context
 	b     *bus.Bus
+	store string // the embedded server's store: a second connection attaches through it
 	sched *slurm.SLURM
 	log   *slog.Logger
 	logs  *syncBuffer
@@ -114,7 +115,8 @@ func newSLURMHarness(t testing.TB, timeout time.Duration) *slurmHarness {
 		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		sched: slurm.NewSLURM(slurm.SLURMOptions{Conf: slurmConf}),
 	}
-	b, err := bus.Connect(ctx, bus.Options{StoreDir: filepath.Join(t.TempDir(), "nats"), Listen: true, Logger: h.log})
+	h.store = filepath.Join(t.TempDir(), "nats")
+	b, err := bus.Connect(ctx, bus.Options{StoreDir: h.store, Listen: true, Logger: h.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,7 +640,7 @@ func TestSLURMWatcherRestart(t *testing.T) {
 			defer col.stop()
 			defer sub.stop()
 			// The first watcher has its own connection, to the same server.
-			wb, err := bus.Connect(h.ctx, bus.Options{URL: h.b.ServerURL(), Name: "watcher-1", Logger: h.log})
+			wb, err := bus.Connect(h.ctx, bus.Options{StoreDir: h.store, Listen: true, Name: "watcher-1", Logger: h.log})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/redact"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -34,6 +35,12 @@ type Common struct {
 	OutputPath string
 	Scheduler  string
 	LogLevel   string
+
+	// Where the output path's embedded server listens, when this command starts it.
+	Listen         string
+	ListenTLSCert  string
+	ListenTLSKey   string
+	ListenInsecure bool
 }
 
 // Register adds the flags to fs; withScheduler adds --scheduler too.
@@ -47,6 +54,10 @@ func (c *Common) Register(fs *flag.FlagSet, withScheduler bool) {
 	fs.StringVar(&c.TLSCert, "tlscert", "", "client certificate for NATS TLS (env NATS_CERT)")
 	fs.StringVar(&c.TLSKey, "tlskey", "", "client key for NATS TLS (env NATS_KEY)")
 	fs.StringVar(&c.OutputPath, "output-path", "", "results and logs folder (env OUTPUT_PATH; default ./output)")
+	fs.StringVar(&c.Listen, "listen", "", "where the embedded server listens, HOST:PORT (env DISAGGBENCH_LISTEN; default "+bus.DefaultListen+", the loopback); beyond the loopback it needs --listen-tlscert/--listen-tlskey or --listen-insecure")
+	fs.StringVar(&c.ListenTLSCert, "listen-tlscert", "", "the embedded server's TLS certificate (env DISAGGBENCH_LISTEN_TLSCERT)")
+	fs.StringVar(&c.ListenTLSKey, "listen-tlskey", "", "the embedded server's TLS key (env DISAGGBENCH_LISTEN_TLSKEY)")
+	fs.BoolVar(&c.ListenInsecure, "listen-insecure", false, "let the embedded server listen beyond the loopback without TLS (its credential then crosses the network in clear)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (env DISAGGBENCH_LOG_LEVEL; default info)")
 	if withScheduler {
 		fs.StringVar(&c.Scheduler, "scheduler", "", "local or slurm (env DISAGGBENCH_SCHEDULER; default local)")
@@ -74,6 +85,15 @@ func (c *Common) Resolve(env map[string]string) error {
 		return fmt.Errorf("--scheduler %q: want local or slurm", c.Scheduler)
 	}
 	c.LogLevel = cmp.Or(c.LogLevel, env["DISAGGBENCH_LOG_LEVEL"], "info")
+	c.Listen = cmp.Or(c.Listen, env["DISAGGBENCH_LISTEN"], bus.DefaultListen)
+	c.ListenTLSCert = cmp.Or(c.ListenTLSCert, env["DISAGGBENCH_LISTEN_TLSCERT"])
+	c.ListenTLSKey = cmp.Or(c.ListenTLSKey, env["DISAGGBENCH_LISTEN_TLSKEY"])
+	redact.Add(c.Password, c.Token)
+	if c.NATS == "" {
+		if err := bus.CheckListen(c.Listen, c.ListenTLSCert, c.ListenTLSKey, c.ListenInsecure); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -88,22 +108,43 @@ func Env() map[string]string {
 	return m
 }
 
-// Logger writes text logs to w at the chosen level.
+// Logger writes text logs to w at the chosen level, credentials masked.
 func (c *Common) Logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cmp.Or(c.LogLevel, "info")))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(slog.NewTextHandler(redact.Writer(w), &slog.HandlerOptions{Level: lvl}))
 }
 
 // StoreDir is where an embedded NATS server keeps its store.
 func (c *Common) StoreDir() string { return filepath.Join(c.OutputPath, ".nats") }
 
-// Connect reaches NATS, or starts the embedded server when no URL is set.
+// Mode says how a command uses the bus.
+type Mode struct {
+	// ReadOnly: the command only reads (status, watch): it creates no store where none is.
+	ReadOnly bool
+	// Hold: the command needs the output path's embedded server until it is done (a run
+	// being followed), so the server's owner waits for it before stopping.
+	Hold bool
+	// Wait: a long-running service keeps trying, with back-off, while NATS is down.
+	Wait bool
+}
+
+// Connect reaches NATS at --nats, or, with no URL, the output path's embedded server:
+// started here when no other command runs it (and then advertised in the store folder
+// for the others), attached to otherwise, with the credential from the store's 0600
+// file. Every command that attaches to an output path goes through here.
 func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger) (*bus.Bus, error) {
+	return c.ConnectMode(ctx, name, log, Mode{})
+}
+
+// ConnectMode is Connect for a command that reads only, holds the server, or waits.
+func (c *Common) ConnectMode(ctx context.Context, name string, log *slog.Logger, m Mode) (*bus.Bus, error) {
 	return bus.Connect(ctx, bus.Options{
 		URL: c.NATS, Name: name, User: c.User, Password: c.Password, Token: c.Token,
 		NKeyFile: c.NKey, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
-		StoreDir: c.StoreDir(), Listen: true, Logger: log,
+		StoreDir: c.StoreDir(), Listen: true, ListenAddr: c.Listen, ListenTLSCert: c.ListenTLSCert,
+		ListenTLSKey: c.ListenTLSKey, ListenInsecure: c.ListenInsecure,
+		NoCreate: m.ReadOnly, Hold: m.Hold, Wait: m.Wait, Logger: log,
 	})
 }
 
@@ -123,6 +164,7 @@ func (c *Common) NewScheduler() (slurm.Scheduler, error) {
 func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
 	register func(fs *flag.FlagSet),
 	start func(ctx context.Context, c *Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error)) int {
+	stderr = redact.Writer(stderr)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c Common
@@ -140,7 +182,7 @@ func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
 	log := c.Logger(stderr).With("service", name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, err := c.Connect(ctx, name, log)
+	b, err := c.ConnectMode(ctx, name, log, Mode{Wait: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
@@ -151,7 +193,7 @@ func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	log.Info("started", "nats", cmp.Or(c.NATS, "embedded "+b.ServerURL()), "output", c.OutputPath)
+	log.Info("started", "nats", redact.String(cmp.Or(c.NATS, "embedded "+b.ServerURL())), "output", c.OutputPath)
 	if err := run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1

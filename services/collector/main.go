@@ -15,6 +15,8 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/settings"
+
+	"github.com/disaggbench/disaggbench/pkg/redact"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -28,6 +30,7 @@ Run 'collector COMMAND -h' for a command's flags.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	stderr = redact.Writer(stderr) // no credential reaches the terminal
 	if len(args) > 0 {
 		switch args[0] {
 		case "-h", "-help", "--help", "help":
