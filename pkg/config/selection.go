@@ -23,6 +23,9 @@ type Selection struct {
 	// type; its errors make the test invalid (the planner renders the test with it, so a
 	// test that cannot be rendered is reported as invalid, not submitted).
 	Check func(t *Test, gpuType string) []Problem
+	// IDs, when set, keeps only these tests (planner rerun); an id that names no test
+	// is an error, as in a test list.
+	IDs []string
 }
 
 // Skip is a test left out of a run on purpose, with the reason.
@@ -100,6 +103,21 @@ func Select(sel Selection, env Env) (*Selected, error) {
 		if len(unknown) > 0 {
 			return nil, unknownIDsError(listPath, unknown, ids)
 		}
+	}
+	if sel.IDs != nil {
+		var unknown []string
+		keep := chosen[:0:0]
+		for _, id := range sel.IDs {
+			if _, ok := byID[id]; !ok {
+				unknown = append(unknown, id)
+			} else if slices.Contains(chosen, id) {
+				keep = append(keep, id)
+			}
+		}
+		if len(unknown) > 0 {
+			return nil, unknownIDsError(dir, unknown, ids)
+		}
+		chosen = keep
 	}
 	slices.Sort(chosen)
 	chosen = slices.Compact(chosen)

@@ -428,6 +428,7 @@ type RunRecord struct {
 	Passed    int       `json:"passed"`
 	Failed    int       `json:"failed"`
 	Finished  bool      `json:"finished"`
+	Cancelled bool      `json:"cancelled,omitempty"` // planner cancel ended it
 }
 
 // Message ids: one per event, so a repeat is dropped by JetStream.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -30,28 +31,66 @@ type Progress struct {
 
 // TestProgress is one test's story.
 type TestProgress struct {
-	TestID string
-	JobID  string
-	State  string // scheduler state, or QUEUED before submission
-	Result *events.Result
+	TestID  string
+	JobID   string
+	State   string    // scheduler state, or QUEUED before submission
+	Running time.Time // when the job was first seen running
+	Ended   bool      // the job is over (or never ran); its result may still be pending
+	Result  *events.Result
 }
 
-// Counts returns queued, running (submitted, not over), done and failed.
-func (p *Progress) Counts() (queued, running, done, failed int) {
+// Tally counts a run's tests; every test is in exactly one of Queued, Running,
+// Collecting and Done.
+type Tally struct {
+	Queued     int // not submitted yet
+	Running    int // submitted, not over
+	Collecting int // over, its result not collected yet
+	Done       int // with a result
+	Failed     int // of Done, failed
+}
+
+// Counts places every test of the run in one bucket.
+func (p *Progress) Counts() Tally {
+	var c Tally
 	for _, t := range p.Tests {
 		switch {
 		case t.Result != nil:
-			done++
+			c.Done++
 			if !t.Result.Passed {
-				failed++
+				c.Failed++
 			}
-		case t.JobID != "" && !slurm.IsTerminal(t.State):
-			running++
-		case t.JobID == "":
-			queued++
+		case t.Ended || slurm.IsTerminal(t.State):
+			c.Collecting++
+		case t.JobID != "":
+			c.Running++
+		default:
+			c.Queued++
 		}
 	}
-	return
+	return c
+}
+
+// Line is the one-line progress: the counts, then the running tests with their time.
+func (c Tally) String() string {
+	s := fmt.Sprintf("queued %d  running %d  collecting %d  done %d  failed %d", c.Queued, c.Running, c.Collecting, c.Done, c.Failed)
+	return s
+}
+
+// RunningTests are the tests running now, the longest running first.
+func (p *Progress) RunningTests() []*TestProgress {
+	var out []*TestProgress
+	for _, t := range p.Tests {
+		if t.Result == nil && !t.Ended && t.JobID != "" && !slurm.IsTerminal(t.State) && !t.Running.IsZero() {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Running.Equal(out[j].Running) {
+			return out[i].Running.Before(out[j].Running)
+		}
+		return out[i].TestID < out[j].TestID
+	})
+	return out
 }
 
 func (p *Progress) test(id string) *TestProgress {
@@ -119,6 +158,9 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if !slurm.IsTerminal(t.State) {
 				t.State = ev.State
 			}
+			if ev.State == slurm.Running && t.Running.IsZero() {
+				t.Running = ev.Time
+			}
 			if ev.JobID == "" {
 				return fmt.Sprintf("%s waits: %s (%s)", test, strings.ToLower(strings.ReplaceAll(ev.State, "_", " ")), ev.Reason), nil
 			}
@@ -132,7 +174,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if err := json.Unmarshal(data, &ev); err != nil {
 				return "", err
 			}
-			t.State = ev.State
+			t.State, t.Ended = ev.State, true
 			if ev.JobID != "" {
 				t.JobID = ev.JobID
 			}
@@ -157,27 +199,57 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 	return "", nil
 }
 
+// ErrUnknownRun is returned for a run id that the store has no record of.
+var ErrUnknownRun = errors.New("unknown run")
+
+// Lookup reads a run's record; a run the store does not know is ErrUnknownRun, named.
+func Lookup(ctx context.Context, b *bus.Bus, run string) (*events.RunRecord, error) {
+	var rec events.RunRecord
+	if run == "" {
+		return nil, fmt.Errorf("%w: empty run id", ErrUnknownRun)
+	}
+	if _, err := bus.GetJSON(ctx, b.Runs, events.Token(run), &rec); err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("%w %q: no such run in this store", ErrUnknownRun, run)
+		}
+		return nil, fmt.Errorf("read run %s: %w", run, err)
+	}
+	return &rec, nil
+}
+
 // Follow reads a run's events from its start. With untilCaughtUp it returns once every
 // stored event is read; otherwise when the run finishes or ctx ends. onEvent (may be nil)
-// sees every event's one-line description.
+// sees every event's one-line description. The consumer it reads with is removed from
+// the server when it returns.
 func Follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onEvent func(line string, p *Progress)) (*Progress, error) {
 	p := &Progress{RunID: run, Tests: map[string]*TestProgress{}}
-	cons, err := b.JS.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.RunFilter(run)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	cons, err := b.Stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     events.RunFilter(run),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Description:       "follow run " + run,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("follow run %s: %w", run, err)
 	}
+	name := cons.CachedInfo().Name
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = b.Stream.DeleteConsumer(dctx, name)
+	}()
 	if info := cons.CachedInfo(); untilCaughtUp && info != nil && info.NumPending == 0 {
 		return p, nil
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullMaxMessages(500))
 	if err != nil {
 		return nil, err
 	}
 	defer it.Stop()
-	go func() { <-ctx.Done(); it.Stop() }()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -210,8 +282,12 @@ func Follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onE
 	}
 }
 
-// Summary renders the end-of-run table: test, state, key metrics, verdict.
-func (p *Progress) Summary() string {
+// Summary renders the end-of-run table with full ids: test, state, key metrics, verdict.
+func (p *Progress) Summary() string { return p.SummaryFit(0) }
+
+// SummaryFit renders the summary so that its lines fit width columns (0: no limit):
+// long test ids are shortened in the middle and the metrics cut at the edge.
+func (p *Progress) SummaryFit(width int) string {
 	ids := make([]string, 0, len(p.Tests))
 	for id := range p.Tests {
 		ids = append(ids, id)
@@ -221,8 +297,19 @@ func (p *Progress) Summary() string {
 	for _, id := range ids {
 		w = max(w, len(id))
 	}
+	const rest = 2 + 13 + 2 + 9 + 2 // the state and verdict columns
+	if width > 0 && w+rest+20 > width {
+		w = max(len("TEST"), 12, width-rest-20)
+	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%-*s  %-13s  %-9s  %s\n", w, "TEST", "STATE", "VERDICT", "KEY METRICS")
+	line := func(id, state, verdict, metrics string) {
+		l := fmt.Sprintf("%-*s  %-13s  %-9s  %s", w, ShortenMiddle(id, w), state, verdict, metrics)
+		if width > 0 && len(l) > width {
+			l = l[:width-3] + "..."
+		}
+		sb.WriteString(strings.TrimRight(l, " ") + "\n")
+	}
+	line("TEST", "STATE", "VERDICT", "KEY METRICS")
 	passed := 0
 	for _, id := range ids {
 		t := p.Tests[id]
@@ -239,15 +326,31 @@ func (p *Progress) Summary() string {
 				passed++
 			}
 			metrics = keyMetrics(t.Result)
+		} else if t.Ended {
+			verdict, metrics = "-", "ended; result not collected yet"
 		}
-		fmt.Fprintf(&sb, "%-*s  %-13s  %-9s  %s\n", w, id, t.State, verdict, metrics)
+		line(id, t.State, verdict, metrics)
 	}
-	fmt.Fprintf(&sb, "\n%s: %d passed, %d failed or unfinished\n", Count(len(ids), "test"), passed, len(ids)-passed)
+	c := p.Counts()
+	fmt.Fprintf(&sb, "\n%s: %d passed, %d failed", Count(len(ids), "test"), passed, c.Failed)
+	if left := len(ids) - c.Done; left > 0 {
+		fmt.Fprintf(&sb, ", %d unfinished (%d queued, %d running, %d waiting for collection)", left, c.Queued, c.Running, c.Collecting)
+	}
+	sb.WriteString("\n")
 	return sb.String()
 }
 
-// keyMetrics shows the judged rows at the highest concurrency (perf) or every accuracy
-// row.
+// ShortenMiddle cuts s to at most n characters by replacing its middle with "...".
+func ShortenMiddle(s string, n int) string {
+	if len(s) <= n || n < 5 {
+		return s
+	}
+	head := (n - 3 + 1) / 2
+	tail := n - 3 - head
+	return s[:head] + "..." + s[len(s)-tail:]
+}
+
+// keyMetrics shows the rows at the highest concurrency (perf) or every accuracy row.
 func keyMetrics(r *events.Result) string {
 	top := 0
 	for _, row := range r.Rows {
@@ -297,4 +400,20 @@ func Count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func sortTests(ts []*TestProgress) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].TestID < ts[j].TestID })
+}
+
+// FailedTests are the tests of the run that failed, were invalid, failed to submit or
+// were cancelled, sorted (what planner rerun --failed runs again).
+func (p *Progress) FailedTests() []string {
+	var ids []string
+	for _, t := range p.sortedTests() {
+		if t.Result != nil && !t.Result.Passed {
+			ids = append(ids, t.TestID)
+		}
+	}
+	return ids
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/disaggbench/disaggbench/pkg/emu"
+	"github.com/disaggbench/disaggbench/pkg/redact"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
@@ -28,6 +29,9 @@ commands:
                            propose references: entries from passing runs
   emulator COMMAND         the job's stand-ins: an emulated trtllm-serve, the Go
                            benchmark client, an emulated lm_eval ('planner emulator help')
+  resume RUN_ID            follow an interrupted run to its end (starting the stages)
+  cancel RUN_ID            cancel a run's queued and running jobs
+  rerun --failed RUN_ID    a new run of a run's failed, invalid and cancelled tests
 
 Every command takes -h for its flags; 'planner --version' prints the version.
 Exit status: 0 done, 1 failed, 2 usage error (nothing ran).
@@ -37,6 +41,7 @@ Exit status: 0 done, 1 failed, 2 usage error (nothing ran).
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	stderr = redact.Writer(stderr) // no credential reaches the terminal
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -75,6 +80,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// The stand-ins the job script runs under environment.emulate and with
 		// benchmark.client builtin; jobs reach them through a copy of this binary.
 		return emu.Main(rest, stdout, stderr)
+	case "resume":
+		return runResume(rest, stdout, stderr)
+	case "cancel":
+		return runCancel(rest, stdout, stderr)
+	case "rerun":
+		return runRerun(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -9,13 +9,11 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/settings"
-	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
 type runFlags struct {
@@ -28,9 +26,8 @@ type runFlags struct {
 	policy            string
 	order             string
 	cancelOnInterrupt bool
-	pollMin, pollMax  time.Duration
-	queuePoll         time.Duration
-	timeout           time.Duration
+	follow            followFlags
+	ids               []string // only these tests (planner rerun)
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, run bool) {
@@ -46,15 +43,12 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.policy, "policy", events.PolicySliding, "sliding: refill a slot as soon as a job ends; barrier: next batch after the whole batch ended")
 	if run {
 		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
-		fs.DurationVar(&f.pollMin, "poll-min", 0, "shortest status poll interval (default 200ms local, 2s slurm)")
-		fs.DurationVar(&f.pollMax, "poll-max", 0, "longest status poll interval (default 5s local, 60s slurm)")
-		fs.DurationVar(&f.queuePoll, "queue-poll", time.Second, "slurm: interval of the squeue check while jobs run; 0 turns it off")
-		fs.DurationVar(&f.timeout, "timeout", watch.DefaultTimeLimit, "cancel a job that has not finished this long after submission")
+		f.follow.register(fs)
 	}
 }
 
 func (f *runFlags) options(env config.Env) plan.Options {
-	sel := config.Selection{ConfigDir: f.configDir, TestList: f.testList, K: f.k, Marker: f.m, GPUType: f.gpuType, Flags: config.Env{}}
+	sel := config.Selection{ConfigDir: f.configDir, TestList: f.testList, K: f.k, Marker: f.m, GPUType: f.gpuType, Flags: config.Env{}, IDs: f.ids}
 	if f.common.OutputPath != "" {
 		sel.Flags["OUTPUT_PATH"] = f.common.OutputPath
 	}

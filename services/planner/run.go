@@ -2,114 +2,158 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
-// runRun is `planner run`: publish, then follow the run to its end.
-func runRun(args []string, stdout, stderr io.Writer) int {
-	f, env, code := parseRunFlags("run", true, args, stdout, stderr)
-	if f == nil {
-		return code
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := os.MkdirAll(f.common.OutputPath, 0o755); err != nil {
-		fmt.Fprintln(stderr, "planner:", err)
-		return 1
-	}
-	logPath := filepath.Join(f.common.OutputPath, "disagg_benchmark_"+time.Now().Format("20060102_150405")+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		fmt.Fprintln(stderr, "planner:", err)
-		return 1
-	}
-	defer logFile.Close()
-	tty := isTerminal(stdout)
-	var logOut io.Writer = logFile
-	if !tty {
-		logOut = io.MultiWriter(logFile, stderr)
-	}
-	log := f.common.Logger(logOut)
+// followFlags are what the commands that follow a run to its end share (run, resume,
+// rerun): the stages' settings when they run in this process, and the outputs.
+type followFlags struct {
+	pollMin, pollMax time.Duration
+	timeout          time.Duration
+	queuePoll        time.Duration
+	junitXML         string
+	wide             bool
+}
 
-	p, err := plan.Prepare(f.options(env), env)
-	if err != nil {
-		fmt.Fprintln(stderr, "planner:", err)
-		return 1
-	}
-	report(p, io.MultiWriter(stderr, logFile))
-	b, err := f.common.Connect(ctx, "planner", log)
-	if err != nil {
-		fmt.Fprintln(stderr, "planner:", err)
-		return 1
-	}
-	defer b.Close()
+func (f *followFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&f.pollMin, "poll-min", 0, "shortest status poll interval (default 200ms local, 2s slurm)")
+	fs.DurationVar(&f.pollMax, "poll-max", 0, "longest status poll interval (default 5s local, 60s slurm)")
+	fs.DurationVar(&f.queuePoll, "queue-poll", time.Second, "slurm: interval of the squeue check while jobs run; 0 turns it off")
+	fs.DurationVar(&f.timeout, "timeout", watch.DefaultTimeLimit, "cancel a job that has not finished this long after submission")
+	fs.StringVar(&f.junitXML, "junit-xml", "", "write the run's results as JUnit XML to `FILE` (as pytest --junit-xml)")
+	fs.BoolVar(&f.wide, "wide", false, "full test ids in the summary, however wide")
+}
 
-	var sched slurm.Scheduler
-	var stages *pipeline.Stages
-	if f.common.NATS == "" || f.cancelOnInterrupt {
-		if sched, err = f.common.NewScheduler(); err != nil {
-			fmt.Fprintln(stderr, "planner:", err)
-			return 1
-		}
-		if c, ok := sched.(io.Closer); ok {
-			defer c.Close()
+// session is a command attached to an output path's bus, with the stages running in
+// this process when no --nats was given.
+type session struct {
+	common  *settings.Common
+	b       *bus.Bus
+	stages  *pipeline.Stages
+	sched   slurm.Scheduler
+	log     *slog.Logger
+	logFile *os.File
+	logPath string
+	logOut  io.Writer
+	tty     bool
+}
+
+// open starts the run log, connects (holding the embedded server until done) and, with
+// no --nats, starts the stages.
+func open(ctx context.Context, c *settings.Common, ff *followFlags, env config.Env, stdout, stderr io.Writer, needSched bool) (*session, error) {
+	if err := os.MkdirAll(c.OutputPath, 0o755); err != nil {
+		return nil, err
+	}
+	s := &session{common: c, tty: isTerminal(stdout)}
+	s.logPath = filepath.Join(c.OutputPath, "disagg_benchmark_"+time.Now().Format("20060102_150405")+".log")
+	lf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.logFile = lf
+	s.logOut = lf
+	if !s.tty {
+		s.logOut = io.MultiWriter(lf, stderr)
+	}
+	s.log = c.Logger(s.logOut)
+	s.b, err = c.ConnectMode(ctx, "planner", s.log, settings.Mode{Hold: true})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if c.NATS == "" || needSched {
+		if s.sched, err = c.NewScheduler(); err != nil {
+			s.close()
+			return nil, err
 		}
 	}
-	if f.common.NATS == "" {
-		pmin, pmax := f.pollMin, f.pollMax
+	if c.NATS == "" {
+		slurmSched := c.Scheduler == "slurm"
+		pmin, pmax := ff.pollMin, ff.pollMax
 		if pmin == 0 {
-			pmin = map[bool]time.Duration{true: 2 * time.Second, false: 200 * time.Millisecond}[f.common.Scheduler == "slurm"]
+			pmin = map[bool]time.Duration{true: 2 * time.Second, false: 200 * time.Millisecond}[slurmSched]
 		}
 		if pmax == 0 {
-			pmax = map[bool]time.Duration{true: 60 * time.Second, false: 5 * time.Second}[f.common.Scheduler == "slurm"]
+			pmax = map[bool]time.Duration{true: 60 * time.Second, false: 5 * time.Second}[slurmSched]
 		}
-		stages, err = pipeline.Start(context.WithoutCancel(ctx), b, pipeline.Options{
-			OutputPath: f.common.OutputPath, Scheduler: sched, Log: log, View: logOut,
-			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(f.queuePoll), TimeLimit: f.timeout, Env: env,
+		s.stages, err = pipeline.Start(context.WithoutCancel(ctx), s.b, pipeline.Options{
+			OutputPath: c.OutputPath, Scheduler: s.sched, Log: s.log, View: s.logOut,
+			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(ff.queuePoll), TimeLimit: ff.timeout, Env: env,
 		})
 		if err != nil {
-			fmt.Fprintln(stderr, "planner:", err)
-			return 1
+			s.close()
+			return nil, err
 		}
-		defer stages.Stop()
 	}
-	if err := p.Publish(ctx, b); err != nil {
-		fmt.Fprintln(stderr, "planner:", err)
-		return 1
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.stages != nil {
+		s.stages.Stop()
 	}
-	fmt.Fprintf(stderr, "run %s: %s (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
-		p.RunID, plan.Count(p.Started.Tests, "test"), p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, logPath)
-	if b.ServerURL() != "" {
-		fmt.Fprintf(stderr, "events: nats sub --server %s 'bench.*.%s.>'\n", b.ServerURL(), events.Token(p.RunID))
+	if c, ok := s.sched.(io.Closer); ok {
+		c.Close()
+	}
+	if s.b != nil {
+		s.b.Close()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+}
+
+// follow shows the run's progress until it finishes, then the summary; it returns the
+// exit code. Interrupted, it says how to resume or cancel the run.
+func (s *session) follow(ctx context.Context, run string, ff *followFlags, stdout, stderr io.Writer) int {
+	if url := s.b.ServerURL(); url != "" {
+		fmt.Fprintf(stderr, "events: nats sub --server %s --token \"$(cat %s)\" 'bench.*.%s.>'\n",
+			url, filepath.Join(s.common.StoreDir(), bus.TokenFile), events.Token(run))
 	}
 	start := time.Now()
 	var mu sync.Mutex
-	var counts [4]int
+	var last *plan.Progress
+	width := terminalWidth()
 	draw := func() {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(stdout, "\r\033[K[%s] queued %d  running %d  done %d  failed %d  elapsed %s",
-			p.RunID, counts[0], counts[1], counts[2], counts[3], time.Since(start).Round(time.Second))
+		if last == nil {
+			return
+		}
+		line := fmt.Sprintf("[%s] %s  elapsed %s", run, last.Counts(), time.Since(start).Round(time.Second))
+		for _, t := range last.RunningTests() {
+			line += fmt.Sprintf("  %s %s", t.TestID, time.Since(t.Running).Round(time.Second))
+		}
+		if len(line) > width-1 {
+			line = line[:width-4] + "..."
+		}
+		fmt.Fprintf(stdout, "\r\033[K%s", line)
 	}
 	stopDraw := make(chan struct{})
 	drawn := make(chan struct{})
 	go func() {
 		defer close(drawn)
-		if !tty {
+		if !s.tty {
 			return
 		}
 		t := time.NewTicker(time.Second)
@@ -123,62 +167,139 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	prog, err := plan.Follow(ctx, b, p.RunID, false, func(line string, pr *plan.Progress) {
-		log.Info(line)
-		q, r, d, fl := pr.Counts()
+	prog, err := plan.Follow(ctx, s.b, run, false, func(line string, pr *plan.Progress) {
+		s.log.Info(line)
 		mu.Lock()
-		counts = [4]int{q, r, d, fl}
+		last = pr
 		mu.Unlock()
-		if tty {
+		if s.tty {
 			draw()
 		}
 	})
 	close(stopDraw)
 	<-drawn
-	if tty {
+	if s.tty {
 		fmt.Fprintln(stdout)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "interrupted: run %s stays recorded (planner status %s)\n", p.RunID, p.RunID)
-			if f.cancelOnInterrupt && sched != nil {
-				cancelRun(b, sched, p.RunID, stderr)
+			out := ""
+			if s.common.OutputPath != "" {
+				out = " --output-path " + s.common.OutputPath
 			}
+			nats := ""
+			if s.common.NATS != "" {
+				nats = " --nats URL"
+			}
+			fmt.Fprintf(stderr, "\ninterrupted: run %s is not finished; jobs already in the scheduler keep running.\n"+
+				"  follow it to its end:  planner resume %s%s%s\n"+
+				"  or cancel it:          planner cancel %s%s%s\n", run, run, out, nats, run, out, nats)
+			writeJUnit(prog, ff.junitXML, stderr)
 			return 130
 		}
 		fmt.Fprintln(stderr, "planner:", err)
 		return 1
 	}
-	summary := prog.Summary()
+	summary := prog.SummaryFit(summaryWidth(s.tty, ff.wide))
 	fmt.Fprint(stdout, summary)
-	fmt.Fprint(logFile, summary)
-	_, _, _, failed := prog.Counts()
-	if failed > 0 || prog.Finished == nil || prog.Finished.Failed > 0 {
+	fmt.Fprint(s.logFile, prog.Summary())
+	if !writeJUnit(prog, ff.junitXML, stderr) {
+		return 1
+	}
+	if prog.Counts().Failed > 0 || prog.Finished == nil || prog.Finished.Failed > 0 {
 		return 1
 	}
 	return 0
 }
 
-// cancelRun cancels every job of the run that the ledger says is submitted.
-func cancelRun(b *bus.Bus, sched slurm.Scheduler, run string, w io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	keys, err := b.Jobs.ListKeysFiltered(ctx, events.Token(run)+".*")
+func summaryWidth(tty, wide bool) int {
+	if !tty || wide {
+		return 0
+	}
+	return terminalWidth()
+}
+
+// terminalWidth is $COLUMNS, or 100.
+func terminalWidth() int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv("COLUMNS"), &n); err == nil && n >= 40 {
+		return n
+	}
+	return 100
+}
+
+func writeJUnit(p *plan.Progress, path string, stderr io.Writer) bool {
+	if path == "" || p == nil {
+		return true
+	}
+	var sb strings.Builder
+	if err := p.WriteJUnit(&sb); err != nil {
+		fmt.Fprintln(stderr, "planner: junit:", err)
+		return false
+	}
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		fmt.Fprintln(stderr, "planner: junit:", err)
+		return false
+	}
+	return true
+}
+
+// runRun is `planner run`: publish, then follow the run to its end.
+func runRun(args []string, stdout, stderr io.Writer) int {
+	f, env, code := parseRunFlags("run", true, args, stdout, stderr)
+	if f == nil {
+		return code
+	}
+	return publishAndFollow(f, env, stdout, stderr)
+}
+
+func publishAndFollow(f *runFlags, env config.Env, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := plan.Prepare(f.options(env), env)
 	if err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	s, err := open(ctx, &f.common, &f.follow, env, stdout, stderr, f.cancelOnInterrupt)
+	if err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	defer s.close()
+	report(p, io.MultiWriter(stderr, s.logFile))
+	if err := p.Publish(ctx, s.b); err != nil {
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "run %s: %s (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
+		p.RunID, plan.Count(p.Started.Tests, "test"), p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, s.logPath)
+	code := s.follow(ctx, p.RunID, &f.follow, stdout, stderr)
+	if code == 130 && f.cancelOnInterrupt && s.sched != nil {
+		cancelAndReport(s.b, s.sched, p.RunID, stderr)
+	}
+	return code
+}
+
+// cancelAndReport cancels a run's unfinished tests and says what it did.
+func cancelAndReport(b *bus.Bus, sched slurm.Scheduler, run string, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done, err := plan.Cancel(ctx, b, sched, run)
+	for _, c := range done {
+		switch {
+		case c.Err != nil:
+			fmt.Fprintf(w, "cancel job %s (%s): %v\n", c.JobID, c.TestID, c.Err)
+		case c.JobID != "":
+			fmt.Fprintf(w, "cancelled job %s (%s)\n", c.JobID, c.TestID)
+		default:
+			fmt.Fprintf(w, "cancelled %s (not submitted)\n", c.TestID)
+		}
+	}
+	if err != nil && !errors.Is(err, plan.ErrUnknownRun) {
 		fmt.Fprintln(w, "cancel:", err)
-		return
 	}
-	for k := range keys.Keys() {
-		var rec events.JobRecord
-		if _, err := bus.GetJSON(ctx, b.Jobs, k, &rec); err != nil || rec.Phase != events.PhaseSubmitted || rec.JobID == "" {
-			continue
-		}
-		if err := sched.Cancel(ctx, rec.JobID); err != nil {
-			fmt.Fprintf(w, "cancel job %s: %v\n", rec.JobID, err)
-		} else {
-			fmt.Fprintf(w, "cancelled job %s (%s)\n", rec.JobID, rec.TestID)
-		}
-	}
+	return err
 }
 
 func isTerminal(w io.Writer) bool {
