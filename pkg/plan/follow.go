@@ -299,7 +299,7 @@ func (p *Progress) SummaryFit(width int) string {
 	}
 	const rest = 2 + 13 + 2 + 9 + 2 // the state and verdict columns
 	if width > 0 && w+rest+20 > width {
-		w = max(len("TEST"), 12, width-rest-20)
+		w = max(16, width-rest-12)
 	}
 	var sb strings.Builder
 	line := func(id, state, verdict, metrics string) {
@@ -334,7 +334,7 @@ func (p *Progress) SummaryFit(width int) string {
 	c := p.Counts()
 	fmt.Fprintf(&sb, "\n%s: %d passed, %d failed", Count(len(ids), "test"), passed, c.Failed)
 	if left := len(ids) - c.Done; left > 0 {
-		fmt.Fprintf(&sb, ", %d unfinished (%d queued, %d running, %d waiting for collection)", left, c.Queued, c.Running, c.Collecting)
+		fmt.Fprintf(&sb, "\n%d unfinished: %d queued, %d running, %d waiting for collection", left, c.Queued, c.Running, c.Collecting)
 	}
 	sb.WriteString("\n")
 	return sb.String()
