@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/results"
 )
 
 // quickstartCopy copies the quickstart with jobs that sleep pause at each step.
@@ -322,5 +323,66 @@ func TestCancelThenRerunFailed(t *testing.T) {
 	x, err := os.ReadFile(junit)
 	if err != nil || strings.Count(string(x), "<testcase ") != 4 {
 		t.Fatalf("junit: %v\n%s", err, x)
+	}
+}
+
+// TestInvalidTestLeavesARecord: a run with one invalid test has a Parquet row and a JUnit
+// failure for it, and the JUnit report lists every selected test.
+func TestInvalidTestLeavesARecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs emulated jobs")
+	}
+	qs := quickstartCopy(t, "0.2")
+	src := filepath.Join(qs, "test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "concurrency_list: \"1 2 4\"", "concurrency_list: \"1 two 4\"", 1)
+	if bad == string(data) {
+		t.Fatal("no concurrency_list to break")
+	}
+	name := "tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_bad"
+	if err := os.WriteFile(filepath.Join(qs, "test_configs/disagg/perf", name+".yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := os.ReadFile(filepath.Join(qs, "testlist.txt"))
+	invalidID := "disagg_perf_" + name
+	if err := os.WriteFile(filepath.Join(qs, "testlist.txt"), append(list, []byte("\n"+invalidID+"\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	code, stdout, stderr := planner(t, 2*time.Minute, runArgs(qs, out, "--junit-xml", junit)...)
+	if code != 1 || !strings.Contains(stdout, "5 tests: 4 passed, 1 failed") {
+		t.Fatalf("planner run exited %d:\n%s\n%s", code, stdout, stderr)
+	}
+	run := runIDRe.FindStringSubmatch(stderr)[1]
+	parts, _ := filepath.Glob(filepath.Join(out, "results", "run="+run, "*.parquet"))
+	found := false
+	for _, p := range parts {
+		rows, err := results.ReadParquet(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.TestID == invalidID {
+				found = true
+				if r.Verdict != "fail" || r.SlurmState != "INVALID" || !strings.Contains(r.Reasons, "concurrency_list") {
+					t.Errorf("invalid test's row: %+v", r)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no Parquet row for the invalid test in %v", parts)
+	}
+	x, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(x), "<testcase "); n != 5 || strings.Count(string(x), "<failure ") != 1 ||
+		!strings.Contains(string(x), "test_benchmark["+invalidID+"]") {
+		t.Fatalf("junit has %d test cases, want 5 with one failure:\n%s", n, x)
 	}
 }

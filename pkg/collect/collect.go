@@ -511,7 +511,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 		if len(res.Reasons) == 0 {
 			res.Reasons = []string{strings.ToLower(ev.State)}
 		}
-		return res, nil
+		return res, []results.Row{verdictRow(ev, spec, res, ev.State)}
 	}
 	in := metrics.Input{
 		TestType: spec.TestType, Category: spec.Category, Concurrencies: spec.Concurrencies,
@@ -622,6 +622,12 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	if len(spec.References) > 0 && m.Valid {
 		applyReferences(res, rows, spec)
 	}
+	if len(rows) == 0 {
+		// No value at all: the test still leaves its record.
+		r := verdictRow(ev, spec, res, state)
+		r.Partial = m.Partial
+		rows = append(rows, r)
+	}
 	return res, rows
 }
 
@@ -684,6 +690,25 @@ func applyReferences(res *events.Result, rows []results.Row, spec *events.JobSpe
 	}
 	for i := range rows {
 		rows[i].Verdict, rows[i].Reasons = "fail", strings.Join(res.Reasons, "; ")
+	}
+}
+
+// verdictRow is the one row of a test that has no value (invalid, not submitted,
+// cancelled, or failed before it measured anything): its verdict, reasons and state,
+// with no metric and a NaN value. It goes to the Parquet dataset only; the CSV has
+// measured values only, as the seed's has.
+func verdictRow(ev *events.JobCompleted, spec *events.JobSpec, res *events.Result, state string) results.Row {
+	verdict := "fail"
+	if res.Passed {
+		verdict = "pass"
+	}
+	return results.Row{
+		RunID: ev.RunID, TestID: ev.TestID, TestType: spec.TestType, Category: spec.Category,
+		Model: spec.Model, Precision: spec.Precision, GPUType: spec.GPUType, Verdict: verdict,
+		Reasons: strings.Join(res.Reasons, "; "), JobID: ev.JobID, SlurmState: state,
+		ExitCode: int64(ev.ExitCode), NodeList: ev.NodeList, Start: ev.Start, End: ev.End,
+		CtxGPUs: int64(spec.CtxGPUs), GenGPUs: int64(spec.GenGPUs), ConfigHash: spec.ConfigHash,
+		ContainerImage: spec.Image, Value: math.NaN(),
 	}
 }
 

@@ -46,9 +46,14 @@ const csvTime = "2006-01-02 15:04:05"
 //   - threshold is empty (the seed's relative regression threshold, never set); an
 //     accuracy row's pass line is absolute and goes to absolute_threshold.
 //   - metric_type is Metric.
+//
+// A row with no Metric (a test's verdict without any value) has no CSV line.
 func CSVRecords(rows []Row) [][]string {
 	out := make([][]string, 0, len(rows))
 	for _, r := range rows {
+		if r.Metric == "" {
+			continue
+		}
 		out = append(out, csvRecord(r.normalize()))
 	}
 	return out
