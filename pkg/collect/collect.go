@@ -52,13 +52,29 @@ type Config struct {
 	// Workers judge and claim completions in parallel (default 8); four times as many
 	// finish them (mark done, publish the result).
 	Workers int
+	// GiveUpAfter is how long a test whose results cannot be written is retried (each
+	// try reported as a problem event); then it fails with the reason (default 2 min).
+	GiveUpAfter time.Duration
 }
+
+// DefaultGiveUpAfter bounds the retries of a test whose results cannot be written.
+const DefaultGiveUpAfter = 2 * time.Minute
 
 // Collector is the stage.
 type Collector struct {
 	cfg Config
 	log *slog.Logger
 	csv *results.CSVAppender
+
+	mu      sync.Mutex
+	failing map[string]*trouble // by ledger key: tests whose collection keeps failing
+}
+
+// trouble is a test's run of failed collection attempts.
+type trouble struct {
+	since    time.Time
+	reported time.Time
+	n        int
 }
 
 // New applies defaults.
@@ -75,7 +91,10 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}
-	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector")}
+	if cfg.GiveUpAfter <= 0 {
+		cfg.GiveUpAfter = DefaultGiveUpAfter
+	}
+	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), failing: map[string]*trouble{}}
 	c.csv = results.NewCSVAppender(c.CSVPath(), results.NoSync())
 	return c, nil
 }
@@ -279,12 +298,75 @@ func (c *Collector) settle(it *item, err error) {
 	if it.err == nil {
 		it.err = err
 	}
+	key := events.Key(it.ev.RunID, it.ev.TestID)
 	if it.err != nil {
-		c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", it.err)
+		if c.giveUp(key, it) {
+			return
+		}
 		_ = it.m.NakWithDelay(2 * time.Second)
 		return
 	}
+	c.mu.Lock()
+	delete(c.failing, key)
+	c.mu.Unlock()
 	_ = it.m.Ack()
+}
+
+// giveUp reports a test whose collection failed as a problem event, and once it has
+// failed for GiveUpAfter publishes its result as failed with the reason (true: the
+// message is settled).
+func (c *Collector) giveUp(key string, it *item) bool {
+	now := time.Now()
+	c.mu.Lock()
+	tr := c.failing[key]
+	if tr == nil {
+		tr = &trouble{since: now}
+		c.failing[key] = tr
+	}
+	report := now.Sub(tr.reported) >= 15*time.Second
+	if report {
+		tr.reported = now
+		tr.n++
+	}
+	since, n := tr.since, tr.n
+	c.mu.Unlock()
+	reason := "results not written: " + it.err.Error()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if now.Sub(since) < c.cfg.GiveUpAfter {
+		c.log.Error("collect failed; retrying", "test", it.ev.TestID, "err", it.err, "gives up in", (c.cfg.GiveUpAfter - now.Sub(since)).Round(time.Second))
+		if report {
+			ev := events.Problem{Header: events.NewHeader(it.ev.RunID), TestID: it.ev.TestID, Stage: "collector",
+				Reason: reason, Since: since, GiveUp: since.Add(c.cfg.GiveUpAfter)}
+			if err := c.cfg.Bus.Publish(ctx, events.JobSubject(it.ev.RunID, it.ev.TestID, events.KindProblem),
+				events.ProblemID(it.ev.RunID, it.ev.TestID, "collector", n), ev); err != nil {
+				c.log.Warn("publish problem", "test", it.ev.TestID, "err", err)
+			}
+		}
+		return false
+	}
+	// Out of time: the test fails with the reason; its rows are not written.
+	res := events.Result{Header: events.NewHeader(it.ev.RunID), TestID: it.ev.TestID, JobID: it.ev.JobID,
+		State: it.ev.State, LogDir: it.ev.LogDir, Start: it.ev.Start, End: it.ev.End}
+	if it.res != nil {
+		res = *it.res
+		res.Rows = nil
+	}
+	res.Passed = false
+	res.Reasons = append(res.Reasons, fmt.Sprintf("%s (gave up after %v)", reason, c.cfg.GiveUpAfter))
+	if err := c.cfg.Bus.Publish(ctx, events.ResultSubject(it.ev.RunID, it.ev.TestID), events.ResultID(it.ev.RunID, it.ev.TestID), res); err != nil {
+		c.log.Error("publish failed result", "test", it.ev.TestID, "err", err)
+		return false
+	}
+	c.log.Error("collect failed; gave up, the test fails", "test", it.ev.TestID, "err", it.err, "after", c.cfg.GiveUpAfter)
+	if err := c.runEnd(ctx, it.ev.RunID); err != nil {
+		c.log.Warn("look for the run's end", "run", it.ev.RunID, "err", err)
+	}
+	c.mu.Lock()
+	delete(c.failing, key)
+	c.mu.Unlock()
+	_ = it.m.Ack()
+	return true
 }
 
 type item struct {

@@ -68,6 +68,9 @@ func renderDoc() string {
 		{JobSubject(run, test, KindCompleted), "Job completed", "The job is over: final SLURM state, exit code, times, nodes and log folder. `state` may also be `INVALID` (the config failed validation; `reasons` and `spec` say which test and why) or `SUBMIT_FAILED` (the scheduler refused it; `reasons` carries its message).",
 			JobCompleted{Header: h, TestID: test, Index: 0, JobID: "48213", State: "COMPLETED", Detail: "COMPLETED", ExitCode: 0,
 				Submit: at.Add(time.Second), Start: start, End: end, NodeList: "gb200-[001-009]", LogDir: logDir}},
+		{JobSubject(run, test, KindProblem), "Problem", "A stage cannot make progress on the test (for example the collector cannot write the results: a folder not writable, a full disk). It keeps trying until `give_up`, then fails the test with the reason.",
+			Problem{Header: h, TestID: test, Stage: "collector", Reason: "write Parquet: open /lustre/bench/out/results/run=" + run + "/part-000000000042.parquet: permission denied",
+				Since: end.Add(time.Minute), GiveUp: end.Add(3 * time.Minute)}},
 		{ResultSubject(run, test), "Result", "The collector's verdict, with every number and every reason for a failure. `rows` holds every value the benchmark client printed for each finished concurrency (request counts, duration, tokens, request, output, total and user throughput, goodput, mean, median, std, P90 and P99 of TTFT, TPOT, ITL and E2EL; shortened here); `judged` marks the ones the verdict rests on, which are also the CSV's rows.",
 			Result{Header: h, TestID: test, JobID: "48213", State: "COMPLETED", Passed: true, Start: start, End: end,
 				Duration: end.Sub(start).Seconds(), LogDir: logDir, Rows: []ResultRow{

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,6 +108,7 @@ const (
 	KindSubmitted = "submitted"
 	KindState     = "state"
 	KindCompleted = "completed"
+	KindProblem   = "problem"
 )
 
 // Key is the KV key of one test of one run: "<run>.<test>", both tokenised.
@@ -303,6 +305,23 @@ type JobState struct {
 	State  string `json:"state"`
 	Detail string `json:"detail,omitempty"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// Problem: a stage cannot make progress on a test (its results cannot be written, a
+// folder is not writable, ...) and keeps trying until GiveUp; then the test fails with
+// the reason.
+type Problem struct {
+	Header
+	TestID string    `json:"test_id"`
+	Stage  string    `json:"stage"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	GiveUp time.Time `json:"give_up"`
+}
+
+// ProblemID is one problem event per test, stage and minute of trouble.
+func ProblemID(run, test, stage string, n int) string {
+	return JobSubject(run, test, KindProblem) + "." + stage + "." + strconv.Itoa(n)
 }
 
 // JobCompleted: the job is over, for whatever reason.

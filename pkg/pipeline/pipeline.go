@@ -37,6 +37,8 @@ type Options struct {
 	QueuePoll time.Duration
 	TimeLimit time.Duration
 	Env       config.Env
+	// GiveUpAfter bounds the retries of a test whose results cannot be written.
+	GiveUpAfter time.Duration
 }
 
 // Start starts the three stages on b; Stop ends them.
@@ -51,7 +53,7 @@ func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	col, err := collect.New(collect.Config{Bus: b, OutputPath: o.OutputPath, Log: o.Log})
+	col, err := collect.New(collect.Config{Bus: b, OutputPath: o.OutputPath, Log: o.Log, GiveUpAfter: o.GiveUpAfter})
 	if err != nil {
 		return nil, err
 	}

@@ -33,9 +33,10 @@ type Progress struct {
 type TestProgress struct {
 	TestID  string
 	JobID   string
-	State   string    // scheduler state, or QUEUED before submission
-	Running time.Time // when the job was first seen running
-	Ended   bool      // the job is over (or never ran); its result may still be pending
+	State   string          // scheduler state, or QUEUED before submission
+	Running time.Time       // when the job was first seen running
+	Ended   bool            // the job is over (or never ran); its result may still be pending
+	Problem *events.Problem // a stage cannot make progress on it (until its result)
 	Result  *events.Result
 }
 
@@ -74,6 +75,17 @@ func (p *Progress) Counts() Tally {
 func (c Tally) String() string {
 	s := fmt.Sprintf("queued %d  running %d  collecting %d  done %d  failed %d", c.Queued, c.Running, c.Collecting, c.Done, c.Failed)
 	return s
+}
+
+// Problems are the tests a stage cannot make progress on now, by test id.
+func (p *Progress) Problems() []*TestProgress {
+	var out []*TestProgress
+	for _, t := range p.sortedTests() {
+		if t.Result == nil && t.Problem != nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // RunningTests are the tests running now, the longest running first.
@@ -169,6 +181,14 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 				msg += " (" + ev.Reason + ")"
 			}
 			return msg, nil
+		case events.KindProblem:
+			var ev events.Problem
+			if err := json.Unmarshal(data, &ev); err != nil {
+				return "", err
+			}
+			t.Problem = &ev
+			return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (fails at %s unless it recovers)",
+				test, ev.Stage, ev.Reason, ev.GiveUp.Local().Format("15:04:05")), nil
 		case events.KindCompleted:
 			var ev events.JobCompleted
 			if err := json.Unmarshal(data, &ev); err != nil {
@@ -186,7 +206,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			return "", err
 		}
 		t := p.test(ev.TestID)
-		t.Result = &ev
+		t.Result, t.Problem = &ev, nil
 		if ev.State != "" {
 			t.State = ev.State
 		}
@@ -326,8 +346,10 @@ func (p *Progress) SummaryFit(width int) string {
 				passed++
 			}
 			metrics = keyMetrics(t.Result)
+		} else if t.Problem != nil {
+			metrics = t.Problem.Stage + " stalled: " + t.Problem.Reason
 		} else if t.Ended {
-			verdict, metrics = "-", "ended; result not collected yet"
+			metrics = "ended; result not collected yet"
 		}
 		line(id, t.State, verdict, metrics)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
@@ -33,6 +34,7 @@ type followFlags struct {
 	queuePoll        time.Duration
 	junitXML         string
 	wide             bool
+	giveUpAfter      time.Duration
 }
 
 func (f *followFlags) register(fs *flag.FlagSet) {
@@ -42,6 +44,7 @@ func (f *followFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", watch.DefaultTimeLimit, "cancel a job that has not finished this long after submission")
 	fs.StringVar(&f.junitXML, "junit-xml", "", "write the run's results as JUnit XML to `FILE` (as pytest --junit-xml)")
 	fs.BoolVar(&f.wide, "wide", false, "full test ids in the summary, however wide")
+	fs.DurationVar(&f.giveUpAfter, "give-up-after", collect.DefaultGiveUpAfter, "fail a test whose results cannot be written after retrying this long")
 }
 
 // session is a command attached to an output path's bus, with the stages running in
@@ -98,7 +101,7 @@ func open(ctx context.Context, c *settings.Common, ff *followFlags, env config.E
 		}
 		s.stages, err = pipeline.Start(context.WithoutCancel(ctx), s.b, pipeline.Options{
 			OutputPath: c.OutputPath, Scheduler: s.sched, Log: s.log, View: s.logOut,
-			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(ff.queuePoll), TimeLimit: ff.timeout, Env: env,
+			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(ff.queuePoll), TimeLimit: ff.timeout, Env: env, GiveUpAfter: ff.giveUpAfter,
 		})
 		if err != nil {
 			s.close()
@@ -141,6 +144,9 @@ func (s *session) follow(ctx context.Context, run string, ff *followFlags, stdou
 			return
 		}
 		line := fmt.Sprintf("[%s] %s  elapsed %s", run, last.Counts(), time.Since(start).Round(time.Second))
+		if probs := last.Problems(); len(probs) > 0 {
+			line += fmt.Sprintf("  PROBLEM %s: %s: %s", probs[0].TestID, probs[0].Problem.Stage, probs[0].Problem.Reason)
+		}
 		for _, t := range last.RunningTests() {
 			line += fmt.Sprintf("  %s %s", t.TestID, time.Since(t.Running).Round(time.Second))
 		}
