@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -87,7 +88,10 @@ type Bus struct {
 	attached string   // the URL of another process's embedded server we use
 	storeDir string
 	noLinger bool
-	log      *slog.Logger
+	// An attached command runs the server itself if its owner goes away.
+	stopWatch chan struct{}
+	watching  sync.WaitGroup
+	log       *slog.Logger
 }
 
 // Connect reaches NATS (or starts the embedded server) and provisions everything.
@@ -434,6 +438,11 @@ func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.
 
 // Close drains the connection and stops the embedded server, if any.
 func (b *Bus) Close() {
+	if b.stopWatch != nil {
+		close(b.stopWatch)
+		b.watching.Wait()
+		b.stopWatch = nil
+	}
 	if b.NC != nil {
 		done := make(chan struct{})
 		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })

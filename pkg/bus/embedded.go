@@ -188,6 +188,11 @@ func (b *Bus) embedded(ctx context.Context, o Options, nopts []nats.Option) (*na
 			nc, err := nats.Connect(u, opts...)
 			if err == nil {
 				b.attached = u
+				if !o.NoCreate {
+					b.stopWatch = make(chan struct{})
+					b.watching.Add(1)
+					go b.watchOwner(o, u, nc)
+				}
 				return nc, nil
 			}
 			if isAuthError(err) {
@@ -349,5 +354,46 @@ func (b *Bus) linger() {
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// watchOwner restarts the store's server, at the same address, when the process that ran
+// it is gone (killed, or stopped while this command still needs it): this connection
+// and every other attached one then reconnect by themselves.
+func (b *Bus) watchOwner(o Options, u string, nc *nats.Conn) {
+	defer b.watching.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopWatch:
+			return
+		case <-t.C:
+		}
+		if nc.IsConnected() || nc.IsClosed() {
+			continue
+		}
+		lock, err := lockStore(o.StoreDir)
+		if err != nil {
+			continue // the owner is still there, or another command took over
+		}
+		pu, err := url.Parse(u)
+		tok, terr := loadToken(o.StoreDir, false, b.log)
+		if err != nil || terr != nil {
+			lock.Close()
+			return
+		}
+		ns, err := startServer(o.StoreDir, pu.Host, tok, o, b.log)
+		if err != nil {
+			b.log.Warn("the embedded server's owner is gone and its address is taken; retrying", "err", err)
+			lock.Close()
+			continue
+		}
+		b.server, b.lock, b.storeDir, b.attached = ns, lock, o.StoreDir, ""
+		if err := fileio.WriteAtomic(filepath.Join(o.StoreDir, URLFile), []byte(ns.ClientURL()+"\n"), 0o644, false); err != nil {
+			b.log.Warn("advertise the embedded server", "err", err)
+		}
+		b.log.Warn("the embedded server's owner went away: this command runs it now", "url", ns.ClientURL())
+		return
 	}
 }

@@ -270,3 +270,43 @@ func TestServiceWaitsForNATSWithBackoff(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestAttachedCommandTakesOverWhenTheOwnerDies: the owner vanishes without a word (as
+// when killed); the attached command starts the server again at the same address and
+// its connection carries on.
+func TestAttachedCommandTakesOverWhenTheOwnerDies(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".nats")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	owner, err := Connect(ctx, Options{StoreDir: dir, Listen: true, Name: "owner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := owner.ServerURL()
+	other, err := Connect(ctx, Options{StoreDir: dir, Listen: true, Name: "planner-run", Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// A kill: no drain, no hand-over, the lock released by the kernel.
+	owner.NC.Close()
+	owner.server.Shutdown()
+	owner.server.WaitForShutdown()
+	owner.lock.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := other.Publish(tctx, events.RunStartedSubject("r3"), "id-r3", events.RunStarted{Header: events.NewHeader("r3")})
+		tcancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the attached command never got a server back: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := strings.TrimSpace(readURL(dir)); got != url {
+		t.Fatalf("server restarted at %q, want the same address %q", got, url)
+	}
+}
