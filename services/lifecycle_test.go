@@ -18,12 +18,35 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/results"
 )
 
-// quickstartCopy copies the quickstart with jobs that sleep pause at each step.
+// quickstartCopy copies the quickstart with its configs switched to the fixture job
+// script of pkg/plan (the real output formats, no emulator), whose steps sleep pause.
 func quickstartCopy(t *testing.T, pause string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "qs")
 	if err := os.CopyFS(dir, os.DirFS("../examples/quickstart")); err != nil {
 		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile("../pkg/plan/testdata/fast_job.sh.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fast_job.sh.tmpl"), tmpl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgs, _ := filepath.Glob(filepath.Join(dir, "test_configs", "*", "*", "*.yaml"))
+	for _, c := range cfgs {
+		data, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(data), "  emulate: true\n", "  container_image: nvcr.io/nvidia/tensorrt-llm/release:1.2.0\n", 1)
+		s = strings.Replace(s, "slurm:\n", "slurm:\n  script_file: ../../../fast_job.sh.tmpl\n", 1)
+		if !strings.Contains(s, "script_file") || strings.Contains(s, "emulate: true") {
+			t.Fatalf("%s: cannot switch it to the fixture job script", c)
+		}
+		if err := os.WriteFile(c, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	setPause(t, dir, pause)
 	return dir
@@ -31,7 +54,7 @@ func quickstartCopy(t *testing.T, pause string) string {
 
 func setPause(t *testing.T, dir, pause string) {
 	t.Helper()
-	tmpl := filepath.Join(dir, "emulate.sh.tmpl")
+	tmpl := filepath.Join(dir, "fast_job.sh.tmpl")
 	data, err := os.ReadFile(tmpl)
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +356,7 @@ func TestInvalidTestLeavesARecord(t *testing.T) {
 		t.Skip("runs emulated jobs")
 	}
 	qs := quickstartCopy(t, "0.2")
-	src := filepath.Join(qs, "test_configs/disagg/perf/tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml")
+	src := filepath.Join(qs, "test_configs/disagg/perf/tinyllama-1.1b_1k128_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX.yaml")
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +365,7 @@ func TestInvalidTestLeavesARecord(t *testing.T) {
 	if bad == string(data) {
 		t.Fatal("no concurrency_list to break")
 	}
-	name := "tinyllama-1.1b_1k1k_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_bad"
+	name := "tinyllama-1.1b_1k128_ctx1_gen1_tep1_bs4_eplb0_mtp0_ccb-UCX_bad"
 	if err := os.WriteFile(filepath.Join(qs, "test_configs/disagg/perf", name+".yaml"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 func slowQuickstart(t *testing.T, dir string, n int, pause string) string {
 	t.Helper()
 	cfg := copyQuickstart(t, dir, n)
-	tmpl := filepath.Join(dir, "emulate.sh.tmpl")
+	tmpl := filepath.Join(dir, "fast_job.sh.tmpl")
 	data, err := os.ReadFile(tmpl)
 	if err != nil {
 		t.Fatal(err)
