@@ -128,17 +128,17 @@ func isLoopback(host string) bool {
 func CheckListen(addr, tlsCert, tlsKey string, insecure bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--listen %q: want HOST:PORT (for example 127.0.0.1:4222): %v", addr, err)
+		return fmt.Errorf("--nats-listen %q: want HOST:PORT (for example 127.0.0.1:4222): %v", addr, err)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("--listen %q: bad port", addr)
+		return fmt.Errorf("--nats-listen %q: bad port", addr)
 	}
 	if (tlsCert == "") != (tlsKey == "") {
-		return errors.New("--listen-tlscert and --listen-tlskey go together")
+		return errors.New("--nats-listen-tlscert and --nats-listen-tlskey go together")
 	}
 	if !isLoopback(host) && tlsCert == "" && !insecure {
-		return fmt.Errorf("--listen %s exposes the bus beyond this machine, and its credential would cross the network in clear: "+
-			"give --listen-tlscert and --listen-tlskey, or --listen-insecure to accept that", addr)
+		return fmt.Errorf("--nats-listen %s exposes the bus beyond this machine, and its credential would cross the network in clear: "+
+			"give --nats-listen-tlscert and --nats-listen-tlskey, or --nats-listen-insecure to accept that", addr)
 	}
 	return nil
 }

@@ -164,7 +164,7 @@ func TestListenBeyondLoopbackNeedsTLS(t *testing.T) {
 			t.Errorf("--listen %s without TLS: %v", addr, err)
 		}
 		if err := CheckListen(addr, "", "", true); err != nil {
-			t.Errorf("--listen %s --listen-insecure: %v", addr, err)
+			t.Errorf("--listen %s --nats-listen-insecure: %v", addr, err)
 		}
 		if err := CheckListen(addr, "c.pem", "k.pem", false); err != nil {
 			t.Errorf("--listen %s with TLS: %v", addr, err)

@@ -182,9 +182,24 @@ func runCancel(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "run %s cancelled\n", run)
 		return 0
 	}
+	// With the embedded server, the tests are marked cancelled first, before this
+	// process starts the stages (a submitter started first could submit a test the
+	// cancel is about to mark); then the stages record the cancelled tests' results and
+	// the run's end.
+	sched, err := c.NewScheduler()
+	if err != nil {
+		b.Close()
+		fmt.Fprintln(stderr, "planner:", err)
+		return 1
+	}
+	cerr := cancelAndReport(b, sched, run, stdout)
+	if cl, ok := sched.(io.Closer); ok {
+		cl.Close()
+	}
 	b.Close()
-	// With the embedded server, this process runs the stages so that the cancelled
-	// tests get their results and the run its end.
+	if cerr != nil {
+		return 1
+	}
 	ff := followFlags{timeout: time.Hour}
 	s, err := open(ctx, &c, &ff, config.EnvFromOS(), io.Discard, stderr, true)
 	if err != nil {
@@ -192,9 +207,6 @@ func runCancel(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer s.close()
-	if err := cancelAndReport(s.b, s.sched, run, stdout); err != nil {
-		return 1
-	}
 	wctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	p, err := plan.Follow(wctx, s.b, run, false, nil)
