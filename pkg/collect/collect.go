@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,6 +56,9 @@ type Config struct {
 	// GiveUpAfter is how long a test whose results cannot be written is retried (each
 	// try reported as a problem event); then it fails with the reason (default 2 min).
 	GiveUpAfter time.Duration
+	// TestBudget bounds the time reading one job's log folder takes (default 1 minute);
+	// a test over it fails with that reason and holds up nothing longer.
+	TestBudget time.Duration
 }
 
 // DefaultGiveUpAfter bounds the retries of a test whose results cannot be written.
@@ -91,6 +95,9 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}
+	if cfg.TestBudget <= 0 {
+		cfg.TestBudget = DefaultTestBudget
+	}
 	if cfg.GiveUpAfter <= 0 {
 		cfg.GiveUpAfter = DefaultGiveUpAfter
 	}
@@ -124,7 +131,11 @@ func (c *Collector) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				it.res, it.rows = c.prepare(&it.ev)
+				it.res, it.rows, it.err = c.prepare(ctx, &it.ev)
+				if it.err != nil {
+					close(it.ready) // stopping: handed back unjudged
+					continue
+				}
 				it.payload = results.EncodeCSV(results.CSVRows(it.rows))
 				it.cl, it.rev, it.err = c.claim(wctx, it)
 				close(it.ready)
@@ -142,9 +153,10 @@ func (c *Collector) Run(ctx context.Context) error {
 			return
 		}
 		it := &item{m: m, ready: make(chan struct{})}
-		if err := json.Unmarshal(m.Data(), &it.ev); err != nil {
-			c.log.Error("undecodable completed event; dropping it", "subject", m.Subject(), "err", err)
-			_ = m.Term()
+		if err := events.DecodeJob(m.Subject(), m.Data(), &it.ev); err != nil {
+			// Never retried: no later delivery makes it valid.
+			c.log.Error("malformed completed event; terminating it", "subject", m.Subject(), "bytes", len(m.Data()), "reason", err)
+			_ = m.TermWithReason(err.Error())
 			return
 		}
 		ordered <- it
@@ -394,24 +406,85 @@ type claim struct {
 }
 
 // prepare judges a job from its log folder and marks a failed test's folder (which may
-// be done again without harm).
-func (c *Collector) prepare(ev *events.JobCompleted) (*events.Result, []results.Row) {
-	spec := ev.Spec
-	if ev.LogDir != "" {
-		if s, err := events.ReadJobFile(ev.LogDir); err == nil {
-			spec = s
-		} else if spec == nil {
-			c.log.Warn("no job spec in log folder", "dir", ev.LogDir, "err", err)
+// be done again without harm). It fails only when ctx ends first.
+func (c *Collector) prepare(ctx context.Context, ev *events.JobCompleted) (*events.Result, []results.Row, error) {
+	res, rows, dir, err := judgeEvent(ctx, c.cfg.OutputPath, ev, c.cfg.MaxFailedRequests, c.cfg.TestBudget)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !res.Passed && dir != "" {
+		if err := markFailed(dir, res); err != nil {
+			c.log.Warn("FAILED.txt not written", "test", ev.TestID, "err", err)
 		}
 	}
+	return res, rows, nil
+}
+
+// DefaultTestBudget is how long reading one job's log folder may take.
+const DefaultTestBudget = time.Minute
+
+// judgeEvent judges a completed job by the spec its event carries (never by a file in
+// the job's folder, which the job can write) from its log folder, which must be
+// out/slurm_logs/<test>/<run> and no symbolic link. It returns the folder it read ("" if
+// none). Reading the folder takes at most budget: a test over it fails with that
+// reason; an end of ctx first is an error.
+func judgeEvent(ctx context.Context, out string, ev *events.JobCompleted, maxFailed int, budget time.Duration) (*events.Result, []results.Row, string, error) {
+	e := *ev
+	e.Reasons = slices.Clone(ev.Reasons)
+	spec := e.Spec
 	if spec == nil {
-		spec = &events.JobSpec{TestID: ev.TestID}
+		spec = &events.JobSpec{TestID: e.TestID}
+		if e.State != events.StateInvalid && e.State != events.StateSubmitFailed {
+			e.Reasons = append(e.Reasons, "the completed event carries no test spec")
+		}
 	}
-	res, rows := Judge(ev, spec, c.cfg.MaxFailedRequests)
-	if !res.Passed && ev.LogDir != "" {
-		markFailed(ev.LogDir, res)
+	if e.LogDir != "" {
+		if why := checkLogDir(out, &e); why != "" {
+			e.Reasons = append(e.Reasons, why)
+			e.LogDir = ""
+		}
 	}
-	return res, rows
+	type judged struct {
+		res  *events.Result
+		rows []results.Row
+	}
+	done := make(chan judged, 1)
+	go func() {
+		res, rows := Judge(&e, spec, maxFailed)
+		done <- judged{res, rows}
+	}()
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
+	select {
+	case j := <-done:
+		return j.res, j.rows, e.LogDir, nil
+	case <-ctx.Done():
+		return nil, nil, "", ctx.Err()
+	case <-timer.C:
+		// The reader goes on in the background, within its size caps.
+		e.Reasons = append(e.Reasons, fmt.Sprintf("reading the log folder %s took longer than %s", e.LogDir, budget))
+		dir := e.LogDir
+		e.LogDir = ""
+		res, rows := Judge(&e, spec, maxFailed)
+		res.LogDir = dir
+		return res, rows, dir, nil
+	}
+}
+
+// checkLogDir says why a completed job's log folder is not read, or "": it must be a
+// folder under out/slurm_logs (the run's own, or in debug mode an earlier job's), and
+// neither it nor its parent a symbolic link.
+func checkLogDir(out string, ev *events.JobCompleted) string {
+	logs := filepath.Join(out, "slurm_logs")
+	if !events.Within(logs, ev.LogDir) || ev.LogDir == logs {
+		return fmt.Sprintf("log folder %q is not under %s: not read", ev.LogDir, logs)
+	}
+	for dir := ev.LogDir; dir != logs; dir = filepath.Dir(dir) {
+		if st, err := os.Lstat(dir); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Sprintf("log folder %s is reached through a symbolic link: not read", ev.LogDir)
+		}
+	}
+	return ""
 }
 
 // claim creates the result's claim, or reads the one an earlier delivery left.
@@ -571,12 +644,31 @@ func PublishFinished(ctx context.Context, b *bus.Bus, rec events.RunRecord) erro
 	return b.Publish(ctx, events.RunFinishedSubject(rec.RunID), events.FinishedID(rec.RunID), ev)
 }
 
-func markFailed(dir string, res *events.Result) {
+// markFailed writes FAILED.txt into the job's folder: never through a symbolic link, and
+// never into a FIFO or a device the job put there under that name.
+func markFailed(dir string, res *events.Result) error {
 	text := fmt.Sprintf("test %s FAILED (run %s, job %s, state %s)\n", res.TestID, res.RunID, res.JobID, res.State)
 	for _, r := range res.Reasons {
 		text += "- " + r + "\n"
 	}
-	_ = os.WriteFile(filepath.Join(dir, FailedMarker), []byte(text), 0o644)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(FailedMarker, os.O_WRONLY|os.O_CREATE|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", filepath.Join(dir, FailedMarker))
+	}
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return err
 }
 
 // Judge turns a completed job into its verdict and rows; it only reads the log folder.

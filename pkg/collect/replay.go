@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,9 +19,12 @@ import (
 
 // ReplayOptions choose what to rebuild.
 type ReplayOptions struct {
-	RunID             string    // only this run; empty: every run
-	Since             time.Time // only events stored at or after this time
-	OutputPath        string    // where the CSV and the Parquet dataset are rebuilt
+	RunID      string    // only this run; empty: every run
+	Since      time.Time // only events stored at or after this time
+	OutputPath string    // where the CSV and the Parquet dataset are rebuilt
+	// LogsFrom is the output path whose slurm_logs hold the jobs' folders (default
+	// OutputPath); a folder anywhere else is not read.
+	LogsFrom          string
 	MaxFailedRequests int
 	DryRun            bool // compute what would change; write nothing
 }
@@ -69,16 +73,10 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (res ReplayResult,
 			}
 			var ev events.JobCompleted
 			if err := json.Unmarshal(msg.Data(), &ev); err == nil {
-				spec := ev.Spec
-				if ev.LogDir != "" {
-					if s, err := events.ReadJobFile(ev.LogDir); err == nil {
-						spec = s
-					}
+				_, r, _, err := judgeEvent(ctx, cmp.Or(o.LogsFrom, o.OutputPath), &ev, o.MaxFailedRequests, DefaultTestBudget)
+				if err != nil {
+					return res, err
 				}
-				if spec == nil {
-					spec = &events.JobSpec{TestID: ev.TestID}
-				}
-				_, r := Judge(&ev, spec, o.MaxFailedRequests)
 				key := events.Key(ev.RunID, ev.TestID)
 				if _, seen := byTest[key]; !seen {
 					order = append(order, key)

@@ -20,7 +20,6 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
 	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
 )
 
@@ -72,7 +71,7 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 		}
 		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf", Model: "m", Precision: "fp4",
 			GPUType: "GB200", CtxGPUs: 4, GenGPUs: 4, NumGenServers: 1, Concurrencies: []int{1, 2},
-			LogDir: filepath.Join(out, "slurm_logs", id, run), Request: slurm.JobRequest{Name: run + "." + id},
+			LogDir: filepath.Join(out, "slurm_logs", id, run), Request: slurmtest.Request(run, id, filepath.Join(out, "slurm_logs", id, run), "6_bench.log"),
 			Files: []events.File{{Name: "6_bench.log", Data: []byte(log)}}})
 	}
 	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: slurmtest.New(0),
@@ -89,6 +88,11 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if prog.Finished.Passed != 3 || prog.Finished.Failed != 1 {
+		for id, tt := range prog.Tests {
+			if tt.Result != nil {
+				t.Logf("%s: %v", id, tt.Result.Reasons)
+			}
+		}
 		t.Fatalf("finished %+v", prog.Finished)
 	}
 	bad := prog.Tests["disagg_perf_bad"].Result
@@ -100,7 +104,7 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 	}
 
 	replayed := filepath.Join(dir, "replay")
-	res, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: replayed})
+	res, err := collect.Replay(ctx, b, collect.ReplayOptions{RunID: run, OutputPath: replayed, LogsFrom: out})
 	if err != nil {
 		t.Fatal(err)
 	}

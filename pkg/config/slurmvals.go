@@ -111,7 +111,7 @@ func timeField(s string) (int64, error) {
 var reservedSbatchLong = []string{
 	"account", "array", "chdir", "comment", "error", "job-name", "nodes", "ntasks",
 	"ntasks-per-node", "output", "parsable", "partition", "segment", "test-only",
-	"time", "wait", "wrap", "uid", "gid",
+	"time", "wait", "wrap", "uid", "gid", "export", "export-file",
 }
 
 // reservedSbatchShort are the one-letter forms of the reserved options.
@@ -225,4 +225,14 @@ func CheckSlurmName(s string) error {
 		}
 	}
 	return nil
+}
+
+// CheckSbatchArg checks one sbatch argument as slurm.extra_args does: an option, and not
+// one the pipeline sets itself or that breaks job tracking. The submitter applies it
+// again to every argument a batch message carries.
+func CheckSbatchArg(a string) error {
+	if strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("argument %q holds a control character", a)
+	}
+	return checkSbatchArg(a)
 }

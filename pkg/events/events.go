@@ -16,15 +16,12 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/disaggbench/disaggbench/pkg/fileio"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -295,6 +292,9 @@ type JobSubmitted struct {
 	// LedgerRev is the revision of the job's ledger entry as submitted: the watcher
 	// records the job's end over it without reading it first.
 	LedgerRev uint64 `json:"ledger_rev,omitempty"`
+	// Spec is what the collector judges the test by (JobSpec.Judged); the watcher
+	// passes it on in the completed event.
+	Spec *JobSpec `json:"spec,omitempty"`
 }
 
 // JobState: the scheduler reports a new state for the job.
@@ -340,8 +340,8 @@ type JobCompleted struct {
 	NodeList string    `json:"node_list,omitempty"`
 	LogDir   string    `json:"log_dir,omitempty"`
 	Reasons  []string  `json:"reasons,omitempty"` // why it failed before running, or timed out
-	// Spec describes a test that never got a log folder (INVALID); otherwise the
-	// collector reads the spec from the log folder's job.json.
+	// Spec is what the collector judges the test by (JobSpec.Judged), as the planner
+	// rendered it: never read from the job's folder.
 	Spec *JobSpec `json:"spec,omitempty"`
 }
 
@@ -463,19 +463,7 @@ func StateID(run, test, job, detail string) string {
 func CompletedID(run, test string) string { return JobSubject(run, test, KindCompleted) }
 func ResultID(run, test string) string    { return ResultSubject(run, test) }
 
-// JobFile is the job's spec, written by the submitter into the job's log folder; the
-// collector and replay read it from there.
+// JobFile is the job's spec without its files, written by the submitter into the job's
+// log folder for people to read. The pipeline never reads it back: the job can write
+// its own folder.
 const JobFile = "job.json"
-
-// ReadJobFile reads the spec a submitter left in a log folder.
-func ReadJobFile(logDir string) (*JobSpec, error) {
-	data, err := fileio.ReadFile(filepath.Join(logDir, JobFile))
-	if err != nil {
-		return nil, err
-	}
-	var j JobSpec
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(logDir, JobFile), err)
-	}
-	return &j, nil
-}

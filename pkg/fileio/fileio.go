@@ -11,7 +11,9 @@ package fileio
 
 import (
 	"bufio"
+	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -61,17 +63,14 @@ func Open(path string) (*os.File, error) {
 }
 
 // CreateNew writes data to a file that must not exist yet (fs.ErrExist if it does),
-// with mode exactly: bits the umask took are put back. A file this call created is
-// removed again when writing it fails.
+// with mode less what the umask takes. A file this call created is removed again when
+// writing it fails.
 func CreateNew(path string, data []byte, mode os.FileMode) error {
 	fd, err := open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, uint32(mode.Perm()))
 	if err != nil {
 		return err
 	}
 	werr := writeAll(fd, data)
-	if werr == nil && mode.Perm()&^Umask() != mode.Perm() {
-		werr = retry(func() error { return syscall.Fchmod(fd, uint32(mode.Perm())) })
-	}
 	if cerr := syscall.Close(fd); werr == nil {
 		werr = cerr
 	}
@@ -147,23 +146,29 @@ func Umask() os.FileMode {
 }
 
 // WriteAtomic writes data to a temporary file of its own beside path (".<name>.*.tmp"),
-// gives it mode, syncs it when sync is set, and renames it over path: a reader sees the
-// old file or the new one, never part of one, and two writers of the same path never
-// rename each other's file away. Only the temporary file is removed on failure.
+// created with mode (less what the umask takes), syncs it when sync is set, and renames
+// it over path: a reader sees the old file or the new one, never part of one, and two
+// writers of the same path never rename each other's file away. Only the temporary file
+// is removed on failure.
 func WriteAtomic(path string, data []byte, mode os.FileMode, sync bool) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	var tmp *os.File
+	var err error
+	for range 100 {
+		name := filepath.Join(dir, "."+base+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
+		tmp, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
 	name := tmp.Name()
 	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode.Perm())
-	}
 	if err == nil && sync {
 		err = tmp.Sync()
 	}

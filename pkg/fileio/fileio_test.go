@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -65,7 +66,7 @@ func TestCreateNewExactModeAndExclusive(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, err := os.Stat(path)
-		if err != nil || st.Mode().Perm() != mode {
+		if err != nil || st.Mode().Perm() != mode&^Umask() {
 			t.Fatalf("mode %v: got %v (%v)", mode, st.Mode().Perm(), err)
 		}
 		if got, _ := os.ReadFile(path); string(got) != "data" {
@@ -137,5 +138,31 @@ func TestWriteAtomicReplacesWholeAndLeavesNothingBehind(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("folder holds %d entries, want only job.sh", len(entries))
+	}
+}
+
+// Written files honour the umask: under umask 077 nobody but the owner may read a job's
+// files, whatever mode they ask for.
+func TestFilesHonourTheUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		write func(string) error
+		mode  os.FileMode
+	}{
+		{"created", func(p string) error { return CreateNew(p, []byte("x"), 0o755) }, 0o700},
+		{"atomic", func(p string) error { return WriteAtomic(p, []byte("x"), 0o644, false) }, 0o600},
+		{"atomic-synced", func(p string) error { return WriteAtomic(p, []byte("x"), 0o755, true) }, 0o700},
+	} {
+		path := filepath.Join(dir, tc.name)
+		if err := tc.write(path); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != tc.mode {
+			t.Errorf("%s under umask 077: mode %v (%v), want %v", tc.name, st.Mode().Perm(), err, tc.mode)
+		}
 	}
 }

@@ -363,7 +363,8 @@ func (d *Data) supportFiles() ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	files = append(files, File{Name: EnvVarsFile, Data: env, Mode: 0o644})
+	// Environment values: for the owner only.
+	files = append(files, File{Name: EnvVarsFile, Data: env, Mode: 0o600})
 	files = append(files, File{Name: JobInfoFile, Data: d.jobInfo(), Mode: 0o644})
 	return files, nil
 }

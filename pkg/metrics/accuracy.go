@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -297,8 +296,7 @@ func (j *judge) accuracy() {
 	}
 	files := []string{j.file}
 	if j.file == "" {
-		files, _ = filepath.Glob(filepath.Join(j.dir, AccuracyLogGlob))
-		slices.Sort(files)
+		files, _ = j.f.glob(AccuracyLogGlob)
 		if len(files) == 0 {
 			j.reason("no accuracy log %s in %s", AccuracyLogGlob, j.dir)
 			return
@@ -311,12 +309,12 @@ func (j *judge) accuracy() {
 	var all []fileRows
 	total := 0
 	for _, path := range files {
-		f, err := os.Open(path)
+		f, err := j.open(path, maxLogFile)
 		if err != nil {
 			j.reason("accuracy log: %v", err)
 			continue
 		}
-		rows, err := ReadEval(f)
+		rows, err := ReadEval(&limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile})
 		f.Close()
 		if err != nil {
 			j.reason("accuracy log %s: %v", path, err)

@@ -2,9 +2,7 @@ package metrics
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -12,8 +10,11 @@ import (
 )
 
 // maxCustomLog bounds how much of one custom metrics log is read: a pattern may span
-// lines, so the file is matched whole.
-const maxCustomLog = 256 << 20
+// lines, so the file is matched whole. maxCustomMatches bounds the matches kept.
+const (
+	maxCustomLog     = 64 << 20
+	maxCustomMatches = 100000
+)
 
 // custom applies the custom spec to its log files. It returns the values of each
 // configured concurrency (in name order) and the concurrencies in the order first seen.
@@ -30,30 +31,42 @@ func (j *judge) custom() (map[int][]float64, []int) {
 	}
 	files := []string{j.file}
 	if j.file == "" {
-		files, err = filepath.Glob(filepath.Join(j.dir, s.LogFile))
+		files, err = j.f.glob(s.LogFile)
 		if err != nil {
 			j.reason("metrics.log_file %q: %v", s.LogFile, err)
 			return nil, nil
 		}
-		slices.Sort(files)
 		if len(files) == 0 {
 			j.reason("metrics.log_file %q matches no file in %s", s.LogFile, j.dir)
 			return nil, nil
 		}
 	}
 	values := map[int][]float64{}
+	var text []byte
 	where := map[int]string{}
 	var order []int
 	for _, path := range files {
-		data, err := readCapped(path, maxCustomLog)
+		f, err := j.open(path, maxCustomLog)
+		if err == nil {
+			var data []byte
+			if data, err = readLimited(f, path, maxCustomLog); err == nil {
+				text = NormalizeLog(data)
+			}
+		}
 		if err != nil {
 			j.reason("metrics log: %v", err)
 			continue
 		}
-		text := NormalizeLog(data)
 		name := filepath.Base(path)
 		line, last := 1, 0
-		for _, m := range re.FindAllSubmatchIndex(text, -1) {
+		// At most maxCustomMatches: every match FindAll returns is kept in memory, which a
+		// pattern matching everywhere in a large file turns into gigabytes.
+		matches := re.FindAllSubmatchIndex(text, maxCustomMatches+1)
+		if len(matches) > maxCustomMatches {
+			j.reason("%s: the pattern matched more than %d times; only the first %d are read", name, maxCustomMatches, maxCustomMatches)
+			matches = matches[:maxCustomMatches]
+		}
+		for _, m := range matches {
 			line += bytes.Count(text[last:m[0]], []byte{'\n'})
 			last = m[0]
 			at := name + ":" + strconv.Itoa(line)
@@ -106,30 +119,6 @@ func group(text []byte, m []int, i int) string {
 	}
 	return strings.TrimSpace(string(text[a:b]))
 }
-
-func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > limit {
-		return nil, &os.PathError{Op: "read", Path: path, Err: errTooLarge}
-	}
-	var buf bytes.Buffer
-	_, err = buf.ReadFrom(f)
-	return buf.Bytes(), err
-}
-
-type tooLargeError struct{}
-
-func (tooLargeError) Error() string { return "file larger than 256 MiB" }
-
-var errTooLarge = tooLargeError{}
 
 // NormalizeLog returns text with ANSI escape sequences removed and CRLF and lone CR line
 // ends turned into LF, so a pattern sees lines as a reader of the log does.

@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	"github.com/disaggbench/disaggbench/pkg/pyre"
-
-	"github.com/disaggbench/disaggbench/pkg/fileio"
 )
 
 // Spec is a test's custom metrics: a log file glob (relative to the job's log folder),
@@ -151,6 +149,10 @@ func defaultMetrics(testType, category string) []defaultMetric {
 // Judge reads a job's logs and gives the verdict. logDir is the job's log folder, or a
 // single log file (the client log for perf, an lm_eval log for accuracy, the custom
 // metrics log when in.Custom is set). It never fails: every problem is a reason.
+//
+// A folder is read as its job left it, which the job controls: only regular files
+// inside it, symbolic links never leading out, each opened without blocking and within
+// a size cap. A FIFO, a device, a huge file or a link out of the folder is a reason.
 func Judge(logDir string, in Input) Result {
 	j := &judge{in: in, dir: logDir, g: max(in.NumGenServers, 1)}
 	if st, err := os.Stat(logDir); err != nil {
@@ -158,6 +160,12 @@ func Judge(logDir string, in Input) Result {
 		return j.finish()
 	} else if !st.IsDir() {
 		j.file = logDir
+	} else {
+		if j.f, err = openFolder(logDir); err != nil {
+			j.reason("log folder: %v", err)
+			return j.finish()
+		}
+		defer j.f.close()
 	}
 	switch in.Category {
 	case "accuracy":
@@ -173,7 +181,8 @@ func Judge(logDir string, in Input) Result {
 type judge struct {
 	in   Input
 	dir  string
-	file string // set when the path is a single file
+	file string  // set when the path is a single file
+	f    *folder // the log folder, when it is one
 	g    int
 	res  Result
 
@@ -225,6 +234,23 @@ func (j *judge) path(name string) string {
 	return filepath.Join(j.dir, name)
 }
 
+// open opens a log (name relative to the folder, or the single file) under the folder's
+// rules.
+func (j *judge) open(name string, limit int64) (*os.File, error) {
+	if j.file != "" {
+		return openPath(j.file, limit)
+	}
+	return j.f.open(name, limit)
+}
+
+// stat is os.Stat within the folder (or of the single file).
+func (j *judge) stat(name string) (os.FileInfo, error) {
+	if j.file != "" {
+		return os.Stat(j.file)
+	}
+	return j.f.stat(name)
+}
+
 func (j *judge) perf() {
 	defaults := defaultMetrics(j.in.TestType, j.in.Category)
 	if j.in.Custom == nil && defaults == nil {
@@ -236,7 +262,7 @@ func (j *judge) perf() {
 	haveClient := true
 	if j.in.Custom != nil && j.file != "" {
 		haveClient = false // the single file given is the custom log
-	} else if _, err := os.Stat(clientPath); err != nil {
+	} else if _, err := j.stat(ClientLog); err != nil {
 		haveClient = false
 		if j.in.Custom == nil {
 			j.reason("client log: %v", err)
@@ -245,7 +271,7 @@ func (j *judge) perf() {
 		j.warn("no %s: request counts not checked", ClientLog)
 	}
 	if haveClient {
-		blocks = j.readBlocks(clientPath)
+		blocks = j.readBlocks(ClientLog)
 	}
 	list := j.in.Concurrencies
 	if j.in.Custom != nil {
@@ -310,15 +336,16 @@ func (j *judge) markPartial(done, total int) {
 
 // readBlocks reads the client log and returns the result block of each configured
 // concurrency; all blocks go to Result.Blocks.
-func (j *judge) readBlocks(path string) map[int]*Block {
-	f, err := fileio.Open(path)
+func (j *judge) readBlocks(name string) map[int]*Block {
+	path := j.path(name)
+	f, err := j.open(name, maxLogFile)
 	if err != nil {
 		j.reason("client log: %v", err)
 		return nil
 	}
 	defer f.Close()
 	byC := map[int]*Block{}
-	err = ScanBench(f, func(b Block) error {
+	err = ScanBench(&limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile}, func(b Block) error {
 		if !b.Warmup && b.LogConcurrency > 0 {
 			c, ok := j.configConcurrency(b.LogConcurrency)
 			b.Concurrency = c
@@ -416,23 +443,25 @@ func (j *judge) compareJSON(c int, b *Block) {
 		return
 	}
 	rel := filepath.Join("concurrency_"+strconv.Itoa(c), "result.json")
-	path := filepath.Join(j.dir, rel)
-	st, err := os.Stat(path)
+	st, err := j.f.stat(rel)
 	if err != nil {
 		return
 	}
 	if st.IsDir() {
-		files, _ := filepath.Glob(filepath.Join(path, "*.json"))
+		files, _ := j.f.glob(rel + "/*.json")
 		if len(files) == 0 {
 			return
 		}
-		slices.Sort(files)
-		path = files[len(files)-1]
-		rel, _ = filepath.Rel(j.dir, path)
+		rel = files[len(files)-1]
 	}
-	data, err := os.ReadFile(path)
+	f, err := j.f.open(rel, maxJSONFile)
 	if err != nil {
-		j.warn("%s: %v", rel, err)
+		j.reason("%s: %v", rel, err)
+		return
+	}
+	data, err := readLimited(f, rel, maxJSONFile)
+	if err != nil {
+		j.reason("%s: %v", rel, err)
 		return
 	}
 	m, err := decodeResultJSON(data)

@@ -44,7 +44,7 @@ type Options struct {
 // Start starts the three stages on b; Stop ends them.
 func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
 	debug, debugJob := config.DebugMode(nil, o.Env)
-	sub, err := submit.New(submit.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, View: o.View,
+	sub, err := submit.New(submit.Config{Bus: b, Scheduler: o.Scheduler, OutputPath: o.OutputPath, Log: o.Log, View: o.View,
 		DebugMode: debug, DebugJobID: debugJob})
 	if err != nil {
 		return nil, err

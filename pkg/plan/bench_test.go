@@ -20,7 +20,6 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
 	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
 )
 
@@ -76,7 +75,7 @@ func BenchmarkPipeline(b *testing.B) {
 			p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf",
 				Model: "m", Precision: "fp4", GPUType: "GB200", CtxGPUs: 4, GenGPUs: 8, NumGenServers: 1,
 				Concurrencies: []int{1}, LogDir: filepath.Join(dir, "slurm_logs", id, run),
-				Request: slurm.JobRequest{Name: run + "." + id},
+				Request: slurmtest.Request(run, id, filepath.Join(dir, "slurm_logs", id, run), "6_bench.log"),
 				Files:   []events.File{{Name: "6_bench.log", Data: []byte(benchLog)}}})
 		}
 		var peak atomic.Uint64

@@ -203,7 +203,7 @@ func Spec(t *config.Test, run, out, gpu string, env config.Env, tools string) (*
 	job, err := jobscript.Render(t, jobscript.Options{
 		RunID: run, LogDir: logDir, GPUType: gpu,
 		JobName: JobName(c.Slurm.JobName, run, t.ID),
-		Comment: "disaggbench run=" + run + " test=" + t.ID,
+		Comment: events.JobComment(run, t.ID),
 		Tools:   tools,
 	})
 	if err != nil {

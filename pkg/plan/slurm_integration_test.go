@@ -597,7 +597,7 @@ func TestSLURMWindowOfThree(t *testing.T) {
 // startSeparately runs a submitter and a collector; the test runs its watchers itself.
 func (h *slurmHarness) startSeparately(out string, retry time.Duration) (sub, col *stage) {
 	h.t.Helper()
-	s, err := submit.New(submit.Config{Bus: h.b, Scheduler: h.sched, Log: h.log, View: h.logs,
+	s, err := submit.New(submit.Config{Bus: h.b, Scheduler: h.sched, OutputPath: out, Log: h.log, View: h.logs,
 		RetryMin: retry, RetryMax: 2 * retry})
 	if err != nil {
 		h.t.Fatal(err)

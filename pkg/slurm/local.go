@@ -151,6 +151,11 @@ func (l *Local) Submit(ctx context.Context, req JobRequest) (string, error) {
 		}
 		return "", &SubmitError{Kind: ErrPermanent, Msg: msg}
 	}
+	for k, v := range req.Env {
+		if err := CheckJobEnv(k, v); err != nil {
+			return "", &SubmitError{Kind: ErrPermanent, Msg: "local: " + err.Error()}
+		}
+	}
 	l.mu.Lock()
 	closed := l.closed
 	l.mu.Unlock()
@@ -379,18 +384,10 @@ func (l *Local) command(r *localRecord, req JobRequest) (*exec.Cmd, []*os.File, 
 	return cmd, files, nil
 }
 
-// environ is the job's environment: this process's, then the request's, then the
-// variables SLURM sets for a batch job (which win).
+// environ is the job's environment: this process's without its secrets and the
+// request's (JobEnviron), then the variables SLURM sets for a batch job (which win).
 func (l *Local) environ(r *localRecord, req JobRequest) []string {
-	env := os.Environ()
-	keys := make([]string, 0, len(req.Env))
-	for k := range req.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+req.Env[k])
-	}
+	env := JobEnviron(os.Environ(), req.Env)
 	nodes, ntasks := max(req.Nodes, 1), req.NTasks
 	if ntasks <= 0 {
 		ntasks = max(req.PerNode, 1) * nodes
@@ -493,6 +490,18 @@ func (l *Local) FindByName(ctx context.Context, since time.Time, name string) ([
 		out = append(out, rec.status())
 	}
 	return out, nil
+}
+
+// Comment returns the comment the job was submitted with.
+func (l *Local) Comment(ctx context.Context, id string) (string, error) {
+	rec, ok, err := l.read(id)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("local scheduler: no job %s", id)
+	}
+	return rec.Comment, nil
 }
 
 // Cancel stops a job: a pending job is cancelled at once; a running one gets SIGTERM on

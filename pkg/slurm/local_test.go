@@ -617,3 +617,38 @@ func BenchmarkLocalJobs(b *testing.B) {
 		b.Fatalf("%d of %d jobs recorded: %v", len(m), len(ids), err)
 	}
 }
+
+// A local job's environment is explicit: the submitting process's without the bus's
+// credentials and the project's own variables, plus the request's.
+func TestLocalJobEnvironmentHoldsNoSecrets(t *testing.T) {
+	t.Setenv("NATS_PASSWORD", "bus-secret")
+	t.Setenv("NATS_TOKEN", "bus-token")
+	t.Setenv("DISAGGBENCH_SECRET", "project-secret")
+	t.Setenv("HF_TOKEN", "hf-value")
+	l, dir := setupLocal(t, LocalOptions{})
+	out := filepath.Join(dir, "env.txt")
+	id := submit(t, l, JobRequest{Name: "env", Script: script(t, dir, "env > "+out), LogDir: dir,
+		Env: map[string]string{"JOB_VAR": "x"}})
+	if st := waitEnd(t, l, id, 10*time.Second); st.State != Completed {
+		t.Fatalf("job %s", st.Detail)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(data)
+	for _, want := range []string{"HF_TOKEN=hf-value\n", "JOB_VAR=x\n", "SLURM_JOB_ID=" + id + "\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("job environment lacks %q", want)
+		}
+	}
+	for _, secret := range []string{"bus-secret", "bus-token", "project-secret", "NATS_", "DISAGGBENCH_"} {
+		if strings.Contains(env, secret) {
+			t.Errorf("job environment holds %q", secret)
+		}
+	}
+	if _, err := l.Submit(context.Background(), JobRequest{Name: "bad", Script: script(t, dir, "true"), LogDir: dir,
+		Env: map[string]string{"NATS_URL": "nats://x"}}); !errors.Is(err, ErrPermanent) {
+		t.Errorf("a request setting NATS_URL for the job: %v, want a permanent error", err)
+	}
+}

@@ -130,6 +130,12 @@ type QueueEntry struct {
 	Reason string // why it waits; empty when none
 }
 
+// Commenter is implemented by schedulers that report a queued or running job's comment
+// (SLURM's --comment), so a caller can check a job is its own before cancelling it.
+type Commenter interface {
+	Comment(ctx context.Context, id string) (string, error)
+}
+
 // PendingReasoner is implemented by schedulers that can say why jobs wait.
 type PendingReasoner interface {
 	PendingReasons(ctx context.Context, ids []string) (map[string]string, error)

@@ -59,6 +59,7 @@ var (
 	_ Scheduler       = (*SLURM)(nil)
 	_ PendingReasoner = (*SLURM)(nil)
 	_ QueueLister     = (*SLURM)(nil)
+	_ Commenter       = (*SLURM)(nil)
 )
 
 // NewSLURM returns a SLURM scheduler with the options' defaults applied.
@@ -158,12 +159,16 @@ func (s *SLURM) Submit(ctx context.Context, req JobRequest) (string, error) {
 	}
 	env := make([]string, 0, len(req.Env))
 	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(req.Env[k], 0) {
-			return "", &SubmitError{Kind: ErrPermanent, Msg: fmt.Sprintf("invalid job environment variable %q", k)}
+		if err := CheckJobEnv(k, req.Env[k]); err != nil {
+			return "", &SubmitError{Kind: ErrPermanent, Msg: err.Error()}
 		}
 		env = append(env, k+"="+req.Env[k])
 	}
-	out, err := s.run(ctx, "sbatch", s.opts.Sbatch, SbatchArgs(req), env)
+	// Not sbatch's default --export=ALL: the job gets the variables named here, which
+	// leave out the bus's credentials and the project's own.
+	args := SbatchArgs(req)
+	args = slices.Insert(args, 1, "--export="+exportList(JobEnviron(os.Environ(), req.Env)))
+	out, err := s.run(ctx, "sbatch", s.opts.Sbatch, args, env)
 	if err != nil {
 		return "", classifySbatchError(err)
 	}
@@ -475,6 +480,23 @@ func (s *SLURM) PendingReasons(ctx context.Context, ids []string) (map[string]st
 		}
 	}
 	return reasons, nil
+}
+
+// Comment runs `squeue -h -j ID -o %k` and returns the job's comment. A job that left
+// the queue is an error.
+func (s *SLURM) Comment(ctx context.Context, id string) (string, error) {
+	if !validJobID(id) {
+		return "", fmt.Errorf("slurm: invalid job id %q", id)
+	}
+	out, err := s.run(ctx, "squeue", s.opts.Squeue, []string{"-h", "-j", id, "-o", "%k"}, nil)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) != 1 || lines[0] == "" {
+		return "", fmt.Errorf("squeue -j %s: want one line, got %q", id, out)
+	}
+	return strings.TrimSpace(lines[0]), nil
 }
 
 // Cancel runs `scancel ID`. Cancelling a job that is already ending is not an error.

@@ -464,6 +464,9 @@ func writeFakeCommand(t *testing.T, dir, name, body string) string {
 }
 
 func TestExecRunsArgvWithEnvironment(t *testing.T) {
+	t.Setenv("NATS_PASSWORD", "bus-secret-1")
+	t.Setenv("DISAGGBENCH_TOKEN", "project-secret-2")
+	t.Setenv("HF_TOKEN", "hf-secret-3")
 	dir := t.TempDir()
 	record := filepath.Join(dir, "record")
 	sbatch := writeFakeCommand(t, dir, "sbatch", `printf '%s\n' "$@" > "`+record+`"
@@ -476,9 +479,30 @@ echo "77;cluster"
 		t.Fatalf("Submit = %q, %v", id, err)
 	}
 	got, _ := os.ReadFile(record)
-	want := "--parsable\n--job-name=a b;c\n/j.sh\nconf=/x/slurm.conf job=$(x)\n"
-	if string(got) != want {
-		t.Errorf("sbatch saw\n%s\nwant\n%s", got, want)
+	lines := strings.Split(string(got), "\n")
+	export, ok := strings.CutPrefix(lines[1], "--export=")
+	if !ok {
+		t.Fatalf("no --export list after --parsable: %q", got)
+	}
+	rest := strings.Join(append([]string{lines[0]}, lines[2:]...), "\n")
+	if want := "--parsable\n--job-name=a b;c\n/j.sh\nconf=/x/slurm.conf job=$(x)\n"; rest != want {
+		t.Errorf("sbatch saw\n%s\nwant\n%s", rest, want)
+	}
+	// Names only: the job gets HF_TOKEN and its own variable, never the bus's or the
+	// project's secrets, and no value is on the command line.
+	names := strings.Split(export, ",")
+	for _, n := range []string{"HF_TOKEN", "JOB_VAR", "PATH"} {
+		if !slices.Contains(names, n) {
+			t.Errorf("--export list lacks %s: %s", n, export)
+		}
+	}
+	for _, n := range []string{"NATS_PASSWORD", "DISAGGBENCH_TOKEN"} {
+		if slices.Contains(names, n) {
+			t.Errorf("--export list passes %s to the job", n)
+		}
+	}
+	if strings.Contains(string(got), "secret") {
+		t.Errorf("a secret value is on sbatch's command line: %q", got)
 	}
 }
 

@@ -16,7 +16,7 @@ func TestWriteFilesFreshAndExistingFolders(t *testing.T) {
 		Files: []events.File{
 			{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755},
 			{Name: "config.yaml", Data: []byte("a: 1\n")},
-			{Name: "sub/extra.txt", Data: []byte("x\n"), Mode: 0o600},
+			{Name: "extra.txt", Data: []byte("x\n"), Mode: 0o600},
 		}}
 	check := func(when string) {
 		t.Helper()

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +32,10 @@ const Durable = "submitter"
 type Config struct {
 	Bus       *bus.Bus
 	Scheduler slurm.Scheduler
-	Log       *slog.Logger
+	// OutputPath is this submitter's output folder: it writes job files only under
+	// OutputPath/slurm_logs, and refuses a job whose folder is anywhere else.
+	OutputPath string
+	Log        *slog.Logger
 	// View receives the seed's troubleshooting view (batch manager, batch ranges, job ids).
 	View io.Writer
 	// DebugMode skips submission and uses DebugJobID, as the seed's DEBUG_MODE=1 does.
@@ -63,9 +67,13 @@ type Submitter struct {
 
 // New checks the config and applies defaults.
 func New(cfg Config) (*Submitter, error) {
-	if cfg.Bus == nil || cfg.Scheduler == nil {
-		return nil, errors.New("submit: a bus and a scheduler are required")
+	if cfg.Bus == nil || cfg.Scheduler == nil || cfg.OutputPath == "" {
+		return nil, errors.New("submit: a bus, a scheduler and an output path are required")
 	}
+	if !filepath.IsAbs(cfg.OutputPath) {
+		return nil, fmt.Errorf("submit: output path %q is not absolute", cfg.OutputPath)
+	}
+	cfg.OutputPath = filepath.Clean(cfg.OutputPath)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -128,16 +136,17 @@ func (s *Submitter) Run(ctx context.Context) error {
 }
 
 func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
-	var b events.Batch
-	if err := json.Unmarshal(msg.Data(), &b); err != nil {
-		s.log.Error("undecodable batch; dropping it", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
+	b, err := events.DecodeBatch(msg.Subject(), msg.Data())
+	if err != nil {
+		// Never retried: no later delivery makes it valid.
+		s.log.Error("malformed batch; terminating it", "subject", msg.Subject(), "bytes", len(msg.Data()), "reason", err)
+		_ = msg.TermWithReason(err.Error())
 		return
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go heartbeat(hbCtx, msg, s.cfg.AckWait/3)
-	if err := s.Batch(ctx, &b); err != nil {
+	if err := s.Batch(ctx, b); err != nil {
 		if ctx.Err() != nil {
 			// Stopping: hand the batch back at once; claims make the rest idempotent.
 			_ = msg.Nak()
@@ -182,13 +191,13 @@ func (s *Submitter) Batch(ctx context.Context, b *events.Batch) error {
 		fmt.Fprintf(s.cfg.View, "%s\nBatch Manager Initialized (run %s)\nBatch size: %s\nPolicy: %s\n%s\n\nTotal test configs: %d\nTotal batches: %d\n\n",
 			line, b.RunID, size, b.Policy, line, b.Tests, logicalBatches(b.Tests, b.BatchSize))
 	}
-	written := s.prewrite(b.Jobs)
+	written := s.prewrite(b.RunID, b.Jobs)
 	var retry []*pending
 	var mu sync.Mutex
 	var firstErr error
 	one := func(i int) {
 		<-written[i].done
-		p := &pending{job: &b.Jobs[i], delay: s.cfg.RetryMin, written: written[i].err}
+		p := &pending{job: &b.Jobs[i], delay: s.cfg.RetryMin, written: written[i].err, refused: written[i].refused}
 		done, err := s.job(ctx, tr, b, p)
 		mu.Lock()
 		defer mu.Unlock()
@@ -268,14 +277,16 @@ func logicalBatches(n, size int) int {
 
 // fileWrite is the outcome of writing one job's files ahead of its turn.
 type fileWrite struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	refused bool // the job was refused: nothing was written
 }
 
 // prewrite writes every job's files with a few writers at once: on a shared file system
 // each file costs a few metadata round trips, and a batch's jobs are independent. Writing
 // a job's files again is harmless (same bytes, replaced atomically).
-func (s *Submitter) prewrite(jobs []events.JobSpec) []*fileWrite {
+func (s *Submitter) prewrite(run string, jobs []events.JobSpec) []*fileWrite {
+	logs := filepath.Join(s.cfg.OutputPath, "slurm_logs")
 	out := make([]*fileWrite, len(jobs))
 	next := make(chan int, len(jobs))
 	for i := range jobs {
@@ -286,6 +297,12 @@ func (s *Submitter) prewrite(jobs []events.JobSpec) []*fileWrite {
 	for range min(8, len(jobs)) {
 		go func() {
 			for i := range next {
+				if err := checkJob(logs, run, &jobs[i]); err != nil {
+					s.log.Error("job refused", "run", run, "test", jobs[i].TestID, "reason", err)
+					out[i].err, out[i].refused = fmt.Errorf("job refused: %w", err), true
+					close(out[i].done)
+					continue
+				}
 				s.writing <- struct{}{}
 				out[i].err = writeFiles(&jobs[i])
 				<-s.writing
@@ -299,6 +316,7 @@ func (s *Submitter) prewrite(jobs []events.JobSpec) []*fileWrite {
 type pending struct {
 	mine    bool  // this attempt holds the test's claim
 	written error // writing the job's files failed
+	refused bool  // the job was refused: its paths are not to be used
 	job     *events.JobSpec
 	first   time.Time
 	next    time.Time
@@ -335,6 +353,9 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			RunID: b.RunID, TestID: j.TestID, Index: j.Index, Phase: events.PhaseClaimed,
 			JobName: j.Request.Name, LogDir: j.LogDir, TimeLimit: j.TimeLimit, Owner: s.cfg.Owner,
 			Claimed: time.Now().UTC(),
+		}
+		if p.refused {
+			rec.JobName, rec.LogDir = "", ""
 		}
 		data, _ := json.Marshal(rec)
 		rev, err = kv.Create(ctx, key, data)
@@ -403,8 +424,11 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, found, time.Now().UTC())
 		}
 	}
+	if p.refused {
+		return true, s.fail(ctx, tr, b, j, key, rec, rev, "", p.written.Error())
+	}
 	if p.written != nil {
-		return true, s.fail(ctx, tr, b, j, key, rec, rev, "writing the job's files: "+p.written.Error())
+		return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "writing the job's files: "+p.written.Error())
 	}
 	if p.first.IsZero() {
 		p.first = time.Now()
@@ -413,11 +437,11 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 	if s.cfg.DebugMode {
 		id = s.cfg.DebugJobID
 		if id == "" {
-			return true, s.fail(ctx, tr, b, j, key, rec, rev, "DEBUG_MODE=1 needs DEBUG_JOB_ID")
+			return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "DEBUG_MODE=1 needs DEBUG_JOB_ID")
 		}
 		dir, derr := debugLogDir(j.LogDir, id)
 		if derr != nil {
-			return true, s.fail(ctx, tr, b, j, key, rec, rev, derr.Error())
+			return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, derr.Error())
 		}
 		dj := *j
 		dj.LogDir = dir
@@ -454,7 +478,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			p.delay = min(p.delay*2, s.cfg.RetryMax)
 			return false, nil
 		}
-		return true, s.fail(ctx, tr, b, j, key, rec, rev, "submission failed: "+err.Error())
+		return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "submission failed: "+err.Error())
 	}
 	return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, id, time.Now().UTC())
 }
@@ -515,14 +539,16 @@ func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *ev
 		Header: events.NewHeader(b.RunID), TestID: j.TestID, Index: j.Index, JobID: rec.JobID,
 		Scheduler: s.cfg.Scheduler.Name(), LogDir: j.LogDir, Submitted: rec.Submitted,
 		TimeLimit: j.TimeLimit, Debug: rec.Debug, JobName: rec.JobName, LedgerRev: rev,
+		Spec: j.Judged(),
 	}
 	return s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindSubmitted),
 		events.SubmittedID(b.RunID, j.TestID, rec.JobID), ev)
 }
 
 // fail records a test that cannot be submitted and publishes it as completed, so the
-// collector reports it with the scheduler's message.
-func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, reason string) error {
+// collector reports it with the scheduler's message. logDir is the job's folder, or ""
+// for a refused job, whose folder nobody may touch.
+func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, logDir, reason string) error {
 	s.log.Error("test not submitted", "test", j.TestID, "reason", reason)
 	fmt.Fprintf(s.cfg.View, "  [  x] %s not submitted: %s\n", j.TestID, reason)
 	rec.Phase, rec.State = events.PhaseCompleted, events.StateSubmitFailed
@@ -534,7 +560,7 @@ func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *e
 	tr.set(key, rec, nrev)
 	ev := events.JobCompleted{
 		Header: events.NewHeader(b.RunID), TestID: j.TestID, Index: j.Index, State: events.StateSubmitFailed,
-		LogDir: j.LogDir, Reasons: []string{reason}, End: time.Now().UTC(),
+		LogDir: logDir, Reasons: []string{reason}, End: time.Now().UTC(), Spec: j.Judged(),
 	}
 	return s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindCompleted),
 		events.CompletedID(b.RunID, j.TestID), ev)

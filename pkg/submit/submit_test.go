@@ -65,7 +65,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // start runs a submitter and a watcher until the test ends or stop is called.
 func (e *env) start(debug bool) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, View: e.view, DebugMode: debug, DebugJobID: "4242", RetryMin: 20 * time.Millisecond})
+	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, View: e.view, DebugMode: debug, DebugJobID: "4242", RetryMin: 20 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -89,8 +89,8 @@ func (e *env) publish(run string, n, size int, policy string) []events.JobSpec {
 	var specs []events.JobSpec
 	for i := range n {
 		id := fmt.Sprintf("disagg_perf_t%02d", i)
-		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, id, run),
-			Request: slurm.JobRequest{Name: run + "." + id},
+		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, "slurm_logs", id, run),
+			Request: slurmtest.Request(run, id, filepath.Join(e.dir, "slurm_logs", id, run), "job.sh"),
 			Files:   []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755}}})
 	}
 	per := size
@@ -223,7 +223,7 @@ func TestRepeatedBatchSubmitsEachTestOnce(t *testing.T) {
 func TestClaimedBeforeCrashIsFoundByName(t *testing.T) {
 	e := setup(t, 0)
 	// A submitter claimed t00 and submitted it, then died before recording the job id.
-	name := "r4.disagg_perf_t00"
+	name := "disaggbench.r4.disagg_perf_t00"
 	if _, err := e.fake.Submit(e.ctx, slurm.JobRequest{Name: name}); err != nil {
 		t.Fatal(err)
 	}
@@ -266,8 +266,8 @@ func TestTransientErrorsAreRetriedAndPermanentOnesFail(t *testing.T) {
 	e.start(false)
 	e.publish("r5", 3, 0, events.PolicySliding)
 	e.waitCompleted("r5", 3)
-	if tries["r5.disagg_perf_t00"] != 3 {
-		t.Errorf("t00 tried %d times, want 3", tries["r5.disagg_perf_t00"])
+	if tries["disaggbench.r5.disagg_perf_t00"] != 3 {
+		t.Errorf("t00 tried %d times, want 3", tries["disaggbench.r5.disagg_perf_t00"])
 	}
 	var failed events.JobCompleted
 	for range 3 {
@@ -320,9 +320,9 @@ func TestRunsDoNotWaitForEachOther(t *testing.T) {
 	var lastA, firstB time.Time
 	for _, j := range e.fake.Jobs() {
 		switch {
-		case strings.HasPrefix(j.Name, "ra."):
+		case strings.HasPrefix(j.Name, "disaggbench.ra."):
 			lastA = j.Submitted
-		case strings.HasPrefix(j.Name, "rb.") && firstB.IsZero():
+		case strings.HasPrefix(j.Name, "disaggbench.rb.") && firstB.IsZero():
 			firstB = j.Submitted
 		}
 	}
@@ -357,8 +357,9 @@ func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
 	var specs []events.JobSpec
 	for i := range 6 {
 		id := fmt.Sprintf("disagg_perf_t%02d", i)
-		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, id, "r9"),
-			Request: slurm.JobRequest{Name: "r9." + id}})
+		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, "slurm_logs", id, "r9"),
+			Request: slurmtest.Request("r9", id, filepath.Join(e.dir, "slurm_logs", id, "r9"), "job.sh"),
+			Files:   []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\n"), Mode: 0o755}}})
 	}
 	b := events.Batch{Header: events.NewHeader("r9"), Total: 1, Tests: len(specs), Policy: events.PolicySliding, Jobs: specs}
 	ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
@@ -366,7 +367,7 @@ func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for k := range 2 {
-		s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, View: e.view, Owner: fmt.Sprint("s", k)})
+		s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, View: e.view, Owner: fmt.Sprint("s", k)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -192,9 +192,14 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	var ev events.JobSubmitted
-	if err := json.Unmarshal(m.Data(), &ev); err != nil {
-		w.log.Error("undecodable submitted event; dropping it", "subject", m.Subject(), "err", err)
-		_ = m.Term()
+	err := events.DecodeJob(m.Subject(), m.Data(), &ev)
+	if err == nil && ev.JobID == "" {
+		err = errors.New("no job id")
+	}
+	if err != nil {
+		// Never retried: no later delivery makes it valid.
+		w.log.Error("malformed submitted event; terminating it", "subject", m.Subject(), "bytes", len(m.Data()), "reason", err)
+		_ = m.TermWithReason(err.Error())
 		return
 	}
 	key := events.Key(ev.RunID, ev.TestID)
@@ -310,15 +315,29 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 			continue
 		}
 		if now.Sub(t.ev.Submitted) > limit {
-			w.log.Warn("job over its time limit; cancelling", "test", t.ev.TestID, "job", t.ev.JobID, "limit", limit)
-			if err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID); err != nil {
-				w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
+			why := fmt.Sprintf("no final state after %s; cancelled by the watcher", limit)
+			if err := w.ours(ctx, t, s, ok); errors.Is(err, errNotLedgers) {
+				// A submitted event the ledger does not back: nobody's job to end.
+				w.log.Error("submitted event not in the ledger; terminating it, nothing cancelled", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
+				_ = t.msg.TermWithReason(err.Error())
+				w.mu.Lock()
+				delete(w.jobs, events.Key(t.ev.RunID, t.ev.TestID))
+				w.mu.Unlock()
+				continue
+			} else if err != nil {
+				w.log.Error("job over its time limit is not the pipeline's; not cancelling it", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
+				why = fmt.Sprintf("no final state after %s; job %s not cancelled: %v", limit, t.ev.JobID, err)
+			} else {
+				w.log.Warn("job over its time limit; cancelling", "test", t.ev.TestID, "job", t.ev.JobID, "limit", limit)
+				if err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID); err != nil {
+					w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
+				}
 			}
 			s.ID, s.State, s.Detail = t.ev.JobID, slurm.Timeout, "TIMEOUT (watcher limit)"
 			if s.End.IsZero() {
 				s.End = now.UTC()
 			}
-			w.complete(ctx, t, s, []string{fmt.Sprintf("no final state after %s; cancelled by the watcher", limit)})
+			w.complete(ctx, t, s, []string{why})
 			changed = true
 			continue
 		}
@@ -397,12 +416,50 @@ func (w *Watcher) noteState(ctx context.Context, t *tracked, s slurm.JobStatus) 
 	return true
 }
 
+// errNotLedgers marks a submitted event whose job the run ledger does not record.
+var errNotLedgers = errors.New("not the job the run ledger records")
+
+// ours checks that a job the watcher is about to cancel is the one the pipeline
+// submitted for that run and test: the ledger records this job id for the test, and the
+// scheduler knows the job by the test's name and comment. An event alone proves
+// nothing: whoever may publish could name any job id.
+func (w *Watcher) ours(ctx context.Context, t *tracked, s slurm.JobStatus, known bool) error {
+	run, test, id := t.ev.RunID, t.ev.TestID, t.ev.JobID
+	var rec events.JobRecord
+	if _, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, events.Key(run, test), &rec); err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("%w: no ledger entry for run %s test %s", errNotLedgers, run, test)
+		}
+		return fmt.Errorf("read ledger: %w", err)
+	}
+	if rec.JobID != id || rec.RunID != run || rec.TestID != test {
+		return fmt.Errorf("%w: the ledger has job %q for run %s test %s, the event %q", errNotLedgers, rec.JobID, run, test, id)
+	}
+	if !events.JobNameFor(rec.JobName, run, test) {
+		return fmt.Errorf("ledger job name %q is not run %s test %s's", rec.JobName, run, test)
+	}
+	if known && s.Name != rec.JobName {
+		return fmt.Errorf("the scheduler names job %s %q, not %q", id, s.Name, rec.JobName)
+	}
+	if c, ok := w.cfg.Scheduler.(slurm.Commenter); ok {
+		comment, err := c.Comment(ctx, id)
+		if err != nil {
+			return fmt.Errorf("job %s's comment: %w", id, err)
+		}
+		if want := events.JobComment(run, test); comment != want {
+			return fmt.Errorf("job %s's comment is %q, not %q", id, comment, want)
+		}
+	}
+	return nil
+}
+
 // complete publishes the job's end, marks the ledger and lets the message go.
 func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, reasons []string) {
 	ev := events.JobCompleted{
 		Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, Index: t.ev.Index, JobID: t.ev.JobID,
 		State: s.State, Detail: s.Detail, ExitCode: s.ExitCode, Signal: s.Signal,
 		Submit: t.ev.Submitted, Start: s.Start, End: s.End, NodeList: s.NodeList, LogDir: t.ev.LogDir, Reasons: reasons,
+		Spec: t.ev.Spec,
 	}
 	if ev.Detail == "" {
 		ev.Detail = s.State

@@ -36,11 +36,20 @@ func setup(t *testing.T) (context.Context, *bus.Bus) {
 func submitAll(t *testing.T, ctx context.Context, b *bus.Bus, f *slurmtest.Fake, run string, n int, limit time.Duration) {
 	for i := range n {
 		test := fmt.Sprintf("t%03d", i)
-		id, err := f.Submit(ctx, slurm.JobRequest{Name: run + "." + test})
+		req := slurmtest.Request(run, test, "/logs", "job.sh")
+		id, err := f.Submit(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev := events.JobSubmitted{Header: events.NewHeader(run), TestID: test, Index: i, JobID: id, Submitted: time.Now(), TimeLimit: limit}
+		// The ledger entry the submitter records before it publishes.
+		rec := events.JobRecord{RunID: run, TestID: test, Index: i, Phase: events.PhaseSubmitted, JobID: id, JobName: req.Name}
+		data, _ := json.Marshal(rec)
+		rev, err := b.Jobs.Create(ctx, events.Key(run, test), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := events.JobSubmitted{Header: events.NewHeader(run), TestID: test, Index: i, JobID: id, Submitted: time.Now(), TimeLimit: limit,
+			JobName: req.Name, LedgerRev: rev}
 		if err := b.Publish(ctx, events.JobSubject(run, test, events.KindSubmitted), events.SubmittedID(run, test, id), ev); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +126,8 @@ func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	// Half a second of failing queries: no job may have completed.
 	for i := range 3 {
-		if _, err := b.Jobs.Get(ctx, events.Key("r", fmt.Sprintf("t%03d", i))); err == nil {
+		var rec events.JobRecord
+		if _, err := bus.GetJSON(ctx, b.Jobs, events.Key("r", fmt.Sprintf("t%03d", i)), &rec); err != nil || rec.Phase == events.PhaseCompleted {
 			t.Fatalf("t%03d completed while every status query failed", i)
 		}
 	}

@@ -30,7 +30,7 @@ func run(args []string, stderr io.Writer) int {
 				return nil, err
 			}
 			debug, debugJob := config.DebugMode(nil, settings.Env())
-			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, Log: log, View: stderr,
+			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, OutputPath: c.OutputPath, Log: log, View: stderr,
 				DebugMode: debug, DebugJobID: debugJob, AckWait: ackWait})
 			if err != nil {
 				return nil, err

@@ -7,10 +7,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -140,6 +142,17 @@ func (f *Fake) Cancel(ctx context.Context, id string) error {
 	return nil
 }
 
+// Comment returns the comment a job was submitted with.
+func (f *Fake) Comment(ctx context.Context, id string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[id]
+	if !ok {
+		return "", errors.New("fake: no job " + id)
+	}
+	return j.req.Comment, nil
+}
+
 func (f *Fake) FindByName(ctx context.Context, since time.Time, name string) ([]slurm.JobStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -237,4 +250,12 @@ func (f *Fake) QueueCalls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.queueCalls
+}
+
+// Request is a job request the submitter accepts for a run's test whose files are in
+// logDir: the job name and comment carry run and test, and the script is the job file
+// named script.
+func Request(run, test, logDir, script string) slurm.JobRequest {
+	return slurm.JobRequest{Name: "disaggbench." + run + "." + test, Comment: events.JobComment(run, test),
+		Script: filepath.Join(logDir, script), LogDir: logDir}
 }
