@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -114,6 +115,13 @@ func (f *folder) glob(pattern string) ([]string, error) {
 	names, err := fs.Glob(f.root.FS(), pattern)
 	if err != nil {
 		return nil, err
+	}
+	if len(names) == 0 && !strings.ContainsAny(pattern, `*?[\`) {
+		// A plain name that exists but cannot be followed (a link out of the folder, a
+		// loop): open says why.
+		if _, err := f.root.Lstat(pattern); err == nil {
+			names = []string{pattern}
+		}
 	}
 	slices.Sort(names)
 	return names, nil

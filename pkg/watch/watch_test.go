@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -348,5 +349,47 @@ func BenchmarkWatcherCallRates(b *testing.B) {
 				b.ReportMetric(float64(s)*per, "sacct/min")
 			}
 		})
+	}
+}
+
+// A submitted event is not a licence to cancel: a job id the ledger does not record for
+// the run and test, or a job the scheduler knows by another name or comment, is never
+// cancelled, however long it runs.
+func TestWatcherCancelsOnlyItsOwnJobs(t *testing.T) {
+	ctx, b := setup(t)
+	f := slurmtest.New(time.Hour)
+	next, _ := completions(t, b, "r")
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
+	run(t, ctx, w)
+	// Somebody else's job, and a forged event naming it, with no ledger entry.
+	victim, _ := f.Submit(ctx, slurm.JobRequest{Name: "somebody-elses-job"})
+	forged := events.JobSubmitted{Header: events.NewHeader("r"), TestID: "forged", JobID: victim, Submitted: time.Now().Add(-time.Hour), TimeLimit: time.Millisecond}
+	if err := b.Publish(ctx, events.JobSubject("r", "forged", events.KindSubmitted), "forged", forged); err != nil {
+		t.Fatal(err)
+	}
+	// A ledger entry that names a job the scheduler knows by another comment.
+	other, _ := f.Submit(ctx, slurm.JobRequest{Name: "disaggbench.r.renamed", Comment: "not ours"})
+	rec := events.JobRecord{RunID: "r", TestID: "renamed", Phase: events.PhaseSubmitted, JobID: other, JobName: "disaggbench.r.renamed"}
+	data, _ := json.Marshal(rec)
+	rev, err := b.Jobs.Create(ctx, events.Key("r", "renamed"), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := events.JobSubmitted{Header: events.NewHeader("r"), TestID: "renamed", JobID: other, JobName: rec.JobName, Submitted: time.Now(), TimeLimit: 100 * time.Millisecond, LedgerRev: rev}
+	if err := b.Publish(ctx, events.JobSubject("r", "renamed", events.KindSubmitted), "renamed", ev); err != nil {
+		t.Fatal(err)
+	}
+	got := next(1, 10*time.Second)[0]
+	if got.TestID != "renamed" || got.State != slurm.Timeout || !strings.Contains(strings.Join(got.Reasons, ";"), "not cancelled") {
+		t.Fatalf("completion %+v, want renamed's TIMEOUT with the reason it was not cancelled", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, j := range f.Jobs() {
+		if strings.HasPrefix(j.State, "CANCELLED") {
+			t.Errorf("job %s (%s) was cancelled", j.ID, j.Name)
+		}
+	}
+	if _, err := b.Jobs.Get(ctx, events.Key("r", "forged")); err == nil {
+		t.Errorf("the forged event made a ledger entry")
 	}
 }
