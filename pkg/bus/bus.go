@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +49,10 @@ type Options struct {
 	TLSCA     string
 	TLSCert   string
 	TLSKey    string
+
+	// InboxPrefix replaces "_INBOX" as the prefix of reply subjects: on a shared server
+	// each role may subscribe only to its own (InboxPrefix(role)).
+	InboxPrefix string
 
 	StoreDir string // embedded server's JetStream store; survives restarts
 	// Listen makes the embedded server listen on ListenAddr (default DefaultListen, the
@@ -120,6 +125,9 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if o.InboxPrefix != "" {
+		nopts = append(nopts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	name := cmp.Or(o.Name, "disaggbench")
 	if o.Hold {
@@ -291,7 +299,7 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 	if age <= 0 {
 		age = 90 * 24 * time.Hour
 	}
-	st, err := b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:        events.Stream,
 		Description: "disaggbench events: runs, batches, jobs, results",
 		Subjects:    []string{events.Subjects},
@@ -300,9 +308,20 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 		MaxAge:      age,
 		Duplicates:  dup,
 		MaxMsgSize:  8 << 20,
-	})
+	}
+	// A stage on a shared server may only look: the stream as provisioned is used when
+	// it has what the pipeline needs, and only otherwise created or updated.
+	st, err := b.JS.Stream(ctx, events.Stream)
+	if err == nil {
+		c := st.CachedInfo().Config
+		if !slices.Equal(c.Subjects, want.Subjects) || c.MaxAge != want.MaxAge || c.Duplicates != want.Duplicates || c.MaxMsgSize != want.MaxMsgSize {
+			err = errors.New("differs")
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("provision stream %s: %w", events.Stream, err)
+		if st, err = b.JS.CreateOrUpdateStream(ctx, want); err != nil {
+			return fmt.Errorf("provision stream %s: %w", events.Stream, err)
+		}
 	}
 	b.Stream = st
 	for _, kv := range []struct {
@@ -315,9 +334,12 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 		{&b.Results, BucketResults, "collector claims on written results"},
 		{&b.History, BucketHistory, "each test's latest durations per GPU type, for ordering runs"},
 	} {
-		h, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
-		})
+		h, err := b.JS.KeyValue(ctx, kv.name)
+		if err != nil {
+			h, err = b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("provision KV %s: %w", kv.name, err)
 		}

@@ -139,8 +139,12 @@ func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger) (*b
 
 // ConnectMode is Connect for a command that reads only, holds the server, or waits.
 func (c *Common) ConnectMode(ctx context.Context, name string, log *slog.Logger, m Mode) (*bus.Bus, error) {
+	// Replies come on the role's own inbox prefix (the part of name before any "-"),
+	// which a shared server's permissions (planner nats-config) let only that role read.
+	role, _, _ := strings.Cut(name, "-")
 	return bus.Connect(ctx, bus.Options{
-		URL: c.NATS, Name: name, User: c.User, Password: c.Password, Token: c.Token,
+		InboxPrefix: bus.InboxPrefix(role),
+		URL:         c.NATS, Name: name, User: c.User, Password: c.Password, Token: c.Token,
 		NKeyFile: c.NKey, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
 		StoreDir: c.StoreDir(), Listen: true, ListenAddr: c.Listen, ListenTLSCert: c.ListenTLSCert,
 		ListenTLSKey: c.ListenTLSKey, ListenInsecure: c.ListenInsecure,

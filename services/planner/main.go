@@ -32,6 +32,7 @@ commands:
   resume RUN_ID            follow an interrupted run to its end (starting the stages)
   cancel RUN_ID            cancel a run's queued and running jobs
   rerun --failed RUN_ID    a new run of a run's failed, invalid and cancelled tests
+  nats-config              print a shared NATS server's configuration: a user per stage
 
 Every command takes -h for its flags; 'planner --version' prints the version.
 Exit status: 0 done, 1 failed, 2 usage error (nothing ran).
@@ -86,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCancel(rest, stdout, stderr)
 	case "rerun":
 		return runRerun(rest, stdout, stderr)
+	case "nats-config":
+		return runNATSConfig(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
