@@ -573,3 +573,47 @@ func TestIntegrationControllerRestart(t *testing.T) {
 		t.Logf("job %s: %s exit %d after %v", id, got[id].Detail, got[id].ExitCode, got[id].Elapsed)
 	}
 }
+
+// On a real SLURM, a job's environment is the --export list the scheduler builds: the
+// submitter's variables without the bus's credentials and the project's own, so
+// HF_TOKEN reaches the job and NATS_PASSWORD does not; squeue reports the job's comment
+// for the watcher's ownership check.
+func TestRealJobEnvironmentAndComment(t *testing.T) {
+	s := realSLURM(t)
+	t.Setenv("NATS_PASSWORD", "bus-secret-for-the-test")
+	t.Setenv("DISAGGBENCH_TOKEN", "project-secret-for-the-test")
+	t.Setenv("HF_TOKEN", "hf-value-for-the-test")
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "env.txt")
+	script := filepath.Join(dir, "env.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/bash\nsleep 2\nenv > "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	req := realJobRequest(t, script, realName("env"), 0, 0)
+	req.Args = nil
+	req.Env = map[string]string{"JOB_VAR": "x"}
+	since := time.Now().Add(-time.Minute)
+	id := realSubmit(t, s, req)
+	if c, err := s.Comment(context.Background(), id); err != nil || c != req.Comment {
+		t.Errorf("Comment(%s) = %q, %v; want %q", id, c, err, req.Comment)
+	}
+	realWait(t, s, since, []string{id}, 2*time.Minute, nil, realAllTerminal([]string{id}))
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(data)
+	for _, want := range []string{"HF_TOKEN=hf-value-for-the-test\n", "JOB_VAR=x\n", "SLURM_JOB_ID=" + id + "\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("job environment lacks %q", want)
+		}
+	}
+	for _, secret := range []string{"bus-secret", "project-secret", "NATS_PASSWORD", "DISAGGBENCH_TOKEN"} {
+		if strings.Contains(env, secret) {
+			t.Errorf("job environment holds %q", secret)
+		}
+	}
+}
