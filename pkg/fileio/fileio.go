@@ -108,22 +108,13 @@ func writeAll(fd int, data []byte) error {
 	return nil
 }
 
-func retry(fn func() error) error {
-	for {
-		if err := fn(); err != syscall.EINTR {
-			return err
-		}
-	}
-}
-
 var (
 	umaskOnce sync.Once
 	umaskBits os.FileMode
 )
 
-// Umask is the process's file creation mask, read from /proc (setting it to read it
-// would race with files other goroutines create). Unknown, it is taken to clear every
-// bit, so that CreateNew sets every file's mode explicitly.
+// Umask is the process's file creation mask when first asked, read from /proc (setting
+// it to read it would race with files other goroutines create); 0777 when unknown.
 func Umask() os.FileMode {
 	umaskOnce.Do(func() {
 		umaskBits = 0o777
