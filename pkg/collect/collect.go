@@ -687,6 +687,13 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 		}
 		return res, []results.Row{verdictRow(ev, spec, res, ev.State)}
 	}
+	if ev.LogDir == "" {
+		// No folder to read (refused, or over its time budget): the reasons say why.
+		if len(res.Reasons) == 0 {
+			res.Reasons = []string{"no log folder"}
+		}
+		return res, nil
+	}
 	in := metrics.Input{
 		TestType: spec.TestType, Category: spec.Category, Concurrencies: spec.Concurrencies,
 		NumGenServers: spec.NumGenServers, MaxFailedRequests: maxFailed, JobState: ev.State,
