@@ -9,14 +9,25 @@ import (
 
 // SecretEnvPrefixes name the variables a job never receives from the process that
 // submits it: the bus's connection and credentials (NATS_URL, NATS_PASSWORD, NATS_TOKEN,
-// NATS_CREDS, NATS_NKEY, ...) and the project's own settings and secrets.
-var SecretEnvPrefixes = []string{"NATS_", "DISAGGBENCH_"}
+// NATS_CREDS, NATS_NKEY, ...) and the shared server's passwords.
+var SecretEnvPrefixes = []string{"NATS_", "DISAGGBENCH_NATS_"}
+
+// secretWords mark the project's own secrets among its DISAGGBENCH_ variables; its other
+// settings (DISAGGBENCH_EMU_SEED, ...) reach jobs.
+var secretWords = []string{"PASSWORD", "TOKEN", "SECRET", "CREDS", "NKEY", "KEY"}
 
 // SecretEnv reports whether a variable is kept from jobs.
 func SecretEnv(name string) bool {
 	for _, p := range SecretEnvPrefixes {
 		if strings.HasPrefix(name, p) {
 			return true
+		}
+	}
+	if rest, ok := strings.CutPrefix(name, "DISAGGBENCH_"); ok {
+		for _, w := range strings.Split(rest, "_") {
+			if slices.Contains(secretWords, w) {
+				return true
+			}
 		}
 	}
 	return false
@@ -44,7 +55,7 @@ func CheckJobEnv(k, v string) error {
 	case !envName(k):
 		return fmt.Errorf("job environment variable %q: not a plain name", k)
 	case SecretEnv(k):
-		return fmt.Errorf("job environment variable %q: the pipeline's own variables never reach a job", k)
+		return fmt.Errorf("job environment variable %q: the bus's credentials and the project's secrets never reach a job", k)
 	case strings.ContainsRune(v, 0):
 		return fmt.Errorf("job environment variable %q: value holds a NUL byte", k)
 	}

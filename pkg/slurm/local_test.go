@@ -642,7 +642,7 @@ func TestLocalJobEnvironmentHoldsNoSecrets(t *testing.T) {
 			t.Errorf("job environment lacks %q", want)
 		}
 	}
-	for _, secret := range []string{"bus-secret", "bus-token", "project-secret", "NATS_", "DISAGGBENCH_"} {
+	for _, secret := range []string{"bus-secret", "bus-token", "project-secret", "NATS_", "DISAGGBENCH_SECRET"} {
 		if strings.Contains(env, secret) {
 			t.Errorf("job environment holds %q", secret)
 		}

@@ -590,3 +590,15 @@ func TestFinalStateWithPartialNodeListIsStillCompleting(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretEnv(t *testing.T) {
+	for name, secret := range map[string]bool{
+		"NATS_URL": true, "NATS_PASSWORD": true, "NATS_TOKEN": true, "NATS_CREDS": true, "NATS_NKEY": true,
+		"DISAGGBENCH_NATS_SUBMITTER_PASSWORD": true, "DISAGGBENCH_TOKEN": true, "DISAGGBENCH_API_KEY": true,
+		"DISAGGBENCH_SCHEDULER": false, "DISAGGBENCH_EMU_SEED": false, "HF_TOKEN": false, "PATH": false, "NATSX": false,
+	} {
+		if got := SecretEnv(name); got != secret {
+			t.Errorf("SecretEnv(%s) = %v, want %v", name, got, secret)
+		}
+	}
+}
