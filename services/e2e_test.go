@@ -179,7 +179,7 @@ func TestSeparateProcessesOnARealNATSServer(t *testing.T) {
 
 	// replay rebuilds the same CSV from the stored events.
 	replayOut := filepath.Join(dir, "replay")
-	rep, err := exec.Command(bin("collector"), "replay", "--run", run, "--nats", url, "--output-path", replayOut).CombinedOutput()
+	rep, err := exec.Command(bin("collector"), "replay", "--run", run, "--nats", url, "--output-path", replayOut, "--logs-from", out).CombinedOutput()
 	if err != nil {
 		t.Fatalf("collector replay: %v\n%s", err, rep)
 	}

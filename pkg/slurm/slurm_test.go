@@ -297,7 +297,10 @@ func TestSubmit(t *testing.T) {
 	if fi, err := os.Stat(logDir); err != nil || !fi.IsDir() {
 		t.Errorf("log folder not created: %v", err)
 	}
-	if want := append([]string{"sbatch"}, SbatchArgs(req)...); !reflect.DeepEqual(f.calls[0], want) {
+	// Not sbatch's default --export=ALL: the names of the job's environment.
+	want := append([]string{"sbatch"}, SbatchArgs(req)...)
+	want = slices.Insert(want, 2, "--export="+exportList(JobEnviron(os.Environ(), req.Env)))
+	if !reflect.DeepEqual(f.calls[0], want) {
 		t.Errorf("argv %q\nwant %q", f.calls[0], want)
 	}
 	if want := []string{"A=1", "B=2", "SLURM_CONF=/etc/test/slurm.conf"}; !reflect.DeepEqual(f.envs[0], want) {

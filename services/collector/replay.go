@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	run := fs.String("run", "", "only this run")
 	since := fs.String("since", "", "only events stored since this time (RFC 3339, or a duration such as 24h)")
 	maxFailed := fs.Int("max-failed-requests", 0, "failed requests a perf test may have and still pass")
+	logsFrom := fs.String("logs-from", "", "output path whose slurm_logs hold the jobs' folders (default --output-path); folders elsewhere are not read")
 	dryRun := fs.Bool("dry-run", false, "print what would change (rows added, removed, changed per run) and write nothing")
 	if _, code, ok := settings.Parse(fs, args, 0, 0, stdout, stderr); !ok {
 		return code
@@ -31,7 +33,15 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "collector replay:", err)
 		return 2
 	}
-	o := collect.ReplayOptions{RunID: *run, OutputPath: c.OutputPath, MaxFailedRequests: *maxFailed, DryRun: *dryRun}
+	o := collect.ReplayOptions{RunID: *run, OutputPath: c.OutputPath, LogsFrom: *logsFrom, MaxFailedRequests: *maxFailed, DryRun: *dryRun}
+	if o.LogsFrom != "" {
+		abs, err := filepath.Abs(o.LogsFrom)
+		if err != nil {
+			fmt.Fprintln(stderr, "collector replay:", err)
+			return 2
+		}
+		o.LogsFrom = abs
+	}
 	if *since != "" {
 		if d, err := time.ParseDuration(*since); err == nil {
 			o.Since = time.Now().Add(-d)
