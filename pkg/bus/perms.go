@@ -33,6 +33,7 @@ const (
 	kvJobs    = "KV_" + BucketJobs
 	kvRuns    = "KV_" + BucketRuns
 	kvResults = "KV_" + BucketResults
+	kvHistory = "KV_" + BucketHistory
 )
 
 // kvRead is what reading and watching a bucket takes: its info, direct gets, and
@@ -83,7 +84,7 @@ func readEvents(filters ...string) []string {
 // dashboard only reads.
 func Permissions() map[string]*server.Permissions {
 	info := []string{api + "INFO", api + "STREAM.INFO." + events.Stream, api + "STREAM.INFO." + kvJobs,
-		api + "STREAM.INFO." + kvRuns, api + "STREAM.INFO." + kvResults}
+		api + "STREAM.INFO." + kvRuns, api + "STREAM.INFO." + kvResults, api + "STREAM.INFO." + kvHistory}
 	perm := func(role string, pub ...[]string) *server.Permissions {
 		// Ephemeral consumers get generated names, so reading the stream allows any
 		// consumer name; the stages' durables are denied to every other role.
@@ -104,11 +105,12 @@ func Permissions() map[string]*server.Permissions {
 		api + "STREAM.CREATE." + kvJobs, api + "STREAM.UPDATE." + kvJobs,
 		api + "STREAM.CREATE." + kvRuns, api + "STREAM.UPDATE." + kvRuns,
 		api + "STREAM.CREATE." + kvResults, api + "STREAM.UPDATE." + kvResults,
+		api + "STREAM.CREATE." + kvHistory, api + "STREAM.UPDATE." + kvHistory,
 	}
 	return map[string]*server.Permissions{
 		RolePlanner: perm(RolePlanner, provision,
 			[]string{"bench.runs.*.started", "bench.batches.>", "bench.jobs.*.*." + events.KindCompleted},
-			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvWrite(BucketRuns),
+			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory), kvWrite(BucketRuns),
 			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
 		RoleSubmitter: perm(RoleSubmitter,
 			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted},
@@ -119,9 +121,10 @@ func Permissions() map[string]*server.Permissions {
 		RoleCollector: perm(RoleCollector,
 			[]string{"bench.results.*.*", "bench.runs.*.finished"},
 			durable("collector"), kvRead(BucketRuns), kvWrite(BucketRuns), kvRead(BucketResults), kvWrite(BucketResults),
+			kvRead(BucketHistory), kvWrite(BucketHistory),
 			readEvents("bench.results.*.*", "bench.jobs.*.*."+events.KindCompleted)),
 		RoleDashboard: perm(RoleDashboard,
-			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults),
+			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory),
 			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
 	}
 }

@@ -124,7 +124,7 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	p := &plan.Plan{RunID: run, Policy: events.PolicySliding, Started: events.RunStarted{Header: events.NewHeader(run), Tests: 2}}
 	for i, id := range []string{"disagg_perf_a", "disagg_perf_b"} {
 		logDir := filepath.Join(out, "slurm_logs", id, run)
-		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf",
+		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf", GPUType: "GB200",
 			LogDir: logDir, Request: slurmtest.Request(run, id, logDir, "job.sh"),
 			Files: []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\n"), Mode: 0o755}}})
 	}
@@ -136,6 +136,18 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	prog, err := plan.Follow(fctx, planner, run, false, nil)
 	if err != nil || prog.Finished == nil || prog.Finished.Tests != 2 {
 		t.Fatalf("the run did not finish under least privilege: %+v, %v", prog, err)
+	}
+	// The collector recorded the tests' durations, which the planner reads to order runs.
+	if keys, err := planner.History.ListKeys(ctx); err != nil {
+		t.Fatalf("planner cannot read the duration history: %v", err)
+	} else {
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		if n == 0 {
+			t.Errorf("no duration history written by the collector")
+		}
 	}
 	// A dashboard reads the run, and nothing else.
 	dash := connectAs(t, ctx, url, bus.RoleDashboard, pass[bus.RoleDashboard])
