@@ -399,7 +399,7 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 	var lifted atomic.Bool
 	var refusals atomic.Int32
 	e.fake.SubmitErr = func(req slurm.JobRequest) error {
-		if strings.HasPrefix(req.Name, "rq.") && !lifted.Load() {
+		if strings.HasPrefix(req.Name, "disaggbench.rq.") && !lifted.Load() {
 			refusals.Add(1)
 			return &slurm.SubmitError{Kind: slurm.ErrTransient, Quota: true, Msg: "sbatch: error: QOSMaxSubmitJobPerUserLimit"}
 		}
@@ -411,7 +411,7 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, Log: quiet, View: e.view,
+	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, View: e.view,
 		RetryMin: 10 * time.Millisecond, RetryFor: time.Millisecond, QuotaRetry: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
