@@ -290,10 +290,10 @@ func TestTransientErrorsAreRetriedAndPermanentOnesFail(t *testing.T) {
 // earlier run's folder of the test, or any test's), not the new, empty one.
 func TestDebugModeSkipsSubmission(t *testing.T) {
 	e := setup(t, 0)
-	earlier := filepath.Join(e.dir, "disagg_perf_t01", "r0")
+	earlier := filepath.Join(e.dir, "slurm_logs", "disagg_perf_t01", "r0")
 	os.MkdirAll(earlier, 0o755)
 	os.WriteFile(filepath.Join(earlier, "slurm-4242.out"), []byte("done\n"), 0o644)
-	os.MkdirAll(filepath.Join(e.dir, "disagg_perf_t01", "r1"), 0o755) // another job's folder
+	os.MkdirAll(filepath.Join(e.dir, "slurm_logs", "disagg_perf_t01", "r1"), 0o755) // another job's folder
 	e.start(true)
 	e.publish("r6", 2, 5, events.PolicySliding)
 	for _, c := range e.waitCompleted("r6", 2) {
