@@ -247,9 +247,15 @@ func (d *Data) allocate() error {
 			s.TasksPerNode = (ws + len(s.Nodes) - 1) / len(s.Nodes)
 			s.Env = slices.Concat(workerEnv, roleEnv)
 			if c.Benchmark.Mode == "gen_only" {
-				maxC := slices.Max(append([]int{1}, d.Concurrencies...))
-				s.Env = append(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1",
-					"TLLM_BENCHMARK_REQ_QUEUES_SIZE="+strconv.Itoa(maxC))
+				s.Env = append(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1")
+				// Upstream's submit.py gates only GEN workers: a CTX worker gated on the
+				// queue size would wait forever for generation requests it never gets.
+				// The gate holds a worker until that many requests are queued, so it is
+				// the concurrency the sweep starts with (the list's first, as written);
+				// the larger points that follow fill it at once.
+				if r.role == "GEN" {
+					s.Env = append(s.Env, "TLLM_BENCHMARK_REQ_QUEUES_SIZE="+strconv.Itoa(firstConcurrency(d.Concurrencies)))
+				}
 			}
 			if c.Profiling.NsysOn {
 				s.Env = append(s.Env, "TLLM_PROFILE_RECORD_GC=1", "TLLM_NVTX_DEBUG=1",
@@ -264,6 +270,14 @@ func (d *Data) allocate() error {
 		}
 	}
 	return nil
+}
+
+// firstConcurrency is the concurrency a sweep starts with, 1 for an empty list.
+func firstConcurrency(cs []int) int {
+	if len(cs) == 0 || cs[0] < 1 {
+		return 1
+	}
+	return cs[0]
 }
 
 func (d *Data) accuracyTasks() error {

@@ -1,0 +1,114 @@
+package jobscript
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
+)
+
+// TestGenOnlyGateOnGenWorkersOnly: in gen_only mode only GEN workers carry the
+// queue-size gate, and it is the concurrency the sweep starts with.
+func TestGenOnlyGateOnGenWorkersOnly(t *testing.T) {
+	tc := loadTest(t, goldenConfigs[1]) // ctx 2, gen 1
+	tc.Config.Benchmark.Mode = "gen_only"
+	tc.Config.Benchmark.ConcurrencyList = config.Concurrencies{4, 16, 64}
+	d, err := newData(tc, goldenOptions(tc), mustRequest(t, tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx, gen int
+	for _, s := range d.Servers {
+		gated := slices.ContainsFunc(s.Env, func(e string) bool { return strings.HasPrefix(e, "TLLM_BENCHMARK_REQ_QUEUES_SIZE=") })
+		switch s.Role {
+		case "CTX":
+			ctx++
+			if gated {
+				t.Errorf("CTX server %d carries the queue-size gate: %q", s.ID, s.Env)
+			}
+		case "GEN":
+			gen++
+			if !slices.Contains(s.Env, "TLLM_BENCHMARK_REQ_QUEUES_SIZE=4") {
+				t.Errorf("GEN server %d env %q, want TLLM_BENCHMARK_REQ_QUEUES_SIZE=4 (the first point)", s.ID, s.Env)
+			}
+		}
+		if !slices.Contains(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1") {
+			t.Errorf("%s server %d lacks TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1", s.Role, s.ID)
+		}
+	}
+	if ctx != 2 || gen != 1 {
+		t.Fatalf("ctx %d gen %d servers", ctx, gen)
+	}
+	// Rendered: the gate appears once, on the GEN server's line only.
+	j, err := Render(tc, goldenOptions(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, f := range j.Files {
+		all.Write(f.Data)
+	}
+	for line := range strings.SplitSeq(all.String(), "\n") {
+		if strings.Contains(line, "TLLM_BENCHMARK_REQ_QUEUES_SIZE") && strings.Contains(line, "CTX") {
+			t.Errorf("a CTX line carries the gate: %s", line)
+		}
+	}
+}
+
+// TestAccuracyChatEndpoint runs the rendered accuracy_eval.sh with bash against a
+// recording lm_eval: local-chat-completions calls /v1/chat/completions, the default
+// model /v1/completions.
+func TestAccuracyChatEndpoint(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	tc := loadTest(t, goldenConfigs[2])
+	j, err := Render(tc, goldenOptions(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script []byte
+	for _, f := range j.Files {
+		if f.Name == "accuracy_eval.sh" {
+			script = f.Data
+		}
+	}
+	if script == nil {
+		t.Fatal("no accuracy_eval.sh rendered")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(dir, "args")
+	fake := "#!/bin/bash\nprintf '%s\\n' \"$@\" > " + rec + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "lm_eval"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sp := filepath.Join(dir, "accuracy_eval.sh")
+	if err := os.WriteFile(sp, script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string]string{
+		"local-chat-completions": "base_url=http://h:9/v1/chat/completions",
+		"local-completions":      "base_url=http://h:9/v1/completions",
+	} {
+		cmd := exec.Command("bash", sp, "h", "9", "gsm8k", model, "", filepath.Join(dir, "out"))
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", model, err, out)
+		}
+		got, err := os.ReadFile(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(got), want+"\n") && !strings.Contains(string(got), want+",") {
+			t.Errorf("%s: lm_eval args %q, want %s", model, got, want)
+		}
+	}
+}
