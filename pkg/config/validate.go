@@ -424,8 +424,13 @@ func (v *validator) seedRules(c *Config, ctxOK, genOK bool) {
 		}
 	}
 	if mtp := c.MTP(); mtp > 0 && genOK {
-		if want := gen.MaxBatchSize * (mtp + 1); gen.MaxNumTokens != want {
-			v.errorf("worker_config.gen.max_num_tokens", "with MTP (num_nextn_predict_layers %d) must equal max_batch_size * (mtp + 1) = %d * %d = %d, got %d",
+		// The seed's code checks ">=" (its README says "equal"); the code is followed:
+		// below the budget is an error, above it a warning (upstream's configs do so).
+		if want := gen.MaxBatchSize * (mtp + 1); gen.MaxNumTokens < want {
+			v.errorf("worker_config.gen.max_num_tokens", "with MTP (num_nextn_predict_layers %d) must be at least max_batch_size * (mtp + 1) = %d * %d = %d, got %d",
+				mtp, gen.MaxBatchSize, mtp+1, want, gen.MaxNumTokens)
+		} else if gen.MaxNumTokens > want {
+			v.warnf("worker_config.gen.max_num_tokens", "with MTP (num_nextn_predict_layers %d) is above max_batch_size * (mtp + 1) = %d * %d = %d, got %d",
 				mtp, gen.MaxBatchSize, mtp+1, want, gen.MaxNumTokens)
 		}
 	}

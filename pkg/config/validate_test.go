@@ -11,7 +11,9 @@ func TestValidateRules(t *testing.T) {
 	const mtp3 = "      max_tokens_in_buffer: 8448\n"
 	checkProblemCases(t, []problemCase{
 		{"mtp tokens", mtp3, mtp3 + "    speculative_config:\n      decoding_type: MTP\n      num_nextn_predict_layers: 3\n",
-			"worker_config.gen.max_num_tokens", "must equal max_batch_size * (mtp + 1) = 32 * 4 = 128, got 32", "    max_num_tokens: 32", false},
+			"worker_config.gen.max_num_tokens", "must be at least max_batch_size * (mtp + 1) = 32 * 4 = 128, got 32", "    max_num_tokens: 32", false},
+		{"mtp tokens above", "    max_batch_size: 32\n    max_num_tokens: 32\n", "    max_batch_size: 32\n    max_num_tokens: 256\n    speculative_config:\n      decoding_type: MTP\n      num_nextn_predict_layers: 3\n",
+			"worker_config.gen.max_num_tokens", "is above max_batch_size * (mtp + 1) = 32 * 4 = 128, got 256", "    max_num_tokens: 256", true},
 		{"streaming false", "  streaming: true", "  streaming: false", "benchmark.streaming", "must be true", "", false},
 		{"streaming missing", "  streaming: true\n", "", "benchmark.streaming", "is required and must be true", "benchmark:", false},
 		{"ctx seq len", "    max_num_tokens: 4608\n    max_seq_len: 2251", "    max_num_tokens: 4608\n    max_seq_len: 2048", "worker_config.ctx.max_seq_len", "2048 must exceed input_length + output_length = 2048", "", false},
