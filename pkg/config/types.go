@@ -118,6 +118,9 @@ type Hardware struct {
 	GPUsPerNode   int `yaml:"gpus_per_node" json:"gpus_per_node"`
 	NumCtxServers int `yaml:"num_ctx_servers" json:"num_ctx_servers"`
 	NumGenServers int `yaml:"num_gen_servers" json:"num_gen_servers"`
+	// GPUType is upstream's hardware.gpu_type (its newer configs carry it); when set
+	// it must be a known GPU type. The run's GPU type (flag > GPU_TYPE) still decides.
+	GPUType string `yaml:"gpu_type,omitempty" json:"gpu_type,omitempty"`
 }
 
 // Environment is where the job finds its container, model and code.

@@ -379,6 +379,11 @@ func (v *validator) hardware(c *Config) {
 		v.nonNegative("hardware.num_ctx_servers", h.NumCtxServers)
 	}
 	v.positive("hardware.num_gen_servers", h.NumGenServers)
+	if h.GPUType != "" {
+		if _, err := LookupGPU(h.GPUType); err != nil {
+			v.errorf("hardware.gpu_type", "%v", err)
+		}
+	}
 }
 
 // worker checks one server kind's parallelism and limits; it reports whether the

@@ -39,6 +39,7 @@ func TestValidateRules(t *testing.T) {
 		{"missing model name", "  model_name: deepseek-r1-fp4\n", "", "metadata.model_name", "is required", "metadata:", false},
 		{"missing gen servers", "  num_gen_servers: 4\n", "", "hardware.num_gen_servers", "is required", "hardware:", false},
 		{"zero tp", "    tensor_parallel_size: 4\n", "    tensor_parallel_size: 0\n", "worker_config.ctx.tensor_parallel_size", "must be > 0, got 0", "", false},
+		{"hardware gpu type", "  num_gen_servers: 4\n", "  num_gen_servers: 4\n  gpu_type: A100\n", "hardware.gpu_type", `unknown GPU type "A100"`, "  gpu_type: A100", false},
 		{"unknown gpu", "  supported_gpus: [GB200]", "  supported_gpus: [GB200, A100]", "metadata.supported_gpus[1]", `unknown GPU type "A100"`, "", false},
 		{"container image", "  container_image: nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc2\n", "", "environment.container_image", "is required (or set CONTAINER_IMAGE)", "environment:", false},
 		{"benchmark client", "  streaming: true\n", "  streaming: true\n  client: go\n", "benchmark.client", `"go"`, "", false},
@@ -269,5 +270,23 @@ func TestUnsafeTestID(t *testing.T) {
 		if !HasErrors(ps) || !strings.Contains(ps[0].Message, "may only hold letters") || ps[0].Line != 1 {
 			t.Errorf("%s:%s", name, dump(ps))
 		}
+	}
+}
+
+// TestUpstreamHardwareGPUType: upstream's configs carry hardware.gpu_type; a known
+// type loads and validates without a problem on that field.
+func TestUpstreamHardwareGPUType(t *testing.T) {
+	text := edit(t, baseYAML(t), "  num_gen_servers: 4\n", "  num_gen_servers: 4\n  gpu_type: GB200\n")
+	tc, ps := loadValidate(t, "x.yaml", text)
+	for _, p := range ps {
+		if strings.HasPrefix(p.Field, "hardware") {
+			t.Errorf("problem %s", p.String())
+		}
+	}
+	if HasErrors(ps) {
+		t.Fatalf("errors: %v", ps)
+	}
+	if tc.Config.Hardware.GPUType != "GB200" {
+		t.Errorf("gpu_type = %q", tc.Config.Hardware.GPUType)
 	}
 }
