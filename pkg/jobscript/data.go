@@ -173,7 +173,15 @@ func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) 
 	if c.Environment.ContainerImage != "" && !d.Emulate {
 		d.ContainerArgs = append(d.ContainerArgs, "--container-image="+c.Environment.ContainerImage)
 	}
-	if c.Environment.ContainerMount != "" && !d.Emulate {
+	if c.Environment.ContainerImage != "" && !d.Emulate {
+		// Every script and config runs from the log folder: as upstream adds its
+		// script folder, it is mounted unless a mount already maps it to itself.
+		mounts, err := withLogDirMount(c.Environment.ContainerMount, d.LogDir)
+		if err != nil {
+			return nil, err
+		}
+		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+mounts)
+	} else if c.Environment.ContainerMount != "" && !d.Emulate {
 		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+c.Environment.ContainerMount)
 	}
 	var err error
@@ -270,6 +278,30 @@ func (d *Data) allocate() error {
 		}
 	}
 	return nil
+}
+
+// withLogDirMount returns the container_mount list (pyxis's SRC:DST[:FLAGS],...) with
+// logDir:logDir appended unless an entry already maps a folder holding logDir to the
+// same path.
+func withLogDirMount(mounts, logDir string) (string, error) {
+	if strings.ContainsAny(logDir, ",:") {
+		return "", fmt.Errorf("log folder %q: ',' and ':' cannot be written in a container mount", logDir)
+	}
+	for m := range strings.SplitSeq(mounts, ",") {
+		parts := strings.Split(m, ":")
+		src := filepath.Clean(parts[0])
+		dst := src
+		if len(parts) > 1 {
+			dst = filepath.Clean(parts[1])
+		}
+		if src == dst && parts[0] != "" && (logDir == src || strings.HasPrefix(logDir, strings.TrimSuffix(src, "/")+"/")) {
+			return mounts, nil
+		}
+	}
+	if mounts == "" {
+		return logDir + ":" + logDir, nil
+	}
+	return mounts + "," + logDir + ":" + logDir, nil
 }
 
 // firstConcurrency is the concurrency a sweep starts with, 1 for an empty list.

@@ -112,3 +112,23 @@ func TestAccuracyChatEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestLogDirMount: the log folder joins the container mounts unless a mount already
+// maps a folder holding it to the same path; a folder pyxis cannot name is refused.
+func TestLogDirMount(t *testing.T) {
+	for _, c := range []struct{ mounts, logDir, want string }{
+		{"/lustre/fs1:/lustre/fs1", "/out/logs/t", "/lustre/fs1:/lustre/fs1,/out/logs/t:/out/logs/t"},
+		{"", "/out/logs/t", "/out/logs/t:/out/logs/t"},
+		{"/out:/out:ro,/m:/m", "/out/logs/t", "/out:/out:ro,/m:/m"},
+		{"/out:/elsewhere", "/out/logs/t", "/out:/elsewhere,/out/logs/t:/out/logs/t"},
+		{"/outer:/outer", "/out/logs/t", "/outer:/outer,/out/logs/t:/out/logs/t"},
+	} {
+		got, err := withLogDirMount(c.mounts, c.logDir)
+		if err != nil || got != c.want {
+			t.Errorf("withLogDirMount(%q, %q) = %q, %v; want %q", c.mounts, c.logDir, got, err, c.want)
+		}
+	}
+	if _, err := withLogDirMount("", "/out/a,b"); err == nil {
+		t.Error("a log folder with ',' was accepted")
+	}
+}

@@ -193,7 +193,7 @@ func TestDefaultScriptRunsWithHostileValues(t *testing.T) {
 	var workers, servers int
 	for _, f := range calls {
 		argv := argvFile(t, f)
-		if !hasSeq(argv, "--container-image=img;$(touch PWNED4)", "--container-mounts=/a:/b,'/c d':/e", "--container-name=disaggbench-42") {
+		if !hasSeq(argv, "--container-image=img;$(touch PWNED4)", "--container-mounts=/a:/b,'/c d':/e,"+logDir+":"+logDir, "--container-name=disaggbench-42") {
 			t.Errorf("srun without the container arguments: %q", argv)
 		}
 		if hasSeq(argv, "bash", filepath.Join(logDir, StartWorkerFile)) {
