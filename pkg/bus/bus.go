@@ -93,6 +93,7 @@ type Bus struct {
 	attached string   // the URL of another process's embedded server we use
 	storeDir string
 	noLinger bool
+	ownCID   uint64 // this command's own connection, never counted as another's hold
 	// An attached command runs the server itself if its owner goes away.
 	stopWatch chan struct{}
 	watching  sync.WaitGroup
@@ -466,6 +467,9 @@ func (b *Bus) Close() {
 		b.stopWatch = nil
 	}
 	if b.NC != nil {
+		if id, err := b.NC.GetClientID(); err == nil {
+			b.ownCID = id
+		}
 		done := make(chan struct{})
 		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
 		if err := b.NC.Drain(); err == nil {

@@ -316,6 +316,7 @@ func startServer(dir, addr, token string, o Options, log *slog.Logger) (*server.
 }
 
 // holders counts the other commands that said they need this server until they are done.
+// The server may still list this command's own connection for a moment after it closed.
 func (b *Bus) holders() int {
 	cz, err := b.server.Connz(&server.ConnzOptions{Limit: 1 << 16})
 	if err != nil {
@@ -323,7 +324,7 @@ func (b *Bus) holders() int {
 	}
 	n := 0
 	for _, c := range cz.Conns {
-		if strings.HasSuffix(c.Name, HoldSuffix) {
+		if strings.HasSuffix(c.Name, HoldSuffix) && (b.ownCID == 0 || c.Cid != b.ownCID) {
 			n++
 		}
 	}

@@ -3,11 +3,14 @@ package bus
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,4 +312,39 @@ func TestAttachedCommandTakesOverWhenTheOwnerDies(t *testing.T) {
 	if got := strings.TrimSpace(readURL(dir)); got != url {
 		t.Fatalf("server restarted at %q, want the same address %q", got, url)
 	}
+}
+
+// A run alone on its output path stops at once and does not claim that other commands
+// still use its server: the server may list the run's own closed connection for a moment.
+func TestLoneHolderDoesNotWaitForItself(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		dir := filepath.Join(t.TempDir(), ".nats")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		var logs strings.Builder
+		log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+		b, err := Connect(ctx, Options{StoreDir: dir, Listen: true, Name: "planner-run", Hold: true, Logger: log})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if err := b.Publish(ctx, events.RunStartedSubject("r1"), "id-r1", events.RunStarted{Header: events.NewHeader("r1")}); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		cancel()
+		if strings.Contains(logs.String(), "other commands") {
+			t.Fatalf("a lone run waited for itself:\n%s", logs.String())
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
