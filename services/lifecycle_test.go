@@ -381,6 +381,14 @@ func TestInvalidTestLeavesARecord(t *testing.T) {
 		t.Fatalf("planner run exited %d:\n%s\n%s", code, stdout, stderr)
 	}
 	run := runIDRe.FindStringSubmatch(stderr)[1]
+	logs, _ := filepath.Glob(filepath.Join(out, "disagg_benchmark_*.log"))
+	if len(logs) != 1 {
+		t.Fatalf("run logs: %v", logs)
+	}
+	runLog, _ := os.ReadFile(logs[0])
+	for what, text := range map[string]string{"stderr": stderr, "run log": string(runLog)} {
+		eachEventOnce(t, what, text, run)
+	}
 	parts, _ := filepath.Glob(filepath.Join(out, "results", "run="+run, "*.parquet"))
 	found := false
 	for _, p := range parts {
@@ -407,5 +415,29 @@ func TestInvalidTestLeavesARecord(t *testing.T) {
 	if n := strings.Count(string(x), "<testcase "); n != 5 || strings.Count(string(x), "<failure ") != 1 ||
 		!strings.Contains(string(x), "test_benchmark["+invalidID+"]") {
 		t.Fatalf("junit has %d test cases, want 5 with one failure:\n%s", n, x)
+	}
+}
+
+// eachEventOnce checks that a run's output, outside a terminal, says each thing once.
+func eachEventOnce(t *testing.T, what, text, run string) {
+	t.Helper()
+	submitted := regexp.MustCompile(`(?m)<- (\S+)`).FindAllStringSubmatch(text, -1)
+	seen := map[string]int{}
+	for _, m := range submitted {
+		seen[m[1]]++
+	}
+	if len(seen) != 4 {
+		t.Errorf("%s: submissions of %d tests, want 4:\n%s", what, len(seen), text)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s: submission of %s said %d times:\n%s", what, id, n, text)
+		}
+	}
+	if n := strings.Count(text, "run "+run+" started") + strings.Count(text, "run "+run+": "); n != 1 {
+		t.Errorf("%s: the run's start said %d times:\n%s", what, n, text)
+	}
+	if strings.Contains(text, "other commands") {
+		t.Errorf("%s: a lone run says other commands use its server:\n%s", what, text)
 	}
 }

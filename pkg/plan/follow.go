@@ -27,6 +27,9 @@ type Progress struct {
 	Tests    map[string]*TestProgress
 	First    time.Time
 	Last     time.Time
+	// Kind is the kind of the event applied last: "run.started", "run.finished",
+	// "batch", or a job event's kind ("submitted", "state", "completed", ...).
+	Kind string
 }
 
 // TestProgress is one test's story.
@@ -117,11 +120,13 @@ func (p *Progress) test(id string) *TestProgress {
 // apply folds one event into the progress; it returns a one-line description.
 func (p *Progress) apply(subject string, data []byte) (string, error) {
 	parts := strings.Split(subject, ".")
+	p.Kind = ""
 	if len(parts) < 4 {
 		return "", nil
 	}
 	switch parts[1] {
 	case "runs":
+		p.Kind = "run." + parts[3]
 		if parts[3] == "started" {
 			var ev events.RunStarted
 			if err := json.Unmarshal(data, &ev); err != nil {
@@ -140,6 +145,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 		p.Finished = &ev
 		return fmt.Sprintf("run %s finished: %d passed, %d failed", ev.RunID, ev.Passed, ev.Failed), nil
 	case "batches":
+		p.Kind = "batch"
 		var ev events.Batch
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return "", err
@@ -151,6 +157,7 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 		}
 		test := events.Untoken(parts[3])
 		t := p.test(test)
+		p.Kind = parts[4]
 		switch parts[4] {
 		case events.KindSubmitted:
 			var ev events.JobSubmitted

@@ -59,6 +59,20 @@ type session struct {
 	logPath string
 	logOut  io.Writer
 	tty     bool
+	// prefaced: the command already said the run started (with more than the event has).
+	prefaced bool
+}
+
+// shown says whether an event's line is already in the output by other means: each
+// event is logged once. The embedded submitter's batch view lists every submission.
+func (s *session) shown(kind string) bool {
+	switch kind {
+	case events.KindSubmitted:
+		return s.stages != nil
+	case "run.started":
+		return s.prefaced
+	}
+	return false
 }
 
 // open starts the run log, connects (holding the embedded server until done) and, with
@@ -174,7 +188,9 @@ func (s *session) follow(ctx context.Context, run string, ff *followFlags, stdou
 		}
 	}()
 	prog, err := plan.Follow(ctx, s.b, run, false, func(line string, pr *plan.Progress) {
-		s.log.Info(line)
+		if !s.shown(pr.Kind) {
+			s.log.Info(line)
+		}
 		mu.Lock()
 		last = pr
 		mu.Unlock()
@@ -278,8 +294,9 @@ func publishAndFollow(f *runFlags, env config.Env, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "planner:", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "run %s: %s (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
+	fmt.Fprintf(io.MultiWriter(stderr, s.logFile), "run %s: %s (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
 		p.RunID, plan.Count(p.Started.Tests, "test"), p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, s.logPath)
+	s.prefaced = true
 	code := s.follow(ctx, p.RunID, &f.follow, stdout, stderr)
 	if code == 130 && f.cancelOnInterrupt && s.sched != nil {
 		cancelAndReport(s.b, s.sched, p.RunID, stderr)
