@@ -654,6 +654,9 @@ func decodeConfig(file string, data []byte) (cfg Config, pos *positions, problem
 				p.Col = i - bytes.LastIndexByte(data[:i], '\n')
 			}
 		}
+		if l := problemLine(data, p.Message); l > 0 {
+			p.Line = l
+		}
 		if p.Line == 0 {
 			p.Line = 1 // the error is somewhere in the file; point at its start
 		}
@@ -686,6 +689,38 @@ func decodeConfig(file string, data []byte) (cfg Config, pos *positions, problem
 	d.decode(doc, reflect.ValueOf(&cfg).Elem(), "", 0)
 	d.pos.value[""] = Pos{1, 1}
 	return cfg, &d.pos, fixLines(d.problems), d.tooBig
+}
+
+// problemLine finds the line a YAML syntax error is on. yaml.v3 names the line of the
+// enclosing collection when it knows one ("did not find expected key" points at the
+// mapping's first key) and the line before a tab; the first prefix of the file, cut at a
+// line's end, that fails with the same message ends on the line at fault. Files over
+// 256 KiB keep yaml.v3's line (the search parses each prefix).
+func problemLine(data []byte, message string) int {
+	if len(data) > 256<<10 {
+		return 0
+	}
+	var node yaml.Node
+	line := 0
+	for i := 0; i < len(data); {
+		end := bytes.IndexByte(data[i:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += i + 1
+		}
+		line++
+		if err := yaml.Unmarshal(data[:end], &node); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+			msg = "YAML syntax error: " + strings.TrimSpace(yamlLineRe.ReplaceAllString(msg, ""))
+			msg = strings.Replace(msg, "YAML syntax error: :", "YAML syntax error:", 1)
+			if msg == message {
+				return line
+			}
+		}
+		i = end
+	}
+	return 0
 }
 
 // fixLines gives file-level problems without a position the first line.

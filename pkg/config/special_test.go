@@ -72,6 +72,11 @@ func TestYAMLSyntaxErrorLine(t *testing.T) {
 		{"metadata:\n  model_name: x\nslurm:\n  partition: [a, b\nbenchmark:\n  mode: e2e\n", 4},
 		{"metadata:\n  a: b\n c: d\n", 3},
 		{"metadata:\n  model_name: \"x\n", 2},
+		// yaml.v3 would name the line before a tab, and the mapping's first key for a
+		// stray word after a value.
+		{"metadata:\n  a: b\n\tc: d\n", 3},
+		{"metadata:\n  a: b\nslurm:\n  partition: debug\n  account: x\n  job_time: \"00:10:00\" extra\nbenchmark:\n  mode: e2e\n", 6},
+		{"metadata:\n  a: b\nslurm:\n  partition: [a,\n    b]\n  job_time: \"00:10:00\" extra\n", 6},
 	} {
 		_, ps := LoadBytes("a.yaml", []byte(c.src))
 		if len(ps) != 1 || ps[0].Line != c.line || !strings.Contains(ps[0].Message, "YAML syntax error") {
