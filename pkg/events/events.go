@@ -316,7 +316,11 @@ type Problem struct {
 	Stage  string    `json:"stage"`
 	Reason string    `json:"reason"`
 	Since  time.Time `json:"since"`
+	// GiveUp is when the test fails unless the stage recovers; zero: it waits.
 	GiveUp time.Time `json:"give_up"`
+	// Resolved: the stage makes progress on the test again (the watcher says so; the
+	// submitter's next event and the result say it for the others).
+	Resolved bool `json:"resolved,omitempty"`
 }
 
 // ProblemID is one problem event per test, stage and minute of trouble.

@@ -165,6 +165,9 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 				return "", err
 			}
 			t.JobID = ev.JobID
+			if t.Problem != nil && t.Problem.Stage == "submitter" {
+				t.Problem = nil // submitted after all
+			}
 			if t.State == "QUEUED" {
 				t.State = slurm.Pending
 			}
@@ -193,7 +196,16 @@ func (p *Progress) apply(subject string, data []byte) (string, error) {
 			if err := json.Unmarshal(data, &ev); err != nil {
 				return "", err
 			}
+			if ev.Resolved {
+				if t.Problem != nil && t.Problem.Stage == ev.Stage {
+					t.Problem = nil
+				}
+				return fmt.Sprintf("RESOLVED %s: %s makes progress again", test, ev.Stage), nil
+			}
 			t.Problem = &ev
+			if ev.GiveUp.IsZero() {
+				return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (waits until it recovers)", test, ev.Stage, ev.Reason), nil
+			}
 			return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (fails at %s unless it recovers)",
 				test, ev.Stage, ev.Reason, ev.GiveUp.Local().Format("15:04:05")), nil
 		case events.KindCompleted:

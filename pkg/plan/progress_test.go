@@ -116,3 +116,34 @@ func TestJUnitListsEverySelectedTest(t *testing.T) {
 		t.Errorf("uncollected test: %+v", c)
 	}
 }
+
+// Problems of the submitter and the watcher reach the progress line, and leave it when
+// the stage makes progress again.
+func TestStageProblemsComeAndGo(t *testing.T) {
+	run := "r1"
+	p := &Progress{RunID: run, Tests: map[string]*TestProgress{}}
+	feed(t, p, events.RunStartedSubject(run), events.RunStarted{Header: events.NewHeader(run), Tests: 2, TestIDs: []string{"a", "b"}})
+	ids := func() []string {
+		var out []string
+		for _, t := range p.Problems() {
+			out = append(out, t.TestID+":"+t.Problem.Stage)
+		}
+		return out
+	}
+	feed(t, p, events.JobSubject(run, "a", events.KindProblem), events.Problem{TestID: "a", Stage: "submitter", Reason: "sbatch: slurmctld down", GiveUp: time.Now().Add(time.Hour)})
+	feed(t, p, events.JobSubject(run, "b", events.KindSubmitted), events.JobSubmitted{JobID: "7"})
+	line, _ := p.apply(events.JobSubject(run, "b", events.KindProblem), mustJSON(events.Problem{TestID: "b", Stage: "watcher", Reason: "sacct: Connection refused"}))
+	if !strings.Contains(line, "waits until it recovers") {
+		t.Errorf("a watcher problem without a give-up time says %q", line)
+	}
+	if got := strings.Join(ids(), " "); got != "a:submitter b:watcher" {
+		t.Fatalf("problems %q, want both stages'", got)
+	}
+	feed(t, p, events.JobSubject(run, "a", events.KindSubmitted), events.JobSubmitted{JobID: "8"})
+	feed(t, p, events.JobSubject(run, "b", events.KindProblem), events.Problem{TestID: "b", Stage: "watcher", Resolved: true})
+	if got := ids(); len(got) != 0 {
+		t.Fatalf("problems %q after the stages recovered", got)
+	}
+}
+
+func mustJSON(v any) []byte { data, _ := json.Marshal(v); return data }

@@ -323,6 +323,8 @@ type pending struct {
 	delay   time.Duration
 	tries   int
 	quota   int // tries refused for a quota
+	// reported: when a problem event last said this job cannot be submitted.
+	reported time.Time
 }
 
 // job takes one job as far as it can: done is false when a transient failure asks for a
@@ -476,6 +478,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			p.next = time.Now().Add(p.delay)
 			s.log.Warn("submission failed, will retry", "test", j.TestID, "try", p.tries, "in", p.delay, "err", err)
 			p.delay = min(p.delay*2, s.cfg.RetryMax)
+			s.publishProblem(ctx, b, j, p, err)
 			return false, nil
 		}
 		return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "submission failed: "+err.Error())
@@ -531,6 +534,21 @@ func (s *Submitter) publishQuotaWait(ctx context.Context, b *events.Batch, j *ev
 	if err := s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindState),
 		events.StateID(b.RunID, j.TestID, "", events.StateQuotaWait), ev); err != nil {
 		s.log.Warn("publish quota wait", "test", j.TestID, "err", err)
+	}
+}
+
+// publishProblem says, on the test's first transient failure and then at most every
+// 15 s, that the submitter cannot submit it and when it fails unless that changes.
+func (s *Submitter) publishProblem(ctx context.Context, b *events.Batch, j *events.JobSpec, p *pending, err error) {
+	if !p.reported.IsZero() && time.Since(p.reported) < 15*time.Second {
+		return
+	}
+	p.reported = time.Now()
+	ev := events.Problem{Header: events.NewHeader(b.RunID), TestID: j.TestID, Stage: "submitter",
+		Reason: "submission failed: " + err.Error(), Since: p.first, GiveUp: p.first.Add(s.cfg.RetryFor)}
+	if err := s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindProblem),
+		events.ProblemID(b.RunID, j.TestID, "submitter", p.tries), ev); err != nil {
+		s.log.Warn("publish problem", "test", j.TestID, "err", err)
 	}
 }
 

@@ -263,11 +263,29 @@ func TestTransientErrorsAreRetriedAndPermanentOnesFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	probs, err := e.bus.NC.SubscribeSync("bench.jobs.r5.*.problem")
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.start(false)
 	e.publish("r5", 3, 0, events.PolicySliding)
 	e.waitCompleted("r5", 3)
 	if tries["disaggbench.r5.disagg_perf_t00"] != 3 {
 		t.Errorf("t00 tried %d times, want 3", tries["disaggbench.r5.disagg_perf_t00"])
+	}
+	// The transient failures are a problem on the run's progress line: said once in
+	// these few seconds, with the time the test fails unless it recovers.
+	m, err := probs.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no problem event for the failing submissions: %v", err)
+	}
+	var pr events.Problem
+	_ = json.Unmarshal(m.Data, &pr)
+	if pr.TestID != "disagg_perf_t00" || pr.Stage != "submitter" || !strings.Contains(pr.Reason, "QOSMaxSubmitJobPerUserLimit") || !pr.GiveUp.After(pr.Since) {
+		t.Errorf("problem event %+v", pr)
+	}
+	if m, err := probs.NextMsg(300 * time.Millisecond); err == nil {
+		t.Errorf("a second problem event within 15 s: %s", m.Data)
 	}
 	var failed events.JobCompleted
 	for range 3 {

@@ -74,6 +74,9 @@ type Watcher struct {
 	wake chan struct{}
 
 	cycles, queries int64
+
+	queryErr error    // the last scheduler query's failure, nil when it worked
+	trouble  *trouble // failing queries, while they fail (the run loop's only)
 }
 
 type tracked struct {
@@ -278,6 +281,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 		return changed, len(held)
 	}
 	st, queued, ok := w.query(ctx, cycle, full, since, ids)
+	w.noteQuery(ctx, held, w.queryErr)
 	if !ok {
 		return false, len(held)
 	}
@@ -385,9 +389,11 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 		var err error
 		if st, err = w.cfg.Scheduler.Status(ctx, since.Add(-time.Minute), ask); err != nil {
 			w.log.Warn("status query failed", "jobs", len(ask), "err", err)
+			w.queryErr = err
 			return nil, nil, false
 		}
 	}
+	w.queryErr = nil
 	if w.queue == nil {
 		if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
 			reasons, _ := pr.PendingReasons(ctx, ids)

@@ -121,10 +121,33 @@ func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 		return nil
 	}
 	next, _ := completions(t, b, "r")
+	probs, err := b.NC.SubscribeSync("bench.jobs.r.*.problem")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
 	run(t, ctx, w)
 	submitAll(t, ctx, b, f, "r", 3, 0)
 	time.Sleep(500 * time.Millisecond)
+	// Each test is told why nothing moves, once for these half a second.
+	problems := func(n int) []events.Problem {
+		var out []events.Problem
+		for range n {
+			m, err := probs.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("got %d of %d problem events: %v", len(out), n, err)
+			}
+			var p events.Problem
+			_ = json.Unmarshal(m.Data, &p)
+			out = append(out, p)
+		}
+		return out
+	}
+	for _, p := range problems(3) {
+		if p.Stage != "watcher" || p.Resolved || !strings.Contains(p.Reason, "Connection refused") || !p.GiveUp.IsZero() {
+			t.Fatalf("problem while queries fail: %+v", p)
+		}
+	}
 	// Half a second of failing queries: no job may have completed.
 	for i := range 3 {
 		var rec events.JobRecord
@@ -136,6 +159,14 @@ func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 	got := next(3, 10*time.Second)
 	if len(got) != 3 {
 		t.Fatalf("%d completions", len(got))
+	}
+	for _, p := range problems(3) {
+		if p.Stage != "watcher" || !p.Resolved {
+			t.Fatalf("after the queries work again: %+v, want the problem resolved", p)
+		}
+	}
+	if m, err := probs.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("more problem events than one and its resolution per test: %s", m.Data)
 	}
 	if f.StatusCalls() < 5 {
 		t.Fatalf("only %d status calls while failing", f.StatusCalls())
