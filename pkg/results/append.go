@@ -37,13 +37,13 @@ func applyOptions(opts []Option) options {
 	return o
 }
 
-// ErrClaimMismatch means the rows given to AppendCSVOnce do not encode to the bytes its
+// ErrClaimMismatch means the rows given to CSVAppender.AppendOnce do not encode to the bytes its
 // claim describes: the rows changed since the claim was made.
 var ErrClaimMismatch = errors.New("csv rows do not match their claim")
 
 // CSVClaim describes one append, so that a retry after a crash can tell whether the rows
 // are already in the file. A caller stores it (in its KV claim) twice: once before the
-// append, as PrepareCSV returns it, and once after, as AppendCSVOnce returns it.
+// append, as CSVAppender.Prepare returns it, and once after, as AppendOnce leaves it in CSVAppend.Done.
 type CSVClaim struct {
 	// Offset is where the rows start once Done; before that, the file's size when the
 	// claim was prepared: the rows, if already appended, start at or after it.
@@ -53,24 +53,6 @@ type CSVClaim struct {
 	SHA256 string `json:"sha256"`
 	// Done says that Offset is the exact position of the appended bytes.
 	Done bool `json:"done"`
-}
-
-// AppendCSV appends rows to the CSV at path, creating it with the header if it is missing
-// or empty. Nothing is written for no rows.
-func AppendCSV(path string, rows []Row, opts ...Option) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	payload := encodeCSV(CSVRecords(rows))
-	return withLock(path, func() error {
-		_, err := appendLocked(path, payload, applyOptions(opts))
-		return err
-	})
-}
-
-// PrepareCSV returns the claim to store before appending rows with AppendCSVOnce.
-func PrepareCSV(path string, rows []Row) (CSVClaim, error) {
-	return EncodeCSV(rows).claim(path, -1)
 }
 
 // CSVPayload is one test's rows as they are appended to the CSV, with their digest.
@@ -101,25 +83,6 @@ func (p CSVPayload) claim(path string, size int64) (CSVClaim, error) {
 		return CSVClaim{}, fmt.Errorf("results: %w", err)
 	}
 	return c, nil
-}
-
-// AppendCSVOnce appends rows unless claim shows they are already in the file, and returns
-// the completed claim (Done, exact offset) and whether it wrote. claim is what PrepareCSV
-// returned (stored before the first attempt) or what an earlier AppendCSVOnce returned.
-//
-// With a Done claim the bytes at its offset are compared; if they differ (the file was
-// rebuilt), the whole file is searched. With a prepared claim the file is searched from
-// the claim's offset on, at line starts, for exactly these bytes: an attempt that crashed
-// after appending and before recording its claim is found there and not repeated.
-func AppendCSVOnce(path string, rows []Row, claim CSVClaim, opts ...Option) (CSVClaim, bool, error) {
-	batch := []CSVAppend{{Payload: EncodeCSV(rows), Claim: claim}}
-	if err := NewCSVAppender(path, opts...).AppendOnce(batch); err != nil {
-		return claim, false, err
-	}
-	if batch[0].Err != nil {
-		return claim, false, batch[0].Err
-	}
-	return batch[0].Done, batch[0].Wrote, nil
 }
 
 // WriteCSV replaces the CSV at path with the header and rows (as a replay rebuilds it):

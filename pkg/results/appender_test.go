@@ -42,7 +42,7 @@ func TestCSVAppenderTwoWritersExactlyOnce(t *testing.T) {
 					tc := all[i]
 					if tc == nil {
 						rows := block(fmt.Sprintf("t%03d", i), 1+i%3)
-						claim, err := PrepareCSV(path, rows)
+						claim, err := prepareCSV(path, rows)
 						if err != nil {
 							t.Error(err)
 						}
@@ -120,7 +120,7 @@ func TestCSVAppenderFileReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), CSVFile)
 	app := NewCSVAppender(path, NoSync())
 	a, b := block("a", 2), block("b", 2)
-	ca, _ := PrepareCSV(path, a)
+	ca, _ := prepareCSV(path, a)
 	batch := []CSVAppend{{Payload: EncodeCSV(a), Claim: ca}}
 	if err := app.AppendOnce(batch); err != nil || !batch[0].Wrote {
 		t.Fatalf("first append: %+v %v", batch[0], err)
@@ -148,7 +148,7 @@ func TestCSVAppenderFileReplaced(t *testing.T) {
 	}
 	// A mismatched entry fails alone; its neighbours are written.
 	c := block("c", 1)
-	cc, _ := PrepareCSV(path, c)
+	cc, _ := prepareCSV(path, c)
 	batch = []CSVAppend{{Payload: EncodeCSV(block("changed", 1)), Claim: cc}, {Payload: EncodeCSV(c), Claim: cc}}
 	if err := app.AppendOnce(batch); err != nil || batch[0].Err == nil || !batch[1].Wrote {
 		t.Fatalf("mismatch: %+v %v", batch, err)

@@ -12,7 +12,7 @@ import (
 // A collector writes one test's rows exactly once, even when it crashes and the job's
 // completion is delivered again: the claim is stored (here in a variable; in the pipeline
 // in a KV bucket) before and after the append.
-func ExampleAppendCSVOnce() {
+func ExampleCSVAppender_AppendOnce() {
 	out, _ := os.MkdirTemp("", "results")
 	defer os.RemoveAll(out)
 	csvPath := filepath.Join(out, results.CSVFile)
@@ -24,15 +24,17 @@ func ExampleAppendCSVOnce() {
 		Start: start, End: start.Add(90 * time.Second),
 	}}
 
-	claim, _ := results.PrepareCSV(csvPath, rows) // store it before appending
-	for attempt := range 2 {                      // the second attempt is a redelivery
-		done, wrote, err := results.AppendCSVOnce(csvPath, rows, claim)
-		if err != nil {
+	appender := results.NewCSVAppender(csvPath)
+	payload := results.EncodeCSV(rows)
+	claim, _ := appender.Prepare(payload) // store it before appending
+	for attempt := range 2 {              // the second attempt is a redelivery
+		batch := []results.CSVAppend{{Payload: payload, Claim: claim}}
+		if err := appender.AppendOnce(batch); err != nil {
 			fmt.Println(err)
 			return
 		}
-		claim = done // store it after appending
-		fmt.Printf("attempt %d wrote=%v\n", attempt+1, wrote)
+		claim = batch[0].Done // store it after appending
+		fmt.Printf("attempt %d wrote=%v\n", attempt+1, batch[0].Wrote)
 	}
 	if _, err := results.WriteParquet(filepath.Join(out, results.ResultsDir), "run1", rows[0].TestID, rows); err != nil {
 		fmt.Println(err)

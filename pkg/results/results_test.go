@@ -151,17 +151,17 @@ func readCSV(t *testing.T, path string) [][]string {
 
 func TestAppendCSVHeaderOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out", CSVFile)
-	if err := AppendCSV(path, nil); err != nil {
+	if err := appendCSV(path, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("no rows created the file: %v", err)
 	}
 	a, b := perfRows("r", "t1"), accuracyRows("r", "t2")
-	if err := AppendCSV(path, a); err != nil {
+	if err := appendCSV(path, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := AppendCSV(path, b); err != nil {
+	if err := appendCSV(path, b); err != nil {
 		t.Fatal(err)
 	}
 	recs := readCSV(t, path)
@@ -211,7 +211,7 @@ func TestAppendCSVConcurrentGoroutines(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for a := range appends {
-				if err := AppendCSV(path, block(fmt.Sprintf("g%d-%d", w, a), per)); err != nil {
+				if err := appendCSV(path, block(fmt.Sprintf("g%d-%d", w, a), per)); err != nil {
 					errs <- err
 				}
 			}
@@ -232,7 +232,7 @@ func TestHelperAppendProcess(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	for a := range 40 {
-		if err := AppendCSV(path, block(fmt.Sprintf("p%s-%d", os.Getenv("RESULTS_HELPER_ID"), a), 6)); err != nil {
+		if err := appendCSV(path, block(fmt.Sprintf("p%s-%d", os.Getenv("RESULTS_HELPER_ID"), a), 6)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -270,7 +270,7 @@ func TestAppendCSVOnce(t *testing.T) {
 	mine := perfRows("r", "mine")
 
 	// The claim is stored before the attempt.
-	prepared, err := PrepareCSV(path, mine)
+	prepared, err := prepareCSV(path, mine)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,10 +278,10 @@ func TestAppendCSVOnce(t *testing.T) {
 		t.Fatalf("prepared claim %+v", prepared)
 	}
 	// Another collector appends in between.
-	if err := AppendCSV(path, perfRows("r", "other")); err != nil {
+	if err := appendCSV(path, perfRows("r", "other")); err != nil {
 		t.Fatal(err)
 	}
-	done, wrote, err := AppendCSVOnce(path, mine, prepared)
+	done, wrote, err := appendCSVOnce(path, mine, prepared)
 	if err != nil || !wrote || !done.Done {
 		t.Fatalf("first attempt: %+v wrote=%v err=%v", done, wrote, err)
 	}
@@ -292,12 +292,12 @@ func TestAppendCSVOnce(t *testing.T) {
 
 	// Crash after the append, before the done claim was recorded: the retry has only the
 	// prepared claim, finds the rows and does not append them again.
-	again, wrote, err := AppendCSVOnce(path, mine, prepared)
+	again, wrote, err := appendCSVOnce(path, mine, prepared)
 	if err != nil || wrote || again != done {
 		t.Fatalf("retry with prepared claim: %+v wrote=%v err=%v, want %+v not written", again, wrote, err, done)
 	}
 	// A redelivery after the done claim was recorded: no append either.
-	again, wrote, err = AppendCSVOnce(path, mine, done)
+	again, wrote, err = appendCSVOnce(path, mine, done)
 	if err != nil || wrote || again != done {
 		t.Fatalf("retry with done claim: %+v wrote=%v err=%v", again, wrote, err)
 	}
@@ -313,7 +313,7 @@ func TestAppendCSVOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ = os.ReadFile(path)
-	moved, wrote, err := AppendCSVOnce(path, mine, done)
+	moved, wrote, err := appendCSVOnce(path, mine, done)
 	if err != nil || wrote || moved.Offset == done.Offset {
 		t.Fatalf("after rebuild: %+v wrote=%v err=%v", moved, wrote, err)
 	}
@@ -324,7 +324,7 @@ func TestAppendCSVOnce(t *testing.T) {
 	if err := WriteCSV(path, perfRows("r", "first-test")); err != nil {
 		t.Fatal(err)
 	}
-	if _, wrote, err = AppendCSVOnce(path, mine, moved); err != nil || !wrote {
+	if _, wrote, err = appendCSVOnce(path, mine, moved); err != nil || !wrote {
 		t.Fatalf("after rebuild without the rows: wrote=%v err=%v", wrote, err)
 	}
 	if recs := readCSV(t, path); len(recs) != 2*len(mine) {
@@ -332,14 +332,14 @@ func TestAppendCSVOnce(t *testing.T) {
 	}
 
 	// Other rows than the claim's are refused.
-	if _, _, err := AppendCSVOnce(path, perfRows("r", "changed"), done); !errors.Is(err, ErrClaimMismatch) {
+	if _, _, err := appendCSVOnce(path, perfRows("r", "changed"), done); !errors.Is(err, ErrClaimMismatch) {
 		t.Fatalf("changed rows: err = %v, want ErrClaimMismatch", err)
 	}
 }
 
 func TestAppendCSVAfterTornWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), CSVFile)
-	if err := AppendCSV(path, perfRows("r", "a")); err != nil {
+	if err := appendCSV(path, perfRows("r", "a")); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -349,7 +349,7 @@ func TestAppendCSVAfterTornWrite(t *testing.T) {
 	f.WriteString("torn,row,without,its,end") // a crash cut this write short
 	f.Close()
 	rows := perfRows("r", "b")
-	if err := AppendCSV(path, rows); err != nil {
+	if err := appendCSV(path, rows); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
@@ -536,7 +536,7 @@ func BenchmarkAppendCSV(b *testing.B) {
 			path := filepath.Join(b.TempDir(), CSVFile)
 			rows := perfRows("r", "bench") // 4 rows per append, as one small test
 			for b.Loop() {
-				if err := AppendCSV(path, rows, bc.opts...); err != nil {
+				if err := appendCSV(path, rows, bc.opts...); err != nil {
 					b.Fatal(err)
 				}
 			}
