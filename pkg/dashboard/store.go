@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -173,21 +172,8 @@ type header struct {
 // Kind names an event by its subject: run.started, run.finished, batch, job.submitted,
 // job.state, job.completed, result; "" for a subject outside the contract.
 func Kind(subject string) string {
-	t := strings.Split(subject, ".")
-	if len(t) < 3 || t[0] != "bench" {
-		return ""
-	}
-	switch {
-	case t[1] == "runs" && len(t) == 4 && (t[3] == "started" || t[3] == "finished"):
-		return "run." + t[3]
-	case t[1] == "batches" && len(t) == 4:
-		return "batch"
-	case t[1] == "jobs" && len(t) == 5:
-		return "job." + t[4]
-	case t[1] == "results" && len(t) == 4:
-		return "result"
-	}
-	return ""
+	sub, _ := events.ParseSubject(subject)
+	return sub.Kind
 }
 
 // Apply folds one event into the store. An event that does not decode is counted and
@@ -227,116 +213,166 @@ func (s *Store) apply(subject string, data []byte) error {
 	if h.Time.After(r.LastEvent) {
 		r.LastEvent = h.Time
 	}
-	switch kind {
-	case "run.started":
-		var e events.RunStarted
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		r.Started, r.Tests, r.Invalid, r.Skipped = e.Time, e.Tests, e.Invalid, e.Skipped
-		r.BatchSize, r.Policy, r.Scheduler, r.GPUType = e.BatchSize, e.Policy, e.Scheduler, e.GPUType
-		r.Selection, r.Host = e.Selection, e.Host
-		for i, id := range e.TestIDs {
-			t := r.test(id)
-			if t.Index == 0 {
-				t.Index = i
-			}
-		}
-	case "run.finished":
-		var e events.RunFinished
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		r.State, r.Finished = "finished", e.Time
-		if r.Tests == 0 {
-			r.Tests = e.Tests
-		}
-	case "batch":
-		var e events.Batch
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		if r.Tests == 0 {
-			r.Tests = e.Tests
-		}
-		for i := range e.Jobs {
-			r.test(e.Jobs[i].TestID).spec(&e.Jobs[i])
-		}
-	case "job.submitted":
-		var e events.JobSubmitted
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		t := r.test(e.TestID)
-		t.JobID, t.Submitted, t.LogDir = e.JobID, e.Submitted, e.LogDir
-		if t.Phase == PhasePending {
-			t.Phase = PhaseQueued
-		}
-	case "job.state":
-		var e events.JobState
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		t := r.test(e.TestID)
-		t.State, t.Detail, t.JobID = e.State, e.Detail, cmpOr(e.JobID, t.JobID)
-		if t.Phase == PhaseDone || t.Phase == PhaseEnded {
-			break
-		}
-		switch e.State {
-		case "PENDING", "REQUEUED", "CONFIGURING", events.StateQuotaWait:
-			t.Phase = PhaseQueued
-		case "RUNNING", "COMPLETING":
-			if t.Phase != PhaseRunning {
-				t.Phase = PhaseRunning
-				if t.Start.IsZero() {
-					t.Start = e.Time // seen running; the completion brings the exact start
-				}
-			}
-		}
-	case "job.completed":
-		var e events.JobCompleted
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		t := r.test(e.TestID)
-		if e.Spec != nil {
-			t.spec(e.Spec)
-		}
-		t.State, t.Detail, t.JobID, t.Nodes = e.State, e.Detail, cmpOr(e.JobID, t.JobID), e.NodeList
-		code := e.ExitCode
-		t.ExitCode = &code
-		if !e.Start.IsZero() {
-			t.Start = e.Start
-		}
-		if !e.End.IsZero() {
-			t.End = e.End
-		}
-		if !e.Submit.IsZero() && t.Submitted.IsZero() {
-			t.Submitted = e.Submit
-		}
-		if t.Phase != PhaseDone {
-			t.Phase = PhaseEnded
-		}
-		if len(e.Reasons) > 0 && len(t.Reasons) == 0 {
-			t.Reasons = e.Reasons
-		}
-	case "result":
-		var e events.Result
-		if err := json.Unmarshal(data, &e); err != nil {
-			return err
-		}
-		t := r.test(e.TestID)
-		t.Phase, t.Verdict, t.Partial, t.Reasons, t.Rows = PhaseDone, e.Verdict(), e.Partial, e.Reasons, e.Rows
-		t.State, t.JobID, t.Duration = cmpOr(e.State, t.State), cmpOr(e.JobID, t.JobID), e.Duration
-		if !e.Start.IsZero() {
-			t.Start = e.Start
-		}
-		if !e.End.IsZero() {
-			t.End = e.End
-		}
-		t.points()
+	if err := r.apply(kind, data); err != nil {
+		return err
 	}
 	r.count()
+	return nil
+}
+
+// apply folds one decoded-header event of the run into it.
+func (r *Run) apply(kind string, data []byte) error {
+	switch kind {
+	case "run.started":
+		return r.started(data)
+	case "run.finished":
+		return r.finished(data)
+	case "batch":
+		return r.batch(data)
+	case "job.submitted":
+		return r.submitted(data)
+	case "job.state":
+		return r.state(data)
+	case "job.completed":
+		return r.completed(data)
+	case "result":
+		return r.result(data)
+	}
+	return nil
+}
+
+// started records the run's selection and its tests.
+func (r *Run) started(data []byte) error {
+	var e events.RunStarted
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	r.Started, r.Tests, r.Invalid, r.Skipped = e.Time, e.Tests, e.Invalid, e.Skipped
+	r.BatchSize, r.Policy, r.Scheduler, r.GPUType = e.BatchSize, e.Policy, e.Scheduler, e.GPUType
+	r.Selection, r.Host = e.Selection, e.Host
+	for i, id := range e.TestIDs {
+		t := r.test(id)
+		if t.Index == 0 {
+			t.Index = i
+		}
+	}
+	return nil
+}
+
+// finished closes the run.
+func (r *Run) finished(data []byte) error {
+	var e events.RunFinished
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	r.State, r.Finished = "finished", e.Time
+	if r.Tests == 0 {
+		r.Tests = e.Tests
+	}
+	return nil
+}
+
+// batch records the specs of a batch's tests.
+func (r *Run) batch(data []byte) error {
+	var e events.Batch
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	if r.Tests == 0 {
+		r.Tests = e.Tests
+	}
+	for i := range e.Jobs {
+		r.test(e.Jobs[i].TestID).spec(&e.Jobs[i])
+	}
+	return nil
+}
+
+// submitted records a test's job.
+func (r *Run) submitted(data []byte) error {
+	var e events.JobSubmitted
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	t := r.test(e.TestID)
+	t.JobID, t.Submitted, t.LogDir = e.JobID, e.Submitted, e.LogDir
+	if t.Phase == PhasePending {
+		t.Phase = PhaseQueued
+	}
+	return nil
+}
+
+// state moves a test along its phases as the scheduler reports it.
+func (r *Run) state(data []byte) error {
+	var e events.JobState
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	t := r.test(e.TestID)
+	t.State, t.Detail, t.JobID = e.State, e.Detail, cmpOr(e.JobID, t.JobID)
+	if t.Phase == PhaseDone || t.Phase == PhaseEnded {
+		return nil
+	}
+	switch e.State {
+	case "PENDING", "REQUEUED", "CONFIGURING", events.StateQuotaWait:
+		t.Phase = PhaseQueued
+	case "RUNNING", "COMPLETING":
+		if t.Phase != PhaseRunning {
+			t.Phase = PhaseRunning
+			if t.Start.IsZero() {
+				t.Start = e.Time // seen running; the completion brings the exact start
+			}
+		}
+	}
+	return nil
+}
+
+// completed records a job's end as the scheduler tells it.
+func (r *Run) completed(data []byte) error {
+	var e events.JobCompleted
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	t := r.test(e.TestID)
+	if e.Spec != nil {
+		t.spec(e.Spec)
+	}
+	t.State, t.Detail, t.JobID, t.Nodes = e.State, e.Detail, cmpOr(e.JobID, t.JobID), e.NodeList
+	code := e.ExitCode
+	t.ExitCode = &code
+	if !e.Start.IsZero() {
+		t.Start = e.Start
+	}
+	if !e.End.IsZero() {
+		t.End = e.End
+	}
+	if !e.Submit.IsZero() && t.Submitted.IsZero() {
+		t.Submitted = e.Submit
+	}
+	if t.Phase != PhaseDone {
+		t.Phase = PhaseEnded
+	}
+	if len(e.Reasons) > 0 && len(t.Reasons) == 0 {
+		t.Reasons = e.Reasons
+	}
+	return nil
+}
+
+// result records the collector's verdict and values.
+func (r *Run) result(data []byte) error {
+	var e events.Result
+	if err := json.Unmarshal(data, &e); err != nil {
+		return err
+	}
+	t := r.test(e.TestID)
+	t.Phase, t.Verdict, t.Partial, t.Reasons, t.Rows = PhaseDone, e.Verdict(), e.Partial, e.Reasons, e.Rows
+	t.State, t.JobID, t.Duration = cmpOr(e.State, t.State), cmpOr(e.JobID, t.JobID), e.Duration
+	if !e.Start.IsZero() {
+		t.Start = e.Start
+	}
+	if !e.End.IsZero() {
+		t.End = e.End
+	}
+	t.points()
 	return nil
 }
 

@@ -68,7 +68,12 @@ func renderDoc() string {
 		{JobSubject(run, test, KindCompleted), "Job completed", "The job is over: final SLURM state, exit code, times, nodes and log folder, and the `spec` the submitted event carried (the collector never reads a spec from the job's folder). `state` may also be `INVALID` (the config failed validation; `reasons` and `spec` say which test and why) or `SUBMIT_FAILED` (the scheduler refused it; `reasons` carries its message).",
 			JobCompleted{Header: h, TestID: test, Index: 0, JobID: "48213", State: "COMPLETED", Detail: "COMPLETED", ExitCode: 0,
 				Submit: at.Add(time.Second), Start: start, End: end, NodeList: "gb200-[001-009]", LogDir: logDir}},
-		{JobSubject(run, test, KindProblem), "Problem", "A stage cannot make progress on the test (for example the collector cannot write the results: a folder not writable, a full disk). It keeps trying until `give_up`, then fails the test with the reason.",
+		{JobSubject(run, test, KindProblem), "Problem", "A stage cannot make progress on the test. The stages say so at once and then about every 15 s (the watcher every 30 s) while it lasts:\n\n" +
+			"| stage | when | until |\n|---|---|---|\n" +
+			"| `collector` | the results cannot be written (a folder not writable, a full disk) | it keeps trying until `give_up`, then fails the test with the reason; the result ends the problem |\n" +
+			"| `submitter` | `sbatch` fails transiently (controller down or busy) | it retries until `give_up` (`since` plus 30 min), then fails the test; the `submitted` event ends the problem |\n" +
+			"| `watcher` | the scheduler cannot be asked about the test's job (`squeue`/`sacct` fail) | no `give_up` (zero time): the watcher never fails a job for it and waits; a `problem` with `\"resolved\": true` ends it |\n\n" +
+			"Quota refusals are not problems: they are the `WAITING_FOR_QUOTA` state.",
 			Problem{Header: h, TestID: test, Stage: "collector", Reason: "write Parquet: open /lustre/bench/out/results/run=" + run + "/part-000000000042.parquet: permission denied",
 				Since: end.Add(time.Minute), GiveUp: end.Add(3 * time.Minute)}},
 		{ResultSubject(run, test), "Result", "The collector's verdict, with every number and every reason for a failure. `rows` holds every value the benchmark client printed for each finished concurrency (request counts, duration, tokens, request, output, total and user throughput, goodput, mean, median, std, P90 and P99 of TTFT, TPOT, ITL and E2EL; shortened here); `judged` marks the ones the verdict rests on, which are also the CSV's rows.",

@@ -53,3 +53,27 @@ func match(filter, subject string) bool {
 	}
 	return len(f) == len(s)
 }
+
+// Every subject the builders make parses back to its parts; others do not parse.
+func TestParseSubjectRoundTrip(t *testing.T) {
+	run, test := "20261202-073908-35bf63", "disagg_perf_a.b c"
+	for subject, want := range map[string]Subject{
+		RunStartedSubject(run):               {Kind: "run.started", Run: run},
+		RunFinishedSubject(run):              {Kind: "run.finished", Run: run},
+		BatchSubject(run, 7):                 {Kind: "batch", Run: run, Batch: 7},
+		JobSubject(run, test, KindProblem):   {Kind: "job.problem", Run: run, Test: test},
+		JobSubject(run, test, KindSubmitted): {Kind: "job.submitted", Run: run, Test: test},
+		ResultSubject(run, test):             {Kind: "result", Run: run, Test: test},
+	} {
+		got, ok := ParseSubject(subject)
+		if !ok || got != want {
+			t.Errorf("ParseSubject(%q) = %+v, %v; want %+v", subject, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "bench", "bench.runs.r", "bench.runs.r.paused", "other.runs.r.started",
+		"bench.batches.r.x", "bench.batches.r.-1", "bench.jobs.r.t", "bench.results.r.t.extra", "bench.cmd.r.x"} {
+		if got, ok := ParseSubject(s); ok {
+			t.Errorf("ParseSubject(%q) = %+v, want not ok", s, got)
+		}
+	}
+}

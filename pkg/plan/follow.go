@@ -27,8 +27,8 @@ type Progress struct {
 	Tests    map[string]*TestProgress
 	First    time.Time
 	Last     time.Time
-	// Kind is the kind of the event applied last: "run.started", "run.finished",
-	// "batch", or a job event's kind ("submitted", "state", "completed", ...).
+	// Kind is the kind of the event applied last (events.Subject.Kind): "run.started",
+	// "run.finished", "batch", "job.submitted", "job.state", ..., "result".
 	Kind string
 }
 
@@ -119,123 +119,129 @@ func (p *Progress) test(id string) *TestProgress {
 
 // apply folds one event into the progress; it returns a one-line description.
 func (p *Progress) apply(subject string, data []byte) (string, error) {
-	parts := strings.Split(subject, ".")
-	p.Kind = ""
-	if len(parts) < 4 {
+	sub, ok := events.ParseSubject(subject)
+	p.Kind = sub.Kind
+	if !ok {
 		return "", nil
 	}
-	switch parts[1] {
-	case "runs":
-		p.Kind = "run." + parts[3]
-		if parts[3] == "started" {
-			var ev events.RunStarted
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return "", err
-			}
-			p.Started = &ev
-			for _, id := range ev.TestIDs {
-				p.test(id)
-			}
-			return fmt.Sprintf("run %s started: %s, batch size %d, policy %s", ev.RunID, Count(ev.Tests, "test"), ev.BatchSize, ev.Policy), nil
+	switch sub.Kind {
+	case "run.started":
+		var ev events.RunStarted
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return "", err
 		}
+		p.Started = &ev
+		for _, id := range ev.TestIDs {
+			p.test(id)
+		}
+		return fmt.Sprintf("run %s started: %s, batch size %d, policy %s", ev.RunID, Count(ev.Tests, "test"), ev.BatchSize, ev.Policy), nil
+	case "run.finished":
 		var ev events.RunFinished
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return "", err
 		}
 		p.Finished = &ev
 		return fmt.Sprintf("run %s finished: %d passed, %d failed", ev.RunID, ev.Passed, ev.Failed), nil
-	case "batches":
-		p.Kind = "batch"
+	case "batch":
 		var ev events.Batch
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("batch %d/%d published (%d jobs)", ev.Index+1, ev.Total, len(ev.Jobs)), nil
-	case "jobs":
-		if len(parts) < 5 {
-			return "", nil
-		}
-		test := events.Untoken(parts[3])
-		t := p.test(test)
-		p.Kind = parts[4]
-		switch parts[4] {
-		case events.KindSubmitted:
-			var ev events.JobSubmitted
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return "", err
-			}
-			t.JobID = ev.JobID
-			if t.Problem != nil && t.Problem.Stage == "submitter" {
-				t.Problem = nil // submitted after all
-			}
-			if t.State == "QUEUED" {
-				t.State = slurm.Pending
-			}
-			return fmt.Sprintf("job %s <- %s submitted", ev.JobID, test), nil
-		case events.KindState:
-			var ev events.JobState
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return "", err
-			}
-			if !slurm.IsTerminal(t.State) {
-				t.State = ev.State
-			}
-			if ev.State == slurm.Running && t.Running.IsZero() {
-				t.Running = ev.Time
-			}
-			if ev.JobID == "" {
-				return fmt.Sprintf("%s waits: %s (%s)", test, strings.ToLower(strings.ReplaceAll(ev.State, "_", " ")), ev.Reason), nil
-			}
-			msg := fmt.Sprintf("%s %s", jobLabel(ev.JobID, test), ev.Detail)
-			if ev.Reason != "" && ev.Reason != "None" {
-				msg += " (" + ev.Reason + ")"
-			}
-			return msg, nil
-		case events.KindProblem:
-			var ev events.Problem
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return "", err
-			}
-			if ev.Resolved {
-				if t.Problem != nil && t.Problem.Stage == ev.Stage {
-					t.Problem = nil
-				}
-				return fmt.Sprintf("RESOLVED %s: %s makes progress again", test, ev.Stage), nil
-			}
-			t.Problem = &ev
-			if ev.GiveUp.IsZero() {
-				return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (waits until it recovers)", test, ev.Stage, ev.Reason), nil
-			}
-			return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (fails at %s unless it recovers)",
-				test, ev.Stage, ev.Reason, ev.GiveUp.Local().Format("15:04:05")), nil
-		case events.KindCompleted:
-			var ev events.JobCompleted
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return "", err
-			}
-			t.State, t.Ended = ev.State, true
-			if ev.JobID != "" {
-				t.JobID = ev.JobID
-			}
-			return fmt.Sprintf("%s completed: %s", jobLabel(ev.JobID, test), cmp.Or(ev.Detail, ev.State)), nil
-		}
-	case "results":
-		var ev events.Result
+	case "result":
+		return p.applyResult(data)
+	}
+	return p.applyJob(sub, data)
+}
+
+// applyJob folds a job event (submitted, state, problem, completed) into its test.
+func (p *Progress) applyJob(sub events.Subject, data []byte) (string, error) {
+	test := sub.Test
+	t := p.test(test)
+	switch strings.TrimPrefix(sub.Kind, "job.") {
+	case events.KindSubmitted:
+		var ev events.JobSubmitted
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return "", err
 		}
-		t := p.test(ev.TestID)
-		t.Result, t.Problem = &ev, nil
-		if ev.State != "" {
+		t.JobID = ev.JobID
+		if t.Problem != nil && t.Problem.Stage == "submitter" {
+			t.Problem = nil // submitted after all
+		}
+		if t.State == "QUEUED" {
+			t.State = slurm.Pending
+		}
+		return fmt.Sprintf("job %s <- %s submitted", ev.JobID, test), nil
+	case events.KindState:
+		var ev events.JobState
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return "", err
+		}
+		if !slurm.IsTerminal(t.State) {
 			t.State = ev.State
 		}
-		line := fmt.Sprintf("%s %s", ev.Verdict(), ev.TestID)
-		if len(ev.Reasons) > 0 {
-			line += ": " + strings.Join(ev.Reasons, "; ")
+		if ev.State == slurm.Running && t.Running.IsZero() {
+			t.Running = ev.Time
 		}
-		return line, nil
+		if ev.JobID == "" {
+			return fmt.Sprintf("%s waits: %s (%s)", test, strings.ToLower(strings.ReplaceAll(ev.State, "_", " ")), ev.Reason), nil
+		}
+		msg := fmt.Sprintf("%s %s", jobLabel(ev.JobID, test), ev.Detail)
+		if ev.Reason != "" && ev.Reason != "None" {
+			msg += " (" + ev.Reason + ")"
+		}
+		return msg, nil
+	case events.KindProblem:
+		var ev events.Problem
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return "", err
+		}
+		return t.problem(&ev), nil
+	case events.KindCompleted:
+		var ev events.JobCompleted
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return "", err
+		}
+		t.State, t.Ended = ev.State, true
+		if ev.JobID != "" {
+			t.JobID = ev.JobID
+		}
+		return fmt.Sprintf("%s completed: %s", jobLabel(ev.JobID, test), cmp.Or(ev.Detail, ev.State)), nil
 	}
 	return "", nil
+}
+
+// problem records a stage's problem with the test, or its end.
+func (t *TestProgress) problem(ev *events.Problem) string {
+	if ev.Resolved {
+		if t.Problem != nil && t.Problem.Stage == ev.Stage {
+			t.Problem = nil
+		}
+		return fmt.Sprintf("RESOLVED %s: %s makes progress again", t.TestID, ev.Stage)
+	}
+	t.Problem = ev
+	if ev.GiveUp.IsZero() {
+		return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (waits until it recovers)", t.TestID, ev.Stage, ev.Reason)
+	}
+	return fmt.Sprintf("PROBLEM %s: %s cannot make progress: %s (fails at %s unless it recovers)",
+		t.TestID, ev.Stage, ev.Reason, ev.GiveUp.Local().Format("15:04:05"))
+}
+
+func (p *Progress) applyResult(data []byte) (string, error) {
+	var ev events.Result
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return "", err
+	}
+	t := p.test(ev.TestID)
+	t.Result, t.Problem = &ev, nil
+	if ev.State != "" {
+		t.State = ev.State
+	}
+	line := fmt.Sprintf("%s %s", ev.Verdict(), ev.TestID)
+	if len(ev.Reasons) > 0 {
+		line += ": " + strings.Join(ev.Reasons, "; ")
+	}
+	return line, nil
 }
 
 // ErrUnknownRun is returned for a run id that the store has no record of.

@@ -67,7 +67,7 @@ type session struct {
 // event is logged once. The embedded submitter's batch view lists every submission.
 func (s *session) shown(kind string) bool {
 	switch kind {
-	case events.KindSubmitted:
+	case "job." + events.KindSubmitted:
 		return s.stages != nil
 	case "run.started":
 		return s.prefaced
