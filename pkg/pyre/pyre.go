@@ -246,25 +246,7 @@ func (t *translator) escape(inClass bool) error {
 		t.i = j
 		fmt.Fprintf(&t.out, `\x{%x}`, v)
 	case c >= '1' && c <= '9':
-		// Python reads three octal digits as an octal escape; otherwise a group reference
-		// (always an octal escape or an error inside a class).
-		if t.i+1 < len(t.src) && isOctal(c) && isOctal(t.src[t.i]) && isOctal(t.src[t.i+1]) {
-			v, _ := strconv.ParseUint(t.src[t.i-1:t.i+2], 8, 32)
-			if v > 0o377 {
-				return t.fail(start, "octal escape %s is outside the range 0-0o377", t.src[start:t.i+2])
-			}
-			t.i += 2
-			fmt.Fprintf(&t.out, `\x{%x}`, v)
-			return nil
-		}
-		if inClass {
-			return t.fail(start, "bad escape %s in a character class", t.src[start:t.i])
-		}
-		end := t.i
-		if end < len(t.src) && isDigit(t.src[end]) {
-			end++
-		}
-		return t.fail(start, "backreference %s is not supported: Go's regexp has no backreferences", t.src[start:end])
+		return t.digitEscape(start, c, inClass)
 	case c == 'x':
 		if t.i+2 > len(t.src) || !isHex(t.src[t.i]) || !isHex(t.src[t.i+1]) {
 			return t.fail(start, `incomplete escape \x: Python needs exactly two hex digits`)
@@ -272,24 +254,9 @@ func (t *translator) escape(inClass bool) error {
 		t.out.WriteString(`\x` + t.src[t.i:t.i+2])
 		t.i += 2
 	case c == 'u' || c == 'U':
-		n := 4
-		if c == 'U' {
-			n = 8
+		if err := t.unicodeEscape(start, c); err != nil {
+			return err
 		}
-		if t.i+n > len(t.src) {
-			return t.fail(start, `incomplete escape \%c: needs %d hex digits`, c, n)
-		}
-		for k := 0; k < n; k++ {
-			if !isHex(t.src[t.i+k]) {
-				return t.fail(start, `incomplete escape \%c: needs %d hex digits`, c, n)
-			}
-		}
-		v, _ := strconv.ParseUint(t.src[t.i:t.i+n], 16, 32)
-		if v > utf8.MaxRune {
-			return t.fail(start, `escape \%c%s is outside the Unicode range`, c, t.src[t.i:t.i+n])
-		}
-		t.i += n
-		fmt.Fprintf(&t.out, `\x{%x}`, v)
 	case c == 'N':
 		return t.fail(start, `named Unicode escape \N{...} is not supported; write the character or \uXXXX`)
 	case c == 'Z' && !inClass:
@@ -424,7 +391,13 @@ func (t *translator) group() error {
 		t.i += end + 1
 		return nil
 	}
-	// Inline flags: (?aiLmsux) or (?aiLmsux-imsx:...).
+	return t.flags(start, rest)
+}
+
+// flags translates inline flags: (?aiLmsux) for the whole pattern, or a scoped group
+// (?aiLmsux-imsx:...).
+func (t *translator) flags(start int, rest string) error {
+	push := func() { t.stack = append(t.stack, t.verbose) }
 	j := 2
 	on, off := "", ""
 	neg := false
@@ -506,4 +479,49 @@ func validGroupName(name string) bool {
 		}
 	}
 	return true
+}
+
+// digitEscape translates \1 to \9: Python reads three octal digits as an octal escape;
+// otherwise a group reference (always an octal escape or an error inside a class).
+func (t *translator) digitEscape(start int, c byte, inClass bool) error {
+	if t.i+1 < len(t.src) && isOctal(c) && isOctal(t.src[t.i]) && isOctal(t.src[t.i+1]) {
+		v, _ := strconv.ParseUint(t.src[t.i-1:t.i+2], 8, 32)
+		if v > 0o377 {
+			return t.fail(start, "octal escape %s is outside the range 0-0o377", t.src[start:t.i+2])
+		}
+		t.i += 2
+		fmt.Fprintf(&t.out, `\x{%x}`, v)
+		return nil
+	}
+	if inClass {
+		return t.fail(start, "bad escape %s in a character class", t.src[start:t.i])
+	}
+	end := t.i
+	if end < len(t.src) && isDigit(t.src[end]) {
+		end++
+	}
+	return t.fail(start, "backreference %s is not supported: Go's regexp has no backreferences", t.src[start:end])
+}
+
+// unicodeEscape translates \uXXXX and \UXXXXXXXX.
+func (t *translator) unicodeEscape(start int, c byte) error {
+	n := 4
+	if c == 'U' {
+		n = 8
+	}
+	if t.i+n > len(t.src) {
+		return t.fail(start, `incomplete escape \%c: needs %d hex digits`, c, n)
+	}
+	for k := 0; k < n; k++ {
+		if !isHex(t.src[t.i+k]) {
+			return t.fail(start, `incomplete escape \%c: needs %d hex digits`, c, n)
+		}
+	}
+	v, _ := strconv.ParseUint(t.src[t.i:t.i+n], 16, 32)
+	if v > utf8.MaxRune {
+		return t.fail(start, `escape \%c%s is outside the Unicode range`, c, t.src[t.i:t.i+n])
+	}
+	t.i += n
+	fmt.Fprintf(&t.out, `\x{%x}`, v)
+	return nil
 }
