@@ -70,28 +70,7 @@ func (a *CSVAppender) Prepare(p CSVPayload) (CSVClaim, error) {
 // rows do not match its claim gets ErrClaimMismatch in its Err and nothing written; the
 // error returned is the file's.
 func (a *CSVAppender) AppendOnce(batch []CSVAppend) error {
-	type entry struct {
-		payload []byte
-		sum     string
-		from    int64 // search for the payload at or after this offset
-	}
-	entries := make([]entry, len(batch))
-	work := false
-	for i := range batch {
-		e := &batch[i]
-		e.Done, e.Wrote, e.Err = e.Claim, false, nil
-		p, sum := e.Payload.data, e.Payload.sum
-		if int64(len(p)) != e.Claim.Length || sum != e.Claim.SHA256 {
-			e.Err = fmt.Errorf("results: %s: %w", a.path, ErrClaimMismatch)
-			continue
-		}
-		if len(p) == 0 {
-			e.Done.Done = true
-			continue
-		}
-		entries[i] = entry{payload: p, sum: sum, from: e.Claim.Offset}
-		work = true
-	}
+	entries, work := a.check(batch)
 	if !work {
 		return nil
 	}
@@ -107,31 +86,9 @@ func (a *CSVAppender) AppendOnce(batch []CSVAppend) error {
 		if err != nil {
 			return err
 		}
-		// Done claims are checked where they point; a miss (the file was rebuilt) searches
-		// the whole file.
-		for i := range batch {
-			e, en := &batch[i], &entries[i]
-			if en.payload == nil || !e.Claim.Done {
-				continue
-			}
-			ok, err := bytesAtFile(f, e.Claim.Offset, en.payload)
-			if err != nil {
-				return err
-			}
-			if ok {
-				en.payload = nil
-				continue
-			}
-			en.from = 0
-		}
-		from := size
-		for i := range entries {
-			if en := &entries[i]; en.payload != nil {
-				if en.from < 0 || en.from > size {
-					en.from = 0 // the file was rebuilt or cut since the claim
-				}
-				from = min(from, en.from)
-			}
+		from, err := checkDone(f, batch, entries, size)
+		if err != nil {
+			return err
 		}
 		idx, err := a.index(f, from, size)
 		if err != nil {
@@ -141,34 +98,7 @@ func (a *CSVAppender) AppendOnce(batch []CSVAppend) error {
 		if err != nil {
 			return err
 		}
-		total := len(lead)
-		for i := range entries {
-			total += len(entries[i].payload)
-		}
-		buf := append(make([]byte, 0, total), lead...)
-		for i := range batch {
-			e, en := &batch[i], &entries[i]
-			if e.Err != nil {
-				continue
-			}
-			if en.payload == nil {
-				e.Done.Done = true
-				continue
-			}
-			if off, ok := a.own[en.sum]; ok && off >= en.from {
-				e.Done = CSVClaim{Offset: off, Length: e.Claim.Length, SHA256: e.Claim.SHA256, Done: true}
-				continue
-			}
-			if off := idx.find(en.payload, en.from); off >= 0 {
-				e.Done = CSVClaim{Offset: off, Length: e.Claim.Length, SHA256: e.Claim.SHA256, Done: true}
-				continue
-			}
-			off := size + int64(len(buf))
-			buf = append(buf, en.payload...)
-			a.own[en.sum] = off // a repeat later in this batch finds it
-			e.Done = CSVClaim{Offset: off, Length: e.Claim.Length, SHA256: e.Claim.SHA256, Done: true}
-			e.Wrote = true
-		}
+		buf := a.place(batch, entries, idx, size, lead)
 		if len(buf) == len(lead) {
 			return nil
 		}
@@ -179,6 +109,102 @@ func (a *CSVAppender) AppendOnce(batch []CSVAppend) error {
 		a.size = size + int64(len(buf))
 		return nil
 	})
+}
+
+// appendEntry is one append of a batch as AppendOnce works on it.
+type appendEntry struct {
+	payload []byte // nil: nothing to write or find
+	sum     string
+	from    int64 // search for the payload at or after this offset
+}
+
+// check compares each append's payload with its claim; work is false when nothing is
+// left to write or find.
+func (a *CSVAppender) check(batch []CSVAppend) (entries []appendEntry, work bool) {
+	entries = make([]appendEntry, len(batch))
+	for i := range batch {
+		e := &batch[i]
+		e.Done, e.Wrote, e.Err = e.Claim, false, nil
+		p, sum := e.Payload.data, e.Payload.sum
+		if int64(len(p)) != e.Claim.Length || sum != e.Claim.SHA256 {
+			e.Err = fmt.Errorf("results: %s: %w", a.path, ErrClaimMismatch)
+			continue
+		}
+		if len(p) == 0 {
+			e.Done.Done = true
+			continue
+		}
+		entries[i] = appendEntry{payload: p, sum: sum, from: e.Claim.Offset}
+		work = true
+	}
+	return entries, work
+}
+
+// checkDone looks for Done claims where they point; a miss (the file was rebuilt)
+// searches the whole file. It returns the offset from which the file must be searched.
+func checkDone(f *os.File, batch []CSVAppend, entries []appendEntry, size int64) (int64, error) {
+	for i := range batch {
+		e, en := &batch[i], &entries[i]
+		if en.payload == nil || !e.Claim.Done {
+			continue
+		}
+		ok, err := bytesAtFile(f, e.Claim.Offset, en.payload)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			en.payload = nil
+			continue
+		}
+		en.from = 0
+	}
+	from := size
+	for i := range entries {
+		if en := &entries[i]; en.payload != nil {
+			if en.from < 0 || en.from > size {
+				en.from = 0 // the file was rebuilt or cut since the claim
+			}
+			from = min(from, en.from)
+		}
+	}
+	return from, nil
+}
+
+// place finds each append already in the file (its own earlier appends, then the
+// index) and puts the others after lead into the returned buffer, completing the claims.
+func (a *CSVAppender) place(batch []CSVAppend, entries []appendEntry, idx *lineIndex, size int64, lead []byte) []byte {
+	total := len(lead)
+	for i := range entries {
+		total += len(entries[i].payload)
+	}
+	buf := append(make([]byte, 0, total), lead...)
+	for i := range batch {
+		e, en := &batch[i], &entries[i]
+		if e.Err != nil {
+			continue
+		}
+		if en.payload == nil {
+			e.Done.Done = true
+			continue
+		}
+		done := func(off int64) {
+			e.Done = CSVClaim{Offset: off, Length: e.Claim.Length, SHA256: e.Claim.SHA256, Done: true}
+		}
+		if off, ok := a.own[en.sum]; ok && off >= en.from {
+			done(off)
+			continue
+		}
+		if off := idx.find(en.payload, en.from); off >= 0 {
+			done(off)
+			continue
+		}
+		off := size + int64(len(buf))
+		buf = append(buf, en.payload...)
+		a.own[en.sum] = off // a repeat later in this batch finds it
+		done(off)
+		e.Wrote = true
+	}
+	return buf
 }
 
 // look brings what the appender knows of the file up to date (the caller holds the
