@@ -84,40 +84,9 @@ func Select(sel Selection, env Env) (*Selected, error) {
 		}
 		byID[t.ID] = append(byID[t.ID], t)
 	}
-	chosen := ids
-	if sel.TestList != "" {
-		listPath := findTestList(sel.TestList, dir)
-		listed, err := ReadTestList(listPath)
-		if err != nil {
-			return nil, err
-		}
-		var unknown []string
-		chosen = nil
-		for _, id := range listed {
-			if _, ok := byID[id]; !ok {
-				unknown = append(unknown, id)
-				continue
-			}
-			chosen = append(chosen, id)
-		}
-		if len(unknown) > 0 {
-			return nil, unknownIDsError(listPath, unknown, ids)
-		}
-	}
-	if sel.IDs != nil {
-		var unknown []string
-		keep := chosen[:0:0]
-		for _, id := range sel.IDs {
-			if _, ok := byID[id]; !ok {
-				unknown = append(unknown, id)
-			} else if slices.Contains(chosen, id) {
-				keep = append(keep, id)
-			}
-		}
-		if len(unknown) > 0 {
-			return nil, unknownIDsError(dir, unknown, ids)
-		}
-		chosen = keep
+	chosen, err := choose(sel, dir, byID, ids)
+	if err != nil {
+		return nil, err
 	}
 	slices.Sort(chosen)
 	chosen = slices.Compact(chosen)
@@ -268,4 +237,45 @@ func SuggestIDs(id string, known []string, n int) []string {
 		out = append(out, cs[i].id)
 	}
 	return out
+}
+
+// choose narrows the discovered ids to the test list's, then to sel.IDs; an unknown id
+// in either is an error naming the closest known ones.
+func choose(sel Selection, dir string, byID map[string][]*Test, ids []string) ([]string, error) {
+	chosen := ids
+	if sel.TestList != "" {
+		listPath := findTestList(sel.TestList, dir)
+		listed, err := ReadTestList(listPath)
+		if err != nil {
+			return nil, err
+		}
+		var unknown []string
+		chosen = nil
+		for _, id := range listed {
+			if _, ok := byID[id]; !ok {
+				unknown = append(unknown, id)
+				continue
+			}
+			chosen = append(chosen, id)
+		}
+		if len(unknown) > 0 {
+			return nil, unknownIDsError(listPath, unknown, ids)
+		}
+	}
+	if sel.IDs != nil {
+		var unknown []string
+		keep := chosen[:0:0]
+		for _, id := range sel.IDs {
+			if _, ok := byID[id]; !ok {
+				unknown = append(unknown, id)
+			} else if slices.Contains(chosen, id) {
+				keep = append(keep, id)
+			}
+		}
+		if len(unknown) > 0 {
+			return nil, unknownIDsError(dir, unknown, ids)
+		}
+		chosen = keep
+	}
+	return chosen, nil
 }
