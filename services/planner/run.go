@@ -147,75 +147,23 @@ func (s *session) follow(ctx context.Context, run string, ff *followFlags, stdou
 		fmt.Fprintf(stderr, "events: nats sub --server %s --token \"$(cat %s)\" 'bench.*.%s.>'\n",
 			url, filepath.Join(s.common.StoreDir(), bus.TokenFile), events.Token(run))
 	}
-	start := time.Now()
-	var mu sync.Mutex
-	var last *plan.Progress
-	width := terminalWidth()
-	draw := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if last == nil {
-			return
-		}
-		line := fmt.Sprintf("[%s] %s  elapsed %s", run, last.Counts(), time.Since(start).Round(time.Second))
-		if probs := last.Problems(); len(probs) > 0 {
-			line += fmt.Sprintf("  PROBLEM %s: %s: %s", probs[0].TestID, probs[0].Problem.Stage, probs[0].Problem.Reason)
-		}
-		for _, t := range last.RunningTests() {
-			line += fmt.Sprintf("  %s %s", t.TestID, time.Since(t.Running).Round(time.Second))
-		}
-		if len(line) > width-1 {
-			line = line[:width-4] + "..."
-		}
-		fmt.Fprintf(stdout, "\r\033[K%s", line)
+	pl := &progressLine{run: run, start: time.Now(), width: terminalWidth(), out: stdout}
+	if s.tty {
+		defer pl.every(time.Second)()
 	}
-	stopDraw := make(chan struct{})
-	drawn := make(chan struct{})
-	go func() {
-		defer close(drawn)
-		if !s.tty {
-			return
-		}
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopDraw:
-				return
-			case <-t.C:
-				draw()
-			}
-		}
-	}()
 	prog, err := plan.Follow(ctx, s.b, run, false, func(line string, pr *plan.Progress) {
 		if !s.shown(pr.Kind) {
 			s.log.Info(line)
 		}
-		mu.Lock()
-		last = pr
-		mu.Unlock()
-		if s.tty {
-			draw()
-		}
+		pl.set(pr, s.tty)
 	})
-	close(stopDraw)
-	<-drawn
 	if s.tty {
+		pl.stop()
 		fmt.Fprintln(stdout)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			out := ""
-			if s.common.OutputPath != "" {
-				out = " --output-path " + s.common.OutputPath
-			}
-			nats := ""
-			if s.common.NATS != "" {
-				nats = " --nats URL"
-			}
-			fmt.Fprintf(stderr, "\ninterrupted: run %s is not finished; jobs already in the scheduler keep running.\n"+
-				"  follow it to its end:  planner resume %s%s%s\n"+
-				"  or cancel it:          planner cancel %s%s%s\n", run, run, out, nats, run, out, nats)
+			s.interrupted(run, stderr)
 			writeJUnit(prog, ff.junitXML, stderr)
 			return 130
 		}
@@ -232,6 +180,96 @@ func (s *session) follow(ctx context.Context, run string, ff *followFlags, stdou
 		return 1
 	}
 	return 0
+}
+
+// interrupted says how to finish or cancel a run that was interrupted.
+func (s *session) interrupted(run string, stderr io.Writer) {
+	out := ""
+	if s.common.OutputPath != "" {
+		out = " --output-path " + s.common.OutputPath
+	}
+	nats := ""
+	if s.common.NATS != "" {
+		nats = " --nats URL"
+	}
+	fmt.Fprintf(stderr, "\ninterrupted: run %s is not finished; jobs already in the scheduler keep running.\n"+
+		"  follow it to its end:  planner resume %s%s%s\n"+
+		"  or cancel it:          planner cancel %s%s%s\n", run, run, out, nats, run, out, nats)
+}
+
+// progressLine draws a run's one-line progress on a terminal: counts, elapsed time, the
+// first problem and the running tests with their time, cut at the terminal's width.
+type progressLine struct {
+	run   string
+	start time.Time
+	width int
+	out   io.Writer
+
+	mu     sync.Mutex
+	last   *plan.Progress
+	halt   chan struct{}
+	halted chan struct{}
+}
+
+// set records the latest progress and, on a terminal, draws it.
+func (pl *progressLine) set(pr *plan.Progress, draw bool) {
+	pl.mu.Lock()
+	pl.last = pr
+	pl.mu.Unlock()
+	if draw {
+		pl.draw()
+	}
+}
+
+func (pl *progressLine) draw() {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.last == nil {
+		return
+	}
+	line := fmt.Sprintf("[%s] %s  elapsed %s", pl.run, pl.last.Counts(), time.Since(pl.start).Round(time.Second))
+	if probs := pl.last.Problems(); len(probs) > 0 {
+		line += fmt.Sprintf("  PROBLEM %s: %s: %s", probs[0].TestID, probs[0].Problem.Stage, probs[0].Problem.Reason)
+	}
+	for _, t := range pl.last.RunningTests() {
+		line += fmt.Sprintf("  %s %s", t.TestID, time.Since(t.Running).Round(time.Second))
+	}
+	if len(line) > pl.width-1 {
+		line = line[:pl.width-4] + "..."
+	}
+	fmt.Fprintf(pl.out, "\r\033[K%s", line)
+}
+
+// every redraws the line at each tick until stop; it returns stop.
+func (pl *progressLine) every(d time.Duration) func() {
+	pl.halt, pl.halted = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(pl.halted)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-pl.halt:
+				return
+			case <-t.C:
+				pl.draw()
+			}
+		}
+	}()
+	return pl.stop
+}
+
+// stop ends the redrawing (once; later calls do nothing).
+func (pl *progressLine) stop() {
+	if pl.halt == nil {
+		return
+	}
+	select {
+	case <-pl.halt:
+	default:
+		close(pl.halt)
+	}
+	<-pl.halted
 }
 
 func summaryWidth(tty, wide bool) int {
