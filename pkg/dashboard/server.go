@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -198,57 +199,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	var after uint64
-	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
-		if v == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			http.Error(w, "bad event id "+strconv.Quote(v), http.StatusBadRequest)
-			return
-		}
-		after = max(after, n)
-	}
-	filter := events.Subjects
-	run := r.URL.Query().Get("run")
-	if run != "" {
-		filter = events.RunFilter(run)
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	after, err := lastEventID(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	ctx := r.Context()
-	cons, err := s.js.OrderedConsumer(ctx, events.Stream, cfg)
+	msgs, stop, err := s.eventStream(ctx, r.URL.Query().Get("run"), after)
 	if err != nil {
 		http.Error(w, "event stream: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		http.Error(w, "event stream: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	defer it.Stop()
+	defer stop()
 	s.clients.Add(1)
 	defer s.clients.Add(-1)
-
-	msgs := make(chan jetstream.Msg)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -268,25 +232,86 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			meta, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			seq := meta.Sequence.Stream
-			// What /api shows must not lag behind an event the client was sent.
-			if err := s.store.WaitSeq(ctx, seq); err != nil {
+			if !s.send(ctx, w, m) {
 				return
 			}
-			data, err := streamEvent(seq, m.Subject(), m.Data())
-			if err != nil {
-				s.log.Warn("event not sent", "seq", seq, "subject", m.Subject(), "err", err)
-				continue
-			}
-			fmt.Fprintf(w, "id: %d\ndata: %s\n\n", seq, data)
 			fl.Flush()
-			s.sent.Add(1)
 		}
 	}
+}
+
+// lastEventID is the sequence the client has seen: Last-Event-ID or ?after=, the later.
+func lastEventID(r *http.Request) (uint64, error) {
+	var after uint64
+	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad event id %s", strconv.Quote(v))
+		}
+		after = max(after, n)
+	}
+	return after, nil
+}
+
+// eventStream delivers the stream's events (of one run, or all) after a sequence
+// through an ordered consumer; stop ends it.
+func (s *Server) eventStream(ctx context.Context, run string, after uint64) (<-chan jetstream.Msg, func(), error) {
+	filter := events.Subjects
+	if run != "" {
+		filter = events.RunFilter(run)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, events.Stream, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs := make(chan jetstream.Msg)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs, it.Stop, nil
+}
+
+// send writes one event to the client once the store has applied it (what /api shows
+// must not lag behind an event the client was sent); false: the client is gone.
+func (s *Server) send(ctx context.Context, w io.Writer, m jetstream.Msg) bool {
+	meta, err := m.Metadata()
+	if err != nil {
+		return true
+	}
+	seq := meta.Sequence.Stream
+	if err := s.store.WaitSeq(ctx, seq); err != nil {
+		return false
+	}
+	data, err := streamEvent(seq, m.Subject(), m.Data())
+	if err != nil {
+		s.log.Warn("event not sent", "seq", seq, "subject", m.Subject(), "err", err)
+		return true
+	}
+	fmt.Fprintf(w, "id: %d\ndata: %s\n\n", seq, data)
+	s.sent.Add(1)
+	return true
 }
 
 // streamEvent encodes one event for /events.
