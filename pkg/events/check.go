@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Message size limits. A stage refuses (and terminates) a larger message without
@@ -149,7 +149,7 @@ func (e *JobCompleted) testID() string  { return e.TestID }
 // job's folder, which the job itself can write.
 func (j *JobSpec) Judged() *JobSpec {
 	c := *j
-	c.Files, c.Request = nil, slurm.JobRequest{}
+	c.Files, c.Request = nil, scheduler.JobRequest{}
 	return &c
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/events.md")
@@ -42,7 +42,7 @@ func renderDoc() string {
 	logDir := "/lustre/bench/out/slurm_logs/" + test + "/" + run
 	th := 0.9113
 	pass := true
-	req := slurm.JobRequest{Name: "disaggbench." + run + "." + test, Comment: "disaggbench run=" + run + " test=" + test,
+	req := scheduler.JobRequest{Name: "disaggbench." + run + "." + test, Comment: "disaggbench run=" + run + " test=" + test,
 		Script: logDir + "/disaggr_torch.slurm", WorkDir: logDir, LogDir: logDir, Nodes: 9, NTasks: 36, PerNode: 4,
 		Segment: 9, TimeLimit: 2 * time.Hour, Partition: "batch", Account: "benchmark", Resources: []string{"--gres=gpu:4"}}
 	sections := []struct {

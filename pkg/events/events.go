@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Version is the schema version carried by every event as "v".
@@ -215,31 +215,31 @@ type File struct {
 // JobSpec is one test of a run, ready to submit: the planner resolved, validated and
 // rendered it.
 type JobSpec struct {
-	Index         int              `json:"index"` // position in the run, from 0
-	TestID        string           `json:"test_id"`
-	TestType      string           `json:"test_type"`
-	Category      string           `json:"category"`
-	ConfigPath    string           `json:"config_path"`
-	ConfigHash    string           `json:"config_hash"`
-	Model         string           `json:"model"`
-	Precision     string           `json:"precision"`
-	GPUType       string           `json:"gpu_type"`
-	CtxGPUs       int              `json:"ctx_gpus"`
-	GenGPUs       int              `json:"gen_gpus"`
-	NumGenServers int              `json:"num_gen_servers"`
-	NumCtxServers int              `json:"num_ctx_servers,omitempty"`
-	ISL           int              `json:"isl,omitempty"`     // benchmark.input_length
-	OSL           int              `json:"osl,omitempty"`     // benchmark.output_length
-	Backend       string           `json:"backend,omitempty"` // the KV cache transceiver: UCX, NIXL, ...
-	Image         string           `json:"container_image,omitempty"`
-	Concurrencies []int            `json:"concurrencies,omitempty"`
-	Metrics       *MetricsSpec     `json:"metrics,omitempty"`
-	References    []Reference      `json:"references,omitempty"`
-	Datasets      []Dataset        `json:"datasets,omitempty"`
-	TimeLimit     time.Duration    `json:"time_limit"` // the watcher cancels after this
-	LogDir        string           `json:"log_dir"`
-	Request       slurm.JobRequest `json:"request"`
-	Files         []File           `json:"files,omitempty"`
+	Index         int                  `json:"index"` // position in the run, from 0
+	TestID        string               `json:"test_id"`
+	TestType      string               `json:"test_type"`
+	Category      string               `json:"category"`
+	ConfigPath    string               `json:"config_path"`
+	ConfigHash    string               `json:"config_hash"`
+	Model         string               `json:"model"`
+	Precision     string               `json:"precision"`
+	GPUType       string               `json:"gpu_type"`
+	CtxGPUs       int                  `json:"ctx_gpus"`
+	GenGPUs       int                  `json:"gen_gpus"`
+	NumGenServers int                  `json:"num_gen_servers"`
+	NumCtxServers int                  `json:"num_ctx_servers,omitempty"`
+	ISL           int                  `json:"isl,omitempty"`     // benchmark.input_length
+	OSL           int                  `json:"osl,omitempty"`     // benchmark.output_length
+	Backend       string               `json:"backend,omitempty"` // the KV cache transceiver: UCX, NIXL, ...
+	Image         string               `json:"container_image,omitempty"`
+	Concurrencies []int                `json:"concurrencies,omitempty"`
+	Metrics       *MetricsSpec         `json:"metrics,omitempty"`
+	References    []Reference          `json:"references,omitempty"`
+	Datasets      []Dataset            `json:"datasets,omitempty"`
+	TimeLimit     time.Duration        `json:"time_limit"` // the watcher cancels after this
+	LogDir        string               `json:"log_dir"`
+	Request       scheduler.JobRequest `json:"request"`
+	Files         []File               `json:"files,omitempty"`
 }
 
 // MetricsSpec is a test's own metric extraction (or the default for its type).
