@@ -285,10 +285,12 @@ func (s *SLURM) Status(ctx context.Context, since time.Time, ids []string) (map[
 }
 
 // FindByName returns the jobs named name submitted since the given time, as sacct lists
-// them (a requeued job appears once, in its last state).
+// them (a requeued job appears once, in its last state), and the jobs of that name the
+// controller still holds: the accounting database lists a job by name only seconds
+// after its submission, and a submitter repairing a crash must not miss it.
 func (s *SLURM) FindByName(ctx context.Context, since time.Time, name string) ([]JobStatus, error) {
 	if name == "" || strings.ContainsAny(name, ",\n") {
-		// sacct --name takes a comma-separated list.
+		// sacct --name and squeue --name take a comma-separated list.
 		return nil, fmt.Errorf("slurm: cannot search for job name %q", name)
 	}
 	var found []JobStatus
@@ -304,6 +306,40 @@ func (s *SLURM) FindByName(ctx context.Context, since time.Time, name string) ([
 	})
 	if err != nil {
 		return nil, err
+	}
+	queued, err := s.queueByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range queued {
+		if _, ok := index[st.ID]; !ok {
+			index[st.ID] = len(found)
+			found = append(found, st)
+		}
+	}
+	return found, nil
+}
+
+// queueByName lists the jobs of a name the controller holds, recently ended ones
+// included (until MinJobAge).
+func (s *SLURM) queueByName(ctx context.Context, name string) ([]JobStatus, error) {
+	out, err := s.run(ctx, "squeue", s.opts.Squeue, []string{"-h", "--states=all", "--name", name, "-o", "%A|%T|%j"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var found []JobStatus
+	for n, line := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.SplitN(strings.TrimSpace(line), "|", 3)
+		if len(f) != 3 || !validJobID(f[0]) {
+			return nil, fmt.Errorf("squeue output line %d: want JOBID|STATE|NAME, got %q", n+1, line)
+		}
+		if f[2] != name {
+			continue
+		}
+		found = append(found, JobStatus{ID: f[0], State: BaseState(f[1]), Detail: f[1], Name: f[2]})
 	}
 	return found, nil
 }

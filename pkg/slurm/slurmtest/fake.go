@@ -23,6 +23,9 @@ type Fake struct {
 	Duration time.Duration
 	// FinalState of a job that runs out its duration (default COMPLETED).
 	FinalState string
+	// Outcome, when set, gives each job its own duration and final state from its
+	// request, instead of Duration and FinalState.
+	Outcome func(req slurm.JobRequest) (time.Duration, string)
 	// SubmitErr, when set, is returned (and cleared when it was transient) by Submit.
 	SubmitErr func(req slurm.JobRequest) error
 	// StatusErr, when set, fails Status calls.
@@ -49,6 +52,9 @@ type job struct {
 	submitted time.Time
 	ended     time.Time
 	state     string
+	own       bool // dur and final are the job's own (Outcome)
+	dur       time.Duration
+	final     string
 }
 
 // New returns a Fake whose jobs take d.
@@ -69,7 +75,12 @@ func (f *Fake) Submit(ctx context.Context, req slurm.JobRequest) (string, error)
 	}
 	f.next++
 	id := strconv.Itoa(1000 + f.next)
-	f.jobs[id] = &job{req: req, id: id, submitted: time.Now()}
+	j := &job{req: req, id: id, submitted: time.Now()}
+	if f.Outcome != nil {
+		j.own = true
+		j.dur, j.final = f.Outcome(req)
+	}
+	f.jobs[id] = j
 	f.submits[req.Name]++
 	f.startedOrder = append(f.startedOrder, req.Name)
 	if f.Duration > 0 || f.FinalState != "" {
@@ -82,11 +93,15 @@ func (f *Fake) stateLocked(j *job, now time.Time) (string, time.Time) {
 	if j.state != "" {
 		return j.state, j.ended
 	}
-	end := j.submitted.Add(f.Duration)
+	dur, final := f.Duration, f.FinalState
+	if j.own {
+		dur, final = j.dur, j.final
+	}
+	end := j.submitted.Add(dur)
 	if now.Before(end) {
 		return slurm.Running, time.Time{}
 	}
-	return cmp.Or(f.FinalState, slurm.Completed), end
+	return cmp.Or(final, slurm.Completed), end
 }
 
 func (f *Fake) activeLocked(now time.Time) int {
