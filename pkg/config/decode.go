@@ -229,6 +229,7 @@ var (
 	concurrenciesType = reflect.TypeFor[Concurrencies]()
 	anyMapType        = reflect.TypeFor[map[string]any]()
 	taskMapType       = reflect.TypeFor[map[string]AccuracyTask]()
+	envMapType        = reflect.TypeFor[EnvMap]()
 )
 
 // decode fills v from n. path is the field path used in problems.
@@ -273,6 +274,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 	case reflect.Map:
 		if v.Type() == taskMapType && n.Kind == yaml.ScalarNode {
 			d.decodeTaskNames(n, v)
+			return
+		}
+		if v.Type() == envMapType && n.Kind == yaml.ScalarNode {
+			d.decodeEnvWords(n, v, path)
 			return
 		}
 		d.decodeMap(n, v, path, depth)
@@ -358,6 +363,21 @@ func (d *decoder) decodeTaskNames(n *yaml.Node, v reflect.Value) {
 	m := map[string]AccuracyTask{}
 	for _, name := range strings.FieldsFunc(n.Value, func(r rune) bool { return r == ',' || r == ' ' }) {
 		m[name] = AccuracyTask{}
+	}
+	v.Set(reflect.ValueOf(m))
+}
+
+// decodeEnvWords reads an environment mapping written the older way, as one string
+// of NAME=VALUE words separated by white space.
+func (d *decoder) decodeEnvWords(n *yaml.Node, v reflect.Value, path string) {
+	m := EnvMap{}
+	for _, w := range strings.Fields(n.Value) {
+		k, val, ok := strings.Cut(w, "=")
+		if !ok || !envAssignmentName.MatchString(k) {
+			d.problem(n, path, "%q is not a NAME=value assignment (write a mapping of names to values, or \"K=V K=V\")", w)
+			return
+		}
+		m[k] = val
 	}
 	v.Set(reflect.ValueOf(m))
 }

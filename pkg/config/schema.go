@@ -124,6 +124,12 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 			map[string]any{"type": "string", "description": "task names, e.g. gsm8k or gsm8k,mmlu"},
 		}}
 	}
+	if t == envMapType {
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}},
+			map[string]any{"type": "string", "description": "NAME=VALUE words separated by spaces (the older form)"},
+		}}
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return schemaOf(t.Elem(), defs)

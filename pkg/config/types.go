@@ -105,10 +105,16 @@ type Benchmark struct {
 	EnableBenchmark  *bool         `yaml:"enable_benchmark,omitempty" json:"enable_benchmark,omitempty"`
 	// Client is the benchmark client the job runs: benchmark_serving (TensorRT-LLM's
 	// Python client, the default) or builtin (disaggbench's Go client).
-	Client  string       `yaml:"client,omitempty" json:"client,omitempty"`
-	EnvVar  string       `yaml:"env_var,omitempty" json:"env_var,omitempty"`
+	Client string `yaml:"client,omitempty" json:"client,omitempty"`
+	// EnvVar is the benchmark client's environment: a mapping of names to values
+	// (upstream's current shape), or the older "K=V K=V" string, read into the same map.
+	EnvVar  EnvMap       `yaml:"env_var,omitempty" json:"env_var,omitempty"`
 	Metrics *MetricsSpec `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 }
+
+// EnvMap is a set of environment variables, NAME to value. YAML may write it as a
+// mapping or as "NAME=VALUE NAME=VALUE" (split on white space).
+type EnvMap map[string]string
 
 // Concurrencies is the concurrency list; YAML may write it as "1 2 4" or [1, 2, 4].
 type Concurrencies []int

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	stdmaps "maps"
 	"math"
 	"path/filepath"
 	"regexp"
@@ -352,8 +353,13 @@ func (v *validator) benchmark(c *Config) {
 		}
 		seen[n] = true
 	}
-	if b.EnvVar != "" {
-		v.envAssignments("benchmark.env_var", b.EnvVar)
+	for _, k := range slices.Sorted(stdmaps.Keys(b.EnvVar)) {
+		switch {
+		case !envAssignmentName.MatchString(k):
+			v.errorf("benchmark.env_var."+k, "%q is not an environment variable name", k)
+		case strings.ContainsRune(b.EnvVar[k], 0):
+			v.errorf("benchmark.env_var."+k, "the value holds a NUL byte")
+		}
 	}
 	if c.Benchmark.Metrics != nil && c.Metadata.Metrics != nil {
 		v.errorf("benchmark.metrics", "custom metrics are set both here and in metadata.metrics: keep one")

@@ -290,3 +290,38 @@ func TestUpstreamHardwareGPUType(t *testing.T) {
 		t.Errorf("gpu_type = %q", tc.Config.Hardware.GPUType)
 	}
 }
+
+// benchmark.env_var loads in upstream's current shape (a mapping) and in the older
+// "K=V K=V" string; both give the same map. A bad name is an error naming its line.
+func TestBenchmarkEnvVarForms(t *testing.T) {
+	for _, form := range []string{
+		"  env_var:\n    TLLM_X: a,b\n    N: 3\n",
+		"  env_var: \"TLLM_X=a,b N=3\"\n",
+	} {
+		text := edit(t, baseYAML(t), "  streaming: true\n", "  streaming: true\n"+form)
+		tc, ps := loadValidate(t, "x.yaml", text)
+		if HasErrors(ps) {
+			t.Fatalf("%q: %s", form, dump(ps))
+		}
+		if got := tc.Config.Benchmark.EnvVar; len(got) != 2 || got["TLLM_X"] != "a,b" || got["N"] != "3" {
+			t.Errorf("%q: env_var = %q", form, got)
+		}
+	}
+	for _, c := range []struct{ form, field string }{
+		{"  env_var: \"1BAD=x\"\n", "benchmark.env_var"},
+		{"  env_var:\n    1BAD: x\n", "benchmark.env_var.1BAD"},
+		{"  env_var: [A]\n", "benchmark.env_var"},
+	} {
+		text := edit(t, baseYAML(t), "  streaming: true\n", "  streaming: true\n"+c.form)
+		_, ps := loadValidate(t, "x.yaml", text)
+		var found bool
+		for _, p := range errorsOnly(ps) {
+			if p.Field == c.field && p.Line == lineOf(t, text, "env_var") || p.Field == c.field && p.Line == lineOf(t, text, "1BAD") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: want an error on %s at its line, got %s", c.form, c.field, dump(ps))
+		}
+	}
+}
