@@ -167,6 +167,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&goodputArgs, "goodput", "SLOs as METRIC:MS words (ttft, tpot, e2el)")
 	seed := fs.Uint64("seed", 0, "random dataset seed")
 	fs.Bool("disable-tqdm", false, "accepted for compatibility")
+	chatTemplate := fs.Bool("use-chat-template", false, "send each prompt as a chat message, so the server applies the model's chat template (the nv_sa client's option)")
 	if err := fs.Parse(normalizeArgs(args)); err != nil {
 		return 2
 	}
@@ -211,6 +212,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "bench: --backend %q: want openai or openai-chat\n", *backend)
 		return 2
+	}
+	if *chatTemplate {
+		cfg.Chat = true
 	}
 	ep := *endpoint
 	if ep == "" {

@@ -55,7 +55,18 @@ type Data struct {
 	GenOnlyNoContext bool           // benchmark.mode gen_only_no_context: no ctx workers
 	ContainerArgs    []string       // srun's --container-* arguments
 	ServerEnv        []string       // environment.server_env_var as NAME=VALUE words
+	ClientEnv        []string       // benchmark.env_var as NAME=VALUE words, sorted by name
 	Env              config.Env     // Options.Env
+	// StepEnv names the variables every srun step receives from the job's environment
+	// (srun --export), besides those its config sets: nothing else of the submitting
+	// process's environment reaches a worker, the server or a client.
+	StepEnv []string
+	// WarmupRequests is the number of short requests sent before the sweep in e2e
+	// mode (2 x ctx world size x gen world size, as upstream), 0 for none.
+	WarmupRequests int
+	// NvSa (benchmark.use_nv_sa_benchmark) runs upstream's nv_sa client flow instead
+	// of benchmark_serving.
+	NvSa bool
 
 	// Emulate (environment.emulate) runs the stand-ins instead of trtllm-serve,
 	// benchmark_serving and lm_eval, without containers; BuiltinClient runs the Go
@@ -105,7 +116,12 @@ type Server struct {
 	TasksPerNode int
 	ConfigFile   string // absolute path of its worker config
 	LogFile      string // absolute path of 3_output_<role>_<id>.log
-	Env          []string
+	// Env is the worker's environment as NAME=VALUE words (one per name): the srun
+	// step receives exactly these names, plus Data.StepEnv, through --export.
+	Env []string
+	// Devices is CUDA_VISIBLE_DEVICES (GPUs on its first node), set by start_worker.sh
+	// inside the step: SLURM sets its own for a step that shares the job's GPUs.
+	Devices string
 }
 
 // AccuracyTask is one lm_eval task run against the disaggregated server.
@@ -118,6 +134,16 @@ type AccuracyTask struct {
 	OutputDir string   // lm_eval --output_path
 	Env       []string // accuracy.env_var as NAME=VALUE words
 }
+
+// baseStepEnv are the variables of the job's environment every srun step receives
+// (by name: srun reads their values from the job's environment, so a value may hold
+// commas): what a shell, pip and Hugging Face's libraries need. SLURM adds its SLURM_*
+// variables itself.
+var baseStepEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+	"HF_HOME", "HF_TOKEN", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+
+// emulateStepEnv are the stand-ins' own settings, passed on under the emulation.
+var emulateStepEnv = []string{"DISAGGBENCH_EMU_SEED", "DISAGGBENCH_SCHEDULER"}
 
 // defaultModelArgsExtra is the seed launcher's model_args_extra when a task sets none.
 const defaultModelArgsExtra = "num_concurrent=512,max_retries=3,tokenized_requests=false,timeout=1200,max_gen_toks=256,max_length=4096"
@@ -151,6 +177,7 @@ func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) 
 		Emulate:          c.Environment.Emulate,
 		BuiltinClient:    c.Environment.Emulate || c.Benchmark.Client == "builtin",
 		Tools:            opts.Tools,
+		NvSa:             c.Benchmark.UseNvSaBenchmark,
 	}
 	if (d.Emulate || d.BuiltinClient) && d.Tools == "" {
 		return nil, fmt.Errorf("environment.emulate and benchmark.client builtin need the stand-ins' binary, and none was given")
@@ -188,6 +215,25 @@ func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) 
 	if d.ServerEnv, err = envWords("environment.server_env_var", c.Environment.ServerEnvVar); err != nil {
 		return nil, err
 	}
+	d.ServerEnv = lastWins(d.ServerEnv)
+	for _, k := range slices.Sorted(maps.Keys(c.Benchmark.EnvVar)) {
+		if !envName.MatchString(k) {
+			return nil, fmt.Errorf("benchmark.env_var: %q is not a valid variable name", k)
+		}
+		d.ClientEnv = append(d.ClientEnv, k+"="+c.Benchmark.EnvVar[k])
+	}
+	d.StepEnv = slices.Clone(baseStepEnv)
+	if d.Emulate {
+		d.StepEnv = append(d.StepEnv, emulateStepEnv...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts.Env)) {
+		if envName.MatchString(k) && !slices.Contains(d.StepEnv, k) {
+			d.StepEnv = append(d.StepEnv, k)
+		}
+	}
+	if c.Benchmark.Mode == "" || c.Benchmark.Mode == "e2e" {
+		d.WarmupRequests = 2 * c.WorkerConfig.Ctx.GPUsPerServer() * c.WorkerConfig.Gen.GPUsPerServer()
+	}
 	if err := d.allocate(); err != nil {
 		return nil, err
 	}
@@ -212,8 +258,9 @@ func envWords(field, s string) ([]string, error) {
 	return words, nil
 }
 
-// allocate places ctx servers from node 0 and gen servers from the first node after
-// the ctx nodes, packing each role's GPUs in order, as Config.Nodes counts them.
+// allocate places the servers as upstream's submit.py does: one GPU cursor over the
+// job's nodes, GEN servers first, then CTX servers, each server's GPUs taken in order.
+// The disaggregated server and the client run on node 0, the first GEN node.
 func (d *Data) allocate() error {
 	c := d.Config
 	g := d.GPUsPerNode
@@ -224,19 +271,19 @@ func (d *Data) allocate() error {
 	port := WorkerBasePort
 	roles := []struct {
 		role, file, envField, envVal, profile string
-		n, firstNode                          int
+		n                                     int
 		w                                     *config.Worker
 	}{
-		{"CTX", CtxConfigFile, "environment.ctx_worker_env_var", c.Environment.CtxWorkerEnvVar, c.Profiling.CtxProfileRange, c.Hardware.NumCtxServers, 0, &c.WorkerConfig.Ctx},
-		{"GEN", GenConfigFile, "environment.gen_worker_env_var", c.Environment.GenWorkerEnvVar, c.Profiling.GenProfileRange, c.Hardware.NumGenServers, d.CtxNodes, &c.WorkerConfig.Gen},
+		{"GEN", GenConfigFile, "environment.gen_worker_env_var", c.Environment.GenWorkerEnvVar, c.Profiling.GenProfileRange, c.Hardware.NumGenServers, &c.WorkerConfig.Gen},
+		{"CTX", CtxConfigFile, "environment.ctx_worker_env_var", c.Environment.CtxWorkerEnvVar, c.Profiling.CtxProfileRange, c.Hardware.NumCtxServers, &c.WorkerConfig.Ctx},
 	}
+	cursor := 0
 	for _, r := range roles {
 		roleEnv, err := envWords(r.envField, r.envVal)
 		if err != nil {
 			return err
 		}
 		ws := r.w.GPUsPerServer()
-		cursor := r.firstNode * g
 		for i := range r.n {
 			s := Server{Role: r.role, ID: i, Port: port, WorldSize: ws,
 				ConfigFile: filepath.Join(d.LogDir, r.file),
@@ -269,15 +316,38 @@ func (d *Data) allocate() error {
 				s.Env = append(s.Env, "TLLM_PROFILE_RECORD_GC=1", "TLLM_NVTX_DEBUG=1",
 					"TLLM_PROFILE_START_STOP="+cmp.Or(r.profile, map[string]string{"CTX": "10-30", "GEN": "200-250"}[r.role]))
 			}
+			s.Env = lastWins(s.Env)
 			gpus := make([]string, len(s.GPUs))
 			for k, v := range s.GPUs {
 				gpus[k] = strconv.Itoa(v)
 			}
-			s.Env = append(s.Env, "CUDA_VISIBLE_DEVICES="+strings.Join(gpus, ","))
+			// Set by start_worker.sh inside the step, after SLURM has set its own.
+			s.Devices = strings.Join(gpus, ",")
 			d.Servers = append(d.Servers, s)
 		}
 	}
+	if need := (cursor + g - 1) / g; need > d.Nodes {
+		return fmt.Errorf("hardware: the servers need %d nodes of %d GPUs, the job asks for %d", need, g, d.Nodes)
+	}
 	return nil
+}
+
+// lastWins keeps one NAME=VALUE word per name, the last one given, in the order the
+// names first appear (a role's variable overrides the all-workers one, as a later
+// env word would).
+func lastWins(words []string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, w := range words {
+		k, _, _ := strings.Cut(w, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = w
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, w)
+	}
+	return out
 }
 
 // withLogDirMount returns the container_mount list (pyxis's SRC:DST[:FLAGS],...) with
@@ -468,9 +538,13 @@ func (d *Data) allocationsJSON() ([]byte, error) {
 func (d *Data) envVarsJSON() ([]byte, error) {
 	m := map[string]any{}
 	for _, s := range d.Servers {
-		m[fmt.Sprintf("%s_%d", s.Role, s.ID)] = envMap(s.Env)
+		e := envMap(s.Env)
+		e["CUDA_VISIBLE_DEVICES"] = s.Devices
+		m[fmt.Sprintf("%s_%d", s.Role, s.ID)] = e
 	}
 	m["server"] = envMap(d.ServerEnv)
+	m["client"] = envMap(d.ClientEnv)
+	m["step_env"] = d.StepEnv
 	if len(d.AccuracyTasks) > 0 {
 		m["accuracy"] = envMap(d.AccuracyTasks[0].Env)
 	}

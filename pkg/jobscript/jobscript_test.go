@@ -238,6 +238,9 @@ func TestWorkerConfigPassThrough(t *testing.T) {
 	}
 }
 
+// Servers are placed as upstream's submit.py places them: GEN first, then CTX, on one
+// GPU cursor, so the disaggregated server and the client (node 0) share the first GEN
+// node.
 func TestServerPlacement(t *testing.T) {
 	tc := loadTest(t, goldenConfigs[1]) // ctx 2 x tp4, gen 1 x tp16, 4 GPUs a node
 	d, err := newData(tc, goldenOptions(tc), mustRequest(t, tc))
@@ -251,9 +254,9 @@ func TestServerPlacement(t *testing.T) {
 		perNode     int
 	}
 	want := []place{
-		{"CTX", 8000, []int{0}, []int{0, 1, 2, 3}, 4},
-		{"CTX", 8001, []int{1}, []int{0, 1, 2, 3}, 4},
-		{"GEN", 8002, []int{2, 3, 4, 5}, []int{0, 1, 2, 3}, 4},
+		{"GEN", 8000, []int{0, 1, 2, 3}, []int{0, 1, 2, 3}, 4},
+		{"CTX", 8001, []int{4}, []int{0, 1, 2, 3}, 4},
+		{"CTX", 8002, []int{5}, []int{0, 1, 2, 3}, 4},
 	}
 	if len(d.Servers) != len(want) {
 		t.Fatalf("%d servers, want %d", len(d.Servers), len(want))
@@ -267,19 +270,37 @@ func TestServerPlacement(t *testing.T) {
 	if d.Nodes != 6 || d.CtxNodes != 2 || d.GenNodes != 4 {
 		t.Errorf("nodes %d ctx %d gen %d", d.Nodes, d.CtxNodes, d.GenNodes)
 	}
-	// Two 2-GPU gen servers share one node and get distinct GPUs and ports.
+	// Two 2-GPU gen servers share node 0 and get distinct GPUs and ports; the cursor
+	// goes on to the ctx servers.
 	tc.Config.WorkerConfig.Gen.TensorParallelSize = 2
 	tc.Config.Hardware.NumGenServers = 2
 	d, err = newData(tc, goldenOptions(tc), mustRequest(t, tc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g0, g1 := d.Servers[2], d.Servers[3]
-	if !slices.Equal(g0.Nodes, []int{2}) || !slices.Equal(g1.Nodes, []int{2}) || !slices.Equal(g0.GPUs, []int{0, 1}) || !slices.Equal(g1.GPUs, []int{2, 3}) || g0.Port == g1.Port {
+	g0, g1, c0 := d.Servers[0], d.Servers[1], d.Servers[2]
+	if g0.Role != "GEN" || g1.Role != "GEN" || !slices.Equal(g0.Nodes, []int{0}) || !slices.Equal(g1.Nodes, []int{0}) ||
+		!slices.Equal(g0.GPUs, []int{0, 1}) || !slices.Equal(g1.GPUs, []int{2, 3}) || g0.Port == g1.Port {
 		t.Errorf("shared node: %+v %+v", g0, g1)
 	}
-	if !slices.Contains(g1.Env, "CUDA_VISIBLE_DEVICES=2,3") {
-		t.Errorf("gen 1 env %q", g1.Env)
+	if c0.Role != "CTX" || !slices.Equal(c0.Nodes, []int{1}) {
+		t.Errorf("ctx 0 after the gen servers: %+v", c0)
+	}
+	if g1.Devices != "2,3" || slices.ContainsFunc(g1.Env, func(e string) bool { return strings.HasPrefix(e, "CUDA_VISIBLE_DEVICES=") }) {
+		t.Errorf("gen 1 devices %q env %q", g1.Devices, g1.Env)
+	}
+	// A ctx server that does not fill a node shares the last gen node, as upstream's
+	// cursor places it.
+	tc.Config.WorkerConfig.Gen.TensorParallelSize = 2
+	tc.Config.Hardware.NumGenServers = 1
+	tc.Config.WorkerConfig.Ctx.TensorParallelSize = 2
+	tc.Config.Hardware.NumCtxServers = 1
+	d, err = newData(tc, goldenOptions(tc), mustRequest(t, tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Servers[1]; s.Role != "CTX" || !slices.Equal(s.Nodes, []int{0}) || !slices.Equal(s.GPUs, []int{2, 3}) {
+		t.Errorf("ctx after a 2-GPU gen server: %+v", s)
 	}
 }
 
@@ -525,7 +546,7 @@ func TestBuiltinClientAndEmulation(t *testing.T) {
 		return ""
 	}
 	bench := file(j, RunBenchmarkFile)
-	if !strings.Contains(bench, "/opt/disaggbench/planner emulator bench \\\n        --model") || strings.Contains(bench, "python3 -m tensorrt_llm.serve.scripts.benchmark_serving") {
+	if !strings.Contains(bench, "benchmark_serving=(/opt/disaggbench/planner emulator bench)") || strings.Contains(bench, "python3 -m tensorrt_llm.serve.scripts.benchmark_serving") {
 		t.Errorf("run_benchmark.sh does not run the Go client:\n%s", bench)
 	}
 	for _, f := range plain.Files {

@@ -187,7 +187,7 @@ func TestQuickstartEmulation(t *testing.T) {
 				t.Fatal(err)
 			}
 			if d.BenchmarkEnabled {
-				checkBench(t, logDir, d.Points)
+				checkBench(t, logDir, d.Points, d.WarmupRequests)
 			}
 			for _, task := range d.AccuracyTasks {
 				checkAccuracy(t, task.LogFile)
@@ -197,7 +197,7 @@ func TestQuickstartEmulation(t *testing.T) {
 	}
 }
 
-func checkBench(t *testing.T, logDir string, points []Point) {
+func checkBench(t *testing.T, logDir string, points []Point, warmup int) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(logDir, BenchLogFile))
 	if err != nil {
@@ -209,6 +209,17 @@ func checkBench(t *testing.T, logDir string, points []Point) {
 	}
 	starts, dones := benchStart.FindAllStringSubmatch(log, -1), benchDone.FindAllStringSubmatch(log, -1)
 	blocks := parseBlocks(t, log)
+	if warmup > 0 {
+		// e2e mode warms up first: one block of short requests before the first point.
+		w := strings.Index(log, fmt.Sprintf("Warming up with %d short requests", warmup))
+		if w < 0 || len(blocks) == 0 || w > strings.Index(log, "Benchmarking with concurrency") {
+			t.Fatalf("no warm-up of %d requests before the sweep:\n%s", warmup, log)
+		}
+		if blocks[0]["Total requests:"] != float64(warmup) {
+			t.Errorf("warm-up block: %v requests, want %d", blocks[0]["Total requests:"], warmup)
+		}
+		blocks = blocks[1:]
+	}
 	if len(starts) != len(points) || len(dones) != len(points) || len(blocks) != len(points) {
 		t.Fatalf("%d starts, %d dones, %d blocks for %d concurrencies:\n%s", len(starts), len(dones), len(blocks), len(points), log)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +16,30 @@ import (
 )
 
 // Fake cluster commands: srun records its argv (NUL-separated, one file per call) and
-// runs the command after its options, except that workers and the server sleep until
-// the job stops them and the health wait succeeds at once.
+// the environment its --export list names (as srun passes it: names only, values from
+// its own environment; srun.XXXXXX.env), and runs the command after its options with
+// only that environment, except that workers and the server sleep until the job stops
+// them and the health wait succeeds at once.
 const fakeSrun = `#!/bin/bash
 f=$(mktemp "${FAKE_LOG}/srun.XXXXXX")
 printf '%s\0' "$@" > "$f"
+kv=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -N|-n) shift 2 ;;
+        --export=*)
+            IFS=, read -r -a names <<< "${1#--export=}"
+            for name in "${names[@]}" FAKE_LOG; do
+                [ -n "${!name+x}" ] && kv+=("${name}=${!name}")
+            done
+            shift ;;
         -*) shift ;;
         *) break ;;
     esac
 done
+[ "${#kv[@]}" -gt 0 ] || { echo "srun without --export" >&2; exit 3; }
+printf '%s\0' "${kv[@]}" > "$f.env"
+set -- env -i "${kv[@]}" "$@"
 case "$*" in
     *start_worker.sh*|*"trtllm-serve disaggregated"*) exec sleep 30 ;;
     *wait_server.sh*) echo "Server is healthy"; exit 0 ;;
@@ -116,7 +129,9 @@ func TestDefaultScriptRunsWithHostileValues(t *testing.T) {
 	c.Environment.ModelPath = modelPath
 	c.Environment.ContainerImage = "img;$(touch PWNED4)"
 	c.Environment.ContainerMount = "/a:/b,'/c d':/e"
-	c.Environment.WorkerEnvVar = "A=$(touch${IFS}PWNED5) B='x'"
+	c.Environment.WorkerEnvVar = "A=$(touch${IFS}PWNED5) B='x' C=a,b,ENROOT_ALLOW_DEV=no"
+	c.Environment.GenWorkerEnvVar = "ENROOT_ALLOW_DEV=yes"
+	c.Benchmark.EnvVar = config.EnvMap{"CLIENT_X": "1,2 $(touch PWNED12)"}
 	c.Environment.ServerEnvVar = "S=`touch${IFS}PWNED6`"
 	c.Benchmark.DatasetFile = "/d/$(touch PWNED7) x.json"
 	c.Accuracy.EnvVar = map[string]string{"HF_HOME": "/hf home/$(touch PWNED8)"}
@@ -138,7 +153,8 @@ func TestDefaultScriptRunsWithHostileValues(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(logDir, j.Script))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FAKE_LOG="+fake,
-		"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=node-[a-b]", "SLURM_NNODES=2", "HOME="+root)
+		"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=node-[a-b]", "SLURM_NNODES=2", "HOME="+root,
+		"UNRELATED_SUBMITTER_VAR=leak")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -156,8 +172,9 @@ func TestDefaultScriptRunsWithHostileValues(t *testing.T) {
 	if got := read(JobInfoFile); !strings.Contains(got, "SLURM_JOB_ID: 42") {
 		t.Errorf("job_info.txt lacks the job id:\n%s", got)
 	}
-	wantServer := "hostname: node-a\nport: 8333\nbackend: pytorch\ncontext_servers:\n  num_instances: 1\n  urls:\n    - node-a:8000\n" +
-		"generation_servers:\n  num_instances: 1\n  urls:\n    - node-b:8001\n"
+	// GEN first on node 0 (node-a, where the server runs), CTX after it on node-b.
+	wantServer := "hostname: node-a\nport: 8333\nbackend: pytorch\ncontext_servers:\n  num_instances: 1\n  urls:\n    - node-b:8001\n" +
+		"generation_servers:\n  num_instances: 1\n  urls:\n    - node-a:8000\n"
 	if got := read(ServerConfigFile); got != wantServer {
 		t.Errorf("server_config.yaml:\n%s\nwant:\n%s", got, wantServer)
 	}
@@ -188,29 +205,61 @@ func TestDefaultScriptRunsWithHostileValues(t *testing.T) {
 		t.Errorf("HF_HOME = %q", b)
 	}
 
-	// Every srun call carries the container arguments exactly; the workers get their env.
+	// Every srun call carries the container arguments exactly; each step receives, by
+	// --export, the job's step variables and its own, never the rest of the job's
+	// environment; values (commas included) arrive byte for byte.
 	calls, _ := filepath.Glob(filepath.Join(fake, "srun.*"))
-	var workers, servers int
+	var workers, servers, clients int
 	for _, f := range calls {
+		if strings.HasSuffix(f, ".env") {
+			continue
+		}
 		argv := argvFile(t, f)
+		env := map[string]string{}
+		for _, kv := range argvFile(t, f+".env") {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
 		if !hasSeq(argv, "--container-image=img;$(touch PWNED4)", "--container-mounts=/a:/b,'/c d':/e,"+logDir+":"+logDir, "--container-name=disaggbench-42") {
 			t.Errorf("srun without the container arguments: %q", argv)
 		}
+		if _, ok := env["UNRELATED_SUBMITTER_VAR"]; ok || env["PATH"] == "" || env["HOME"] != root {
+			t.Errorf("step environment %q: want PATH and HOME, not the submitter's other variables", env)
+		}
+		if i := slices.IndexFunc(argv, func(a string) bool { return a == "bash" || a == "trtllm-serve" }); i >= 0 &&
+			slices.ContainsFunc(argv[i:], func(a string) bool { return strings.HasPrefix(a, "env") && a != "env" }) {
+			t.Errorf("a step sets its environment inside the container: %q", argv)
+		}
 		if hasSeq(argv, "bash", filepath.Join(logDir, StartWorkerFile)) {
 			workers++
-			if !hasSeq(argv, "env", "A=$(touch${IFS}PWNED5)", "B='x'") {
-				t.Errorf("worker env: %q", argv)
+			want := map[string]string{"A": "$(touch${IFS}PWNED5)", "B": "'x'", "C": "a,b,ENROOT_ALLOW_DEV=no", "ENROOT_ALLOW_DEV": ""}
+			if hasSeq(argv, "bash", filepath.Join(logDir, StartWorkerFile), "GEN") {
+				want["ENROOT_ALLOW_DEV"] = "yes"
+			}
+			for k, v := range want {
+				if got, ok := env[k]; got != v || (v != "") != ok {
+					t.Errorf("worker %q: %s = %q (set %v), want %q", argv, k, got, ok, v)
+				}
+			}
+			if argv[len(argv)-1] != "0,1,2,3" {
+				t.Errorf("worker devices: %q", argv)
 			}
 		}
 		if hasSeq(argv, "trtllm-serve", "disaggregated") {
 			servers++
-			if !hasSeq(argv, "env", "S=`touch${IFS}PWNED6`", "trtllm-serve") {
-				t.Errorf("server env: %q", argv)
+			if env["S"] != "`touch${IFS}PWNED6`" {
+				t.Errorf("server env: %q", env)
+			}
+		}
+		if hasSeq(argv, "bash", filepath.Join(logDir, RunBenchmarkFile)) {
+			clients++
+			if env["CLIENT_X"] != "1,2 $(touch PWNED12)" {
+				t.Errorf("client env: %q", env)
 			}
 		}
 	}
-	if workers != 2 || servers != 1 {
-		t.Errorf("%d worker and %d server launches, want 2 and 1", workers, servers)
+	if workers != 2 || servers != 1 || clients != 1 {
+		t.Errorf("%d worker, %d server and %d client launches, want 2, 1 and 1", workers, servers, clients)
 	}
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), "PWNED") {

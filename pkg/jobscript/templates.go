@@ -30,9 +30,15 @@ const maxTemplateSize = 1 << 20
 //	shq      quote one value as a bash word (strings, numbers, anything printable)
 //	shqjoin  quote each string of a list and join them with spaces
 //	nodes    the bash expression of a server's node names, e.g. "${nodes[0]},${nodes[1]}"
+//	envprefix NAME=VALUE words as bash assignments before a command: A='x' B='y '
+//	exportnames the names of NAME=VALUE words, each after a comma: ",A,B"
+//	join     join strings with a separator
 //	add, mul integer arithmetic
 func Funcs() template.FuncMap {
 	return template.FuncMap{
+		"envprefix":   envPrefix,
+		"exportnames": exportNames,
+		"join":        func(v []string, sep string) string { return strings.Join(v, sep) },
 		"shq":     shq,
 		"shqjoin": shqJoin,
 		"nodes":   nodeList,
@@ -40,6 +46,42 @@ func Funcs() template.FuncMap {
 		"mul":     func(a, b int) int { return a * b },
 	}
 }
+
+// envPrefix writes NAME=VALUE words as assignments that prefix a command (each value
+// quoted), so that the command (srun) sees them in its environment and passes them to
+// its step by name. Each name must be a plain variable name.
+func envPrefix(words []string) (string, error) {
+	var b strings.Builder
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || !validEnvName(k) {
+			return "", fmt.Errorf("%q is not NAME=VALUE with a plain variable name", w)
+		}
+		q, err := Quote(v)
+		if err != nil {
+			return "", fmt.Errorf("variable %s: %w", k, err)
+		}
+		b.WriteString(k + "=" + q + " ")
+	}
+	return b.String(), nil
+}
+
+// exportNames lists the names of NAME=VALUE words, each after a comma, for srun's
+// --export list: names only, whose values srun takes from its own environment (a value
+// written into the list would be split at its commas).
+func exportNames(words []string) (string, error) {
+	var b strings.Builder
+	for _, w := range words {
+		k, _, _ := strings.Cut(w, "=")
+		if !validEnvName(k) {
+			return "", fmt.Errorf("%q is not a plain variable name", k)
+		}
+		b.WriteString("," + k)
+	}
+	return b.String(), nil
+}
+
+func validEnvName(k string) bool { return envName.MatchString(k) }
 
 func nodeList(s Server) string {
 	parts := make([]string, len(s.Nodes))
