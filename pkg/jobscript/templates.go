@@ -39,11 +39,11 @@ func Funcs() template.FuncMap {
 		"envprefix":   envPrefix,
 		"exportnames": exportNames,
 		"join":        func(v []string, sep string) string { return strings.Join(v, sep) },
-		"shq":     shq,
-		"shqjoin": shqJoin,
-		"nodes":   nodeList,
-		"add":     func(a, b int) int { return a + b },
-		"mul":     func(a, b int) int { return a * b },
+		"shq":         shq,
+		"shqjoin":     shqJoin,
+		"nodes":       nodeList,
+		"add":         func(a, b int) int { return a + b },
+		"mul":         func(a, b int) int { return a * b },
 	}
 }
 
