@@ -300,6 +300,13 @@ func (d *Data) allocate() error {
 				cursor++
 			}
 			s.TasksPerNode = (ws + len(s.Nodes) - 1) / len(s.Nodes)
+			// srun spreads a multi-node server's ranks evenly (--ntasks-per-node), and
+			// each rank sees its node's GPUs from the first: that is the server's GPUs
+			// only when it fills whole nodes.
+			if len(s.Nodes) > 1 && (s.GPUs[0] != 0 || ws%g != 0) {
+				return fmt.Errorf("worker_config.%s.tensor_parallel_size: %s server %d has %d GPUs (tp*pp*cp) across %d nodes of %d GPUs, starting at GPU %d: a server on several nodes must fill whole nodes (a multiple of hardware.gpus_per_node, placed after servers that fill theirs)",
+					strings.ToLower(r.role), r.role, i, ws, len(s.Nodes), g, s.GPUs[0])
+			}
 			s.Env = slices.Concat(workerEnv, roleEnv)
 			if c.Benchmark.Mode == "gen_only" {
 				s.Env = append(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1")
@@ -325,6 +332,10 @@ func (d *Data) allocate() error {
 			s.Devices = strings.Join(gpus, ",")
 			d.Servers = append(d.Servers, s)
 		}
+	}
+	if last := port - 1; last >= ServerPort {
+		return fmt.Errorf("hardware: %d servers need worker ports %d to %d, which reach the disaggregated server's port %d",
+			len(d.Servers), WorkerBasePort, last, ServerPort)
 	}
 	if need := (cursor + g - 1) / g; need > d.Nodes {
 		return fmt.Errorf("hardware: the servers need %d nodes of %d GPUs, the job asks for %d", need, g, d.Nodes)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,6 +67,30 @@ func TestRunValidate(t *testing.T) {
 	}
 	if code := runValidate([]string{filepath.Join(dir, "missing.yaml")}, &out, &errb); code != 1 {
 		t.Errorf("missing file exit %d", code)
+	}
+}
+
+// planner validate checks the paths a job uses against the container mounts: one
+// outside them is an error naming its file, line, column and field.
+func TestRunValidatePaths(t *testing.T) {
+	dir := setupTree(t)
+	file := filepath.Join(dir, "disagg", "perf", "alpha_1k1k.yaml")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "environment:\n", "environment:\n  container_mount: /lustre:/lustre\n", 1)
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := runValidate([]string{file}, &out, &errb); code != 1 {
+		t.Errorf("exit %d: %s", code, out.String())
+	}
+	i := strings.Index(text, "  model_path:")
+	want := fmt.Sprintf("%s:%d:15: environment.model_path: /models/", file, strings.Count(text[:i], "\n")+1)
+	if !strings.HasPrefix(out.String(), want) || !strings.Contains(out.String(), "outside every environment.container_mount destination (/lustre)") {
+		t.Errorf("want %q..., got:\n%s", want, out.String())
 	}
 }
 

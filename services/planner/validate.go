@@ -43,6 +43,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		if !config.HasErrors(ps) {
 			// What render or the submitter would refuse is refused here too.
 			ps = append(ps, jobscript.Check(t, gpu)...)
+			// Paths the cluster would not find: outside the container mounts, or missing.
+			ps = append(ps, jobscript.CheckPaths(t)...)
 		}
 		if config.HasErrors(ps) {
 			invalid++
