@@ -64,6 +64,9 @@ type Data struct {
 	// WarmupRequests is the number of short requests sent before the sweep in e2e
 	// mode (2 x ctx world size x gen world size, as upstream), 0 for none.
 	WarmupRequests int
+	// TaskFiles are the lm_eval task files of extra_kwargs.custom_config, named
+	// lm_eval_config.<file>; the job script copies each to lm_eval_configs/<file>.
+	TaskFiles []File
 	// NvSa (benchmark.use_nv_sa_benchmark) runs upstream's nv_sa client flow instead
 	// of benchmark_serving.
 	NvSa bool
@@ -420,6 +423,24 @@ func (d *Data) accuracyTasks() error {
 			Env:       env,
 		}
 		for _, k := range slices.Sorted(maps.Keys(tk.ExtraKwargs)) {
+			if k == "custom_config" {
+				// As upstream: the task files go to <log_dir>/lm_eval_configs, with
+				// environment values substituted, and lm_eval includes that folder.
+				field := "accuracy.tasks." + name + ".extra_kwargs.custom_config"
+				p, ok := tk.ExtraKwargs[k].(string)
+				if !ok {
+					return fmt.Errorf("%s: want the path of a task file or folder, got %v", field, tk.ExtraKwargs[k])
+				}
+				files, err := taskFiles(d.Test, field, p, taskEnvLookup(a.EnvVar, d.Env))
+				if err != nil {
+					return err
+				}
+				if err := d.addTaskFiles(field, files); err != nil {
+					return err
+				}
+				at.Args = append(at.Args, "--include_path="+filepath.Join(d.LogDir, LMEvalConfigDir))
+				continue
+			}
 			if !flagName.MatchString(k) {
 				return fmt.Errorf("accuracy.tasks.%s.extra_kwargs: %q is not a valid option name", name, k)
 			}
@@ -443,6 +464,24 @@ func (d *Data) accuracyTasks() error {
 			}
 		}
 		d.AccuracyTasks = append(d.AccuracyTasks, at)
+	}
+	return nil
+}
+
+// TaskFileName is the name a task file has in lm_eval_configs/.
+func (f File) TaskFileName() string { return strings.TrimPrefix(f.Name, LMEvalConfigPrefix) }
+
+// addTaskFiles adds lm_eval task files to the job; two tasks may bring the same file
+// only with the same content.
+func (d *Data) addTaskFiles(field string, files []File) error {
+	for _, f := range files {
+		i := slices.IndexFunc(d.TaskFiles, func(g File) bool { return g.Name == f.Name })
+		switch {
+		case i < 0:
+			d.TaskFiles = append(d.TaskFiles, f)
+		case !bytes.Equal(d.TaskFiles[i].Data, f.Data):
+			return fmt.Errorf("%s: %s differs from the file of the same name another task brings", field, f.Name)
+		}
 	}
 	return nil
 }
@@ -493,6 +532,7 @@ func (d *Data) supportFiles() ([]File, error) {
 	// Environment values: for the owner only.
 	files = append(files, File{Name: EnvVarsFile, Data: env, Mode: 0o600})
 	files = append(files, File{Name: JobInfoFile, Data: d.jobInfo(), Mode: 0o644})
+	files = append(files, d.TaskFiles...)
 	return files, nil
 }
 

@@ -224,6 +224,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			logSamples, ok = true, true
 		case "--trust_remote_code":
 			ok = true
+		case "--include_path":
+			// lm_eval's folder of extra task files: it must be there; the emulation
+			// evaluates its bundled gsm8k set whatever the folder defines.
+			var dir string
+			if dir, ok = next(); ok {
+				entries, err := os.ReadDir(dir)
+				if err != nil {
+					fmt.Fprintf(stderr, "lm_eval (EMULATION): --include_path: %v\n", err)
+					return 2
+				}
+				fmt.Fprintf(stdout, "[EMULATION] --include_path %s: %d task files (not evaluated)\n", dir, len(entries))
+			}
 		default:
 			if !strings.HasPrefix(name, "--") {
 				fmt.Fprintf(stderr, "lm_eval (EMULATION): unexpected argument %q\n", a)
