@@ -150,6 +150,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		w := &Worker{Role: r, ModelName: model, Config: wc, Model: m, Log: lg}
+		if v := os.Getenv("TLLM_BENCHMARK_REQ_QUEUES_SIZE"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				fmt.Fprintf(stderr, "serve: TLLM_BENCHMARK_REQ_QUEUES_SIZE=%q is not a non-negative integer\n", v)
+				return 2
+			}
+			w.QueueGate = n
+			lg.Printf("EMULATION: requests wait until %d generation requests are queued (TLLM_BENCHMARK_REQ_QUEUES_SIZE)", n)
+		}
 		w.Start(ctx)
 		h, addr = w.Handler(), listenAddr(*host, *port)
 		lg.Printf("EMULATED trtllm-serve worker (no model, no GPU), role %s, model %q, on %s", cmpOr(r, "aggregated"), model, addr)

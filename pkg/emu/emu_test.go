@@ -213,3 +213,66 @@ func writeFile(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TLLM_BENCHMARK_REQ_QUEUES_SIZE: a generation worker holds requests until that many
+// have arrived, then serves them all; a context worker, which never gets generation
+// requests, holds them for ever (the hang a gate on a ctx worker causes on a real
+// cluster). With print_iter_log each iteration logs its states line.
+func TestQueueGate(t *testing.T) {
+	var logBuf strings.Builder
+	var mu = make(chan struct{}, 1)
+	mu <- struct{}{}
+	lw := writerFunc(func(p []byte) (int, error) { <-mu; defer func() { mu <- struct{}{} }(); return logBuf.Write(p) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &Worker{ModelName: "m", Config: WorkerConfig{MaxBatchSize: 8, PrintIterLog: true}, Model: DefaultModel(), Log: log.New(lw, "", 0), QueueGate: 4}
+	w.Start(ctx)
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	post := func(url string, timeout time.Duration) error {
+		c := http.Client{Timeout: timeout}
+		resp, err := c.Post(url+"/v1/completions", "application/json",
+			strings.NewReader(`{"model":"m","prompt":"a b c","max_tokens":3,"ignore_eos":true}`))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return err
+	}
+	// Three requests are held: the fourth opens the gate.
+	errs := make(chan error, 4)
+	for range 3 {
+		go func() { errs <- post(srv.URL, 10*time.Second) }()
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("a request passed the gate of 4 with 3 queued: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	go func() { errs <- post(srv.URL, 10*time.Second) }()
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-mu
+	logs := logBuf.String()
+	mu <- struct{}{}
+	if !strings.Contains(logs, "'num_ctx_requests': 0, 'num_ctx_tokens': 0, 'num_generation_tokens':") ||
+		!strings.Contains(logs, "'num_generation_tokens': 0}") {
+		t.Errorf("no iteration lines of both kinds:\n%s", logs)
+	}
+
+	// A context worker with the gate never serves.
+	cw := &Worker{Role: "CONTEXT", ModelName: "m", Config: WorkerConfig{MaxBatchSize: 8}, Model: DefaultModel(), Log: quiet(), QueueGate: 1}
+	cw.Start(ctx)
+	csrv := httptest.NewServer(cw.Handler())
+	defer csrv.Close()
+	if err := post(csrv.URL, 500*time.Millisecond); err == nil {
+		t.Error("a gated context worker answered")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -32,6 +32,9 @@ type WorkerConfig struct {
 	CacheTransceiverConfig *struct {
 		Backend string `yaml:"backend"`
 	} `yaml:"cache_transceiver_config"`
+	// PrintIterLog makes the worker log one line per iteration (prefill batch or
+	// decode step), in TensorRT-LLM's iteration-log shape.
+	PrintIterLog bool `yaml:"print_iter_log"`
 }
 
 // ReadWorkerConfig reads an options file; an error names the file.
@@ -79,9 +82,18 @@ type Worker struct {
 	Model     Model
 	Log       *log.Logger
 
+	// QueueGate is TLLM_BENCHMARK_REQ_QUEUES_SIZE (gen_only benchmarks): every request
+	// waits until that many generation requests have arrived, once. A context worker
+	// never gets generation requests, so a gate there holds its requests for ever, as
+	// it would hold a real one.
+	QueueGate int
+
 	requests atomic.Uint64
+	iter     atomic.Uint64
 	prefillQ chan *prefillJob
 	arrive   chan *sequence
+	genSeen  atomic.Int64
+	gateOpen chan struct{}
 }
 
 type prefillJob struct {
@@ -112,6 +124,10 @@ func (w *Worker) parallel() int {
 
 // Start runs the worker's prefill and decode loops until ctx ends.
 func (w *Worker) Start(ctx context.Context) {
+	w.gateOpen = make(chan struct{})
+	if w.QueueGate <= 0 {
+		close(w.gateOpen)
+	}
 	w.prefillQ = make(chan *prefillJob, 1<<12)
 	w.arrive = make(chan *sequence, 1<<16)
 	go w.prefillLoop(ctx)
@@ -146,7 +162,9 @@ func (w *Worker) prefillLoop(ctx context.Context) {
 			tokens += pending[n].tokens
 			n++
 		}
-		sleepCtx(ctx, w.Model.Prefill(tokens, w.parallel(), pending[0].jitter))
+		d := w.Model.Prefill(tokens, w.parallel(), pending[0].jitter)
+		sleepCtx(ctx, d)
+		w.iterLog(d, n, n, tokens, 0)
 		for _, p := range pending[:n] {
 			close(p.done)
 		}
@@ -192,6 +210,7 @@ func (w *Worker) decodeLoop(ctx context.Context) {
 		if !sleepCtx(ctx, time.Until(deadline)) {
 			return
 		}
+		w.iterLog(step, len(active), 0, 0, len(active)*(1+mtp))
 		keep := active[:0]
 		for _, s := range active {
 			if s.cancelled.Load() {
@@ -208,6 +227,35 @@ func (w *Worker) decodeLoop(ctx context.Context) {
 		}
 		clear(active[len(keep):])
 		active = keep
+	}
+}
+
+// iterLog writes one iteration line as TensorRT-LLM's print_iter_log does: upstream's
+// log processing keeps the lines whose states show no generation tokens (context-only
+// iterations) or no context requests (generation-only iterations).
+func (w *Worker) iterLog(d time.Duration, scheduled, ctxRequests, ctxTokens, genTokens int) {
+	if !w.Config.PrintIterLog || w.Log == nil {
+		return
+	}
+	w.Log.Printf("iter = %d, global_rank = 0, rank = 0, currank_total_requests = %d/%d, host_step_time = %.3fms, prev_device_step_time = %.3fms, timestamp = %s, num_scheduled_requests: %d, states = {'num_ctx_requests': %d, 'num_ctx_tokens': %d, 'num_generation_tokens': %d}",
+		w.iter.Add(1), scheduled, scheduled, float64(d.Microseconds())/1000, float64(d.Microseconds())/1000,
+		time.Now().UTC().Format("2006-01-02 15:04:05"), scheduled, ctxRequests, ctxTokens, genTokens)
+}
+
+// wait holds a request at the queue-size gate; a generation request counts towards
+// opening it. It reports false when the request ended first.
+func (w *Worker) wait(ctx context.Context, generation bool) bool {
+	if generation && w.genSeen.Add(1) == int64(w.QueueGate) {
+		if w.Log != nil {
+			w.Log.Printf("EMULATION: %d generation requests queued (TLLM_BENCHMARK_REQ_QUEUES_SIZE): scheduling starts", w.QueueGate)
+		}
+		close(w.gateOpen)
+	}
+	select {
+	case <-w.gateOpen:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -307,6 +355,10 @@ func (w *Worker) complete(rw http.ResponseWriter, hr *http.Request, chat bool) {
 	kind := ""
 	if req.DisaggregatedParams != nil {
 		kind = req.DisaggregatedParams.RequestType
+	}
+	generation := kind == GenerationOnly || kind == "" && w.Role != "CONTEXT"
+	if !w.wait(ctx, generation) {
+		return
 	}
 	switch {
 	case kind == ContextOnly || (kind == "" && w.Role == "CONTEXT"):

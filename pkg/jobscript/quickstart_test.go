@@ -189,6 +189,9 @@ func TestQuickstartEmulation(t *testing.T) {
 			if d.BenchmarkEnabled {
 				checkBench(t, logDir, d.Points, d.WarmupRequests)
 			}
+			if tc.Config.Benchmark.Mode == "gen_only" {
+				checkGenOnly(t, logDir, d)
+			}
 			for _, task := range d.AccuracyTasks {
 				checkAccuracy(t, task.LogFile)
 			}
@@ -264,6 +267,42 @@ func checkBench(t *testing.T, logDir string, points []Point, warmup int) {
 		}
 		if slices.Min(res.TTFTs) == slices.Max(res.TTFTs) {
 			t.Errorf("concurrency %d: every request has the same TTFT %v", p.Concurrency, res.TTFTs)
+		}
+	}
+}
+
+// checkGenOnly: the gen workers held their requests until the first concurrency was
+// queued (the ctx worker carries no gate), and each point left its slice of the gen
+// workers' iteration log, generation-only iterations only.
+func checkGenOnly(t *testing.T, logDir string, d *Data) {
+	t.Helper()
+	for _, s := range d.Servers {
+		b, _ := os.ReadFile(s.LogFile)
+		gated := strings.Contains(string(b), "TLLM_BENCHMARK_REQ_QUEUES_SIZE")
+		if gated != (s.Role == "GEN") {
+			t.Errorf("%s_%d: gate %v in its log:\n%s", s.Role, s.ID, gated, b)
+		}
+	}
+	for _, p := range d.Points {
+		for _, s := range d.Servers {
+			if s.Role != "GEN" {
+				continue
+			}
+			name := filepath.Join(p.ResultDir, fmt.Sprintf("gen_only_%d.txt", s.ID))
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(lines) == 0 || lines[0] == "" {
+				t.Errorf("%s: no generation iterations", name)
+			}
+			for _, l := range lines {
+				if !strings.Contains(l, "'num_ctx_requests': 0, 'num_ctx_tokens': 0") {
+					t.Errorf("%s: not a generation-only iteration: %q", name, l)
+				}
+			}
 		}
 	}
 }

@@ -515,10 +515,16 @@ func TestSLURMQuickstart(t *testing.T) {
 	calls := h.sched.Calls()
 	cycles, queries := stages.Watcher.Stats()
 	jobs := h.checkRun(p, prog, out)
+	kinds := map[string]int{}
 	for _, s := range p.Specs {
 		j := jobs[s.TestID]
 		t.Logf("job %s %s on %s (%d nodes asked) %s", j.ID, j.State, j.NodeList, s.Request.Nodes, s.TestID)
-		checkEmulatedJob(t, s)
+		kinds[checkEmulatedJob(t, s)]++
+	}
+	// The built-in script's three flows ran as srun steps: e2e (with its warm-up),
+	// gen_only (gated gen workers, per-point iteration slices) and an accuracy test.
+	if kinds["e2e"] == 0 || kinds["gen_only"] == 0 || kinds["accuracy"] == 0 {
+		t.Errorf("quickstart on SLURM ran %v; want e2e, gen_only and accuracy jobs", kinds)
 	}
 	t.Logf("quickstart on SLURM: %d tests in %v; sbatch %d, sacct %d (%.1f a minute; watcher: %d cycles, %d status queries), squeue %d, scancel %d",
 		len(p.Specs), elapsed.Round(10*time.Millisecond), calls["sbatch"], calls["sacct"],
@@ -848,19 +854,39 @@ var (
 // concurrency_<c>/result.json a concurrency that agrees with itself and with the
 // printed block, TTFTs that vary, and a median TPOT that grows with concurrency; for
 // an accuracy test, lm_eval's table from the emulated evaluation.
-func checkEmulatedJob(t *testing.T, s events.JobSpec) {
+// checkEmulatedJob checks what an emulated job left and returns its kind: accuracy,
+// e2e or gen_only.
+func checkEmulatedJob(t *testing.T, s events.JobSpec) string {
 	t.Helper()
 	if s.Category == "accuracy" {
 		b, err := os.ReadFile(filepath.Join(s.LogDir, "7_accuracy_eval_gsm8k.log"))
 		if err != nil || !strings.Contains(string(b), "|gsm8k|      3|flexible-extract|") {
 			t.Errorf("%s: accuracy log (%v):\n%s", s.TestID, err, b)
 		}
-		return
+		return "accuracy"
 	}
 	log, err := os.ReadFile(filepath.Join(s.LogDir, "6_bench.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	kind := "e2e"
+	if gen, _ := os.ReadFile(filepath.Join(s.LogDir, "3_output_GEN_0.log")); strings.Contains(string(gen), "TLLM_BENCHMARK_REQ_QUEUES_SIZE") {
+		kind = "gen_only"
+		for _, c := range s.Concurrencies {
+			if b, err := os.ReadFile(filepath.Join(s.LogDir, fmt.Sprintf("concurrency_%d", c), "gen_only_0.txt")); err != nil || len(b) == 0 {
+				t.Errorf("%s: concurrency %d: no gen_only iteration slice (%v)", s.TestID, c, err)
+			}
+		}
+	}
+	// e2e warms up before the sweep; the warm-up's block is not one of the points.
+	i := bytes.Index(log, []byte("Starting benchmark..."))
+	if warm := bytes.Index(log, []byte("Warm-up done")); (kind == "e2e") != (warm >= 0 && warm < i) {
+		t.Errorf("%s (%s): warm-up before the sweep: %v", s.TestID, kind, warm >= 0)
+	}
+	if i < 0 {
+		t.Fatalf("%s: the sweep never started:\n%s", s.TestID, log)
+	}
+	log = log[i:]
 	ttfts, tpots := medianTTFT.FindAllSubmatch(log, -1), medianTPOT.FindAllSubmatch(log, -1)
 	if len(ttfts) != len(s.Concurrencies) || len(tpots) != len(s.Concurrencies) {
 		t.Fatalf("%s: %d TTFT and %d TPOT medians for %d concurrencies", s.TestID, len(ttfts), len(tpots), len(s.Concurrencies))
@@ -885,4 +911,5 @@ func checkEmulatedJob(t *testing.T, s events.JobSpec) {
 		}
 		prev = tpot
 	}
+	return kind
 }
