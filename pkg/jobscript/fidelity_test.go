@@ -132,3 +132,76 @@ func TestLogDirMount(t *testing.T) {
 		t.Error("a log folder with ',' was accepted")
 	}
 }
+
+// use_nv_sa_benchmark runs upstream's nv_sa flow instead of benchmark_serving: the
+// bench_serving client (the Go client stands in under the emulation) with random data,
+// --random-range-ratio (benchmark.benchmark_ratio) and --use-chat-template, each point
+// followed by upstream's "Total failed requests" line; the collector's judge reads it
+// as a valid, complete result.
+func TestNvSaFlow(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	files, _ := filepath.Glob(filepath.Join(quickstart, "test_configs", "disagg", "perf", "*tep1_bs4*.yaml"))
+	if len(files) != 1 {
+		t.Fatalf("quickstart config: %v", files)
+	}
+	tc := loadTest(t, files[0])
+	tc.Config.Benchmark.UseNvSaBenchmark = true
+	tc.Config.Benchmark.BenchmarkRatio = 0.5
+	logDir := filepath.Join(t.TempDir(), "log")
+	j, err := Render(tc, Options{RunID: "nvsa", LogDir: logDir, GPUType: "GB200", Tools: testTools(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bench string
+	for _, f := range j.Files {
+		if f.Name == RunBenchmarkFile {
+			bench = string(f.Data)
+		}
+	}
+	for _, want := range []string{"--use-chat-template", `--random-range-ratio "${random_range_ratio}"`, "random_range_ratio=0.5", "Total failed requests: "} {
+		if !strings.Contains(bench, want) {
+			t.Errorf("run_benchmark.sh lacks %q", want)
+		}
+	}
+	if strings.Contains(bench, "--random-ids") && strings.Contains(bench, "dataset_args=(--dataset-name random --random-ids") {
+		t.Error("nv_sa uses benchmark_serving's dataset arguments")
+	}
+	// Without the emulation, upstream's client is cloned and run instead of benchmark_serving.
+	plain := *tc
+	plain.Config.Environment.Emulate = false
+	pj, err := Render(&plain, Options{RunID: "nvsa", LogDir: logDir, GPUType: "GB200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range pj.Files {
+		if f.Name == RunBenchmarkFile && (!strings.Contains(string(f.Data), `bench_serving=(python3 "${bench_serving_dir}/benchmark_serving.py")`) ||
+			strings.Contains(string(f.Data), `"${benchmark_serving[@]}" \
+        --model "${model_path}" \
+        --backend openai \
+        --host "${host}" \
+        --port "${port}" \
+        "${dataset_args[@]}"`)) {
+			t.Errorf("nv_sa run_benchmark.sh:\n%s", f.Data)
+		}
+	}
+
+	if err := j.Write(logDir); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", filepath.Join(logDir, j.Script))
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "SLURM_JOB_ID=9301", "DISAGGBENCH_SCHEDULER=local", "SLURM_PROCID=0"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("job script: %v\n%s", err, out)
+	}
+	log, err := os.ReadFile(filepath.Join(logDir, BenchLogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), "Total failed requests: 0\nBenchmark with concurrency"); n != len(tc.Config.Benchmark.ConcurrencyList) {
+		t.Errorf("%d failed-request lines before the done markers, want %d:\n%s", n, len(tc.Config.Benchmark.ConcurrencyList), log)
+	}
+	judgeQuickstart(t, tc, logDir)
+}

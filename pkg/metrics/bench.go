@@ -61,7 +61,7 @@ type fieldInfo struct {
 var fields = [NumFields]fieldInfo{
 	TotalRequests:      {"total_requests", []string{"total requests"}, []string{"total_requests", "num_prompts"}, "count"},
 	SuccessfulRequests: {"completed", []string{"successful requests"}, []string{"completed", "successful_requests"}, "count"},
-	FailedRequests:     {"failed_requests", []string{"failed requests"}, []string{"failed_requests", "failed", "num_failed_requests"}, "count"},
+	FailedRequests:     {"failed_requests", []string{"failed requests", "total failed requests"}, []string{"failed_requests", "failed", "num_failed_requests"}, "count"},
 	Duration:           {"duration", []string{"benchmark duration (s)"}, []string{"duration"}, "s"},
 	InputTokens:        {"total_input_tokens", []string{"total input tokens"}, []string{"total_input_tokens", "total_input"}, "tokens"},
 	GeneratedTokens:    {"total_output_tokens", []string{"total generated tokens", "total output tokens"}, []string{"total_output_tokens", "total_output"}, "tokens"},
@@ -472,10 +472,24 @@ func (p *benchParser) line(raw []byte, no int) error {
 			}
 		}
 	}
+	if p.cur == nil && p.inSpan && len(p.pending) > 0 && hasPrefixFold(line, totalFailed) {
+		// The nv_sa flow prints the point's failed requests after its block (upstream's
+		// "Total failed requests: N", read from result.json): it belongs to that block.
+		if v, ok := parseNumber(line[len(totalFailed):]); ok {
+			p.pending[len(p.pending)-1].Set(FailedRequests, v)
+		}
+		return nil
+	}
 	if n, prompts, done, ok := parseMarker(line); ok {
 		return p.marker(n, prompts, done)
 	}
 	return nil
+}
+
+var totalFailed = []byte("total failed requests:")
+
+func hasPrefixFold(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], prefix)
 }
 
 func (p *benchParser) spanConcurrency() int {

@@ -243,3 +243,39 @@ func TestReadBenchOverlongLineSameForAllReaders(t *testing.T) {
 		t.Fatalf("whole %+v\nsmall %+v", whole, small)
 	}
 }
+
+// The nv_sa flow (use_nv_sa_benchmark): its client prints no failed-request line in the
+// block; upstream's script prints "Total failed requests: N" after it, which counts for
+// that point. The warm-up before the sweep stays a warmup.
+func TestReadBenchNvSaFailedLine(t *testing.T) {
+	block := func(n int) string {
+		b := blk(n, n, 0, 12, 340)
+		var out []string
+		for l := range strings.SplitSeq(b, "\n") {
+			if !strings.HasPrefix(l, "Failed requests:") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	log := "warming up ucx connections with small requests... 8\n" + blk(8, 8, 0, 50, 60) + "UCX warmup done\n" +
+		"Starting benchmark...\n" +
+		"Benchmarking with concurrency 4 ... 8 prompts\n" + block(8) + "Total failed requests: 2\n" + "Benchmark with concurrency 4 done\n" +
+		"Benchmarking with concurrency 8 ... 16 prompts\n" + block(16) + "Total failed requests: 0\n" + "Benchmark with concurrency 8 done\n"
+	bs, err := ReadBench(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 3 || !bs[0].Warmup || bs[1].Warmup || bs[2].Warmup || !bs[1].Done {
+		t.Fatalf("blocks %+v", bs)
+	}
+	if v, ok := bs[1].Get(FailedRequests); !ok || v != 2 {
+		t.Errorf("concurrency 4: failed %v (%v), want 2", v, ok)
+	}
+	if v, ok := bs[2].Get(FailedRequests); !ok || v != 0 {
+		t.Errorf("concurrency 8: failed %v (%v), want 0", v, ok)
+	}
+	if v, _ := bs[1].Get(MedianTTFT); v != 12 {
+		t.Errorf("median TTFT %v", v)
+	}
+}
