@@ -788,6 +788,14 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 			res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: name, Value: v, Unit: f.Unit()})
 		}
 	}
+	// The workers' iteration statistics per point (gen_only and ctx_only slices).
+	for _, it := range m.Iterations {
+		c := it.Concurrency * max(spec.NumGenServers, 1)
+		r := base
+		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), it.Metric, it.Value, it.Unit, m.Valid
+		rows = append(rows, r)
+		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: it.Metric, Value: it.Value, Unit: it.Unit})
+	}
 	for _, a := range m.Accuracy {
 		r := base
 		var th *float64

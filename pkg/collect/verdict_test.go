@@ -2,6 +2,9 @@ package collect
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
@@ -33,6 +36,42 @@ func TestEveryEndLeavesARow(t *testing.T) {
 		}
 		if recs := results.CSVRecords(rows); len(recs) != 0 {
 			t.Errorf("%s: a verdict row became CSV lines %q", ev.State, recs)
+		}
+	}
+}
+
+// The workers' per-concurrency iteration slices become recorded rows (Parquet and the
+// event), at the concurrency the client ran, never CSV lines.
+func TestIterationRows(t *testing.T) {
+	dir := t.TempDir()
+	block := "============ Serving Benchmark Result ============\nTotal requests: 4\nSuccessful requests: 4\nFailed requests: 0\n" +
+		"Total generated tokens: 40\nMedian TTFT (ms): 10\nMedian E2EL (ms): 100\n==================================================\n"
+	os.WriteFile(filepath.Join(dir, "6_bench.log"), []byte("Benchmarking with concurrency 4 ... 4 prompts\n"+block+"Benchmark with concurrency 4 done\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "concurrency_2"), 0o755)
+	os.WriteFile(filepath.Join(dir, "concurrency_2", "gen_only_0.txt"), []byte(
+		"iter = 1, host_step_time = 12.5ms, num_scheduled_requests: 2, states = {'num_ctx_requests': 0, 'num_ctx_tokens': 0, 'num_generation_tokens': 2}\n"), 0o644)
+	spec := &events.JobSpec{TestID: "disagg_perf_x", TestType: "disagg", Category: "perf", Model: "m", NumGenServers: 2, Concurrencies: []int{2}}
+	ev := events.JobCompleted{TestID: "disagg_perf_x", JobID: "9", State: slurm.Completed, LogDir: dir}
+	ev.RunID = "r"
+	res, rows := Judge(&ev, spec, 0)
+	if !res.Passed {
+		t.Fatalf("failed: %v", res.Reasons)
+	}
+	var found bool
+	for _, r := range rows {
+		if r.Metric == "gen_only_median_step_time" {
+			found = true
+			if r.Concurrency != 4 || r.Value != 12.5 || r.Unit != "ms" || r.Judged {
+				t.Errorf("row %+v", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no iteration row in %d rows", len(rows))
+	}
+	for _, rec := range results.CSVRecords(results.CSVRows(rows)) {
+		if strings.Contains(strings.Join(rec, ","), "gen_only") {
+			t.Errorf("an iteration row became a CSV line: %q", rec)
 		}
 	}
 }

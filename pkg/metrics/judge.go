@@ -99,6 +99,9 @@ type Result struct {
 	Perf     []PerfRow
 	Accuracy []AccuracyRow
 	Blocks   []Block // every client result block read, warmups included
+	// Iterations are statistics of the workers' per-concurrency iteration-log slices
+	// (gen_only and ctx_only iterations), when the job left them; never judged.
+	Iterations []IterRow
 }
 
 // ClientLog and AccuracyLogGlob are the seed's log names in a job's log folder.
@@ -172,6 +175,7 @@ func Judge(logDir string, in Input) Result {
 		j.accuracy()
 	case "perf", "stress":
 		j.perf()
+		j.iterations(in.Concurrencies)
 	default:
 		j.reason("unknown category %q (want perf, stress or accuracy)", in.Category)
 	}

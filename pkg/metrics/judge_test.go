@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -263,5 +264,29 @@ func TestNormInv(t *testing.T) {
 	}
 	if !math.IsInf(NormInv(0), -1) || !math.IsInf(NormInv(1), 1) || !math.IsNaN(NormInv(-0.1)) || !math.IsNaN(NormInv(math.NaN())) {
 		t.Error("edge values wrong")
+	}
+}
+
+// The per-concurrency slices of the workers' iteration logs become recorded (never
+// judged) rows: iterations, median step time and mean scheduled requests per point.
+func TestJudgeIterationSlices(t *testing.T) {
+	dir := t.TempDir()
+	log := "Benchmarking with concurrency 8 ... 16 prompts\n" + blk(16, 16, 0, 10, 100) + "Benchmark with concurrency 8 done\n"
+	if err := os.WriteFile(filepath.Join(dir, ClientLog), []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "concurrency_4"), 0o755)
+	line := func(ms string, n int) string {
+		return fmt.Sprintf("iter = 1, global_rank = 0, rank = 0, currank_total_requests = %d/%d, host_step_time = %sms, prev_device_step_time = 1.0ms, timestamp = x, num_scheduled_requests: %d, states = {'num_ctx_requests': 0, 'num_ctx_tokens': 0, 'num_generation_tokens': %d}\n", n, n, ms, n, n)
+	}
+	os.WriteFile(filepath.Join(dir, "concurrency_4", "gen_only_0.txt"), []byte(line("10.0", 4)+line("30.0", 4)), 0o644)
+	os.WriteFile(filepath.Join(dir, "concurrency_4", "gen_only_1.txt"), []byte(line("20.0", 2)), 0o644)
+	r := Judge(dir, Input{TestType: "disagg", Category: "perf", Concurrencies: []int{4}, NumGenServers: 2, JobState: "COMPLETED"})
+	if !r.Valid {
+		t.Fatalf("invalid: %v", r.Reasons)
+	}
+	want := []IterRow{{4, "gen_only_iterations", 3, "count"}, {4, "gen_only_median_step_time", 20, "ms"}, {4, "gen_only_mean_scheduled_requests", 10.0 / 3, "count"}}
+	if fmt.Sprint(r.Iterations) != fmt.Sprint(want) {
+		t.Errorf("iterations %v, want %v", r.Iterations, want)
 	}
 }
