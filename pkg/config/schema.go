@@ -65,6 +65,7 @@ var schemaFields = map[string]map[string]any{
 	"Environment.emulate":                         {"description": "Run the job with disaggbench's stand-ins: an EMULATED trtllm-serve, the Go benchmark client and an emulated lm_eval; no container, no GPU."},
 	"Environment.model_path":                      {"description": "Model folder inside the container (MODEL_DIR + metadata.model_dir_name overrides)."},
 	"Environment.worker_env_var":                  {"description": "Environment for all workers, as \"K=V K=V\"."},
+	"Environment.enable_pdl":                      {"description": "Set TRTLLM_ENABLE_PDL=1 on every worker, as upstream's older scripts did (newer ones expect it in worker_env_var)."},
 	"Profiling.ctx_profile_range":                 {"pattern": `^[0-9]+-[0-9]+$`},
 	"Profiling.gen_profile_range":                 {"pattern": `^[0-9]+-[0-9]+$`},
 	"Worker.tensor_parallel_size":                 {"minimum": 1},

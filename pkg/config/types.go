@@ -144,6 +144,10 @@ type Environment struct {
 	CtxWorkerEnvVar   string `yaml:"ctx_worker_env_var,omitempty" json:"ctx_worker_env_var,omitempty"`
 	GenWorkerEnvVar   string `yaml:"gen_worker_env_var,omitempty" json:"gen_worker_env_var,omitempty"`
 	ServerEnvVar      string `yaml:"server_env_var,omitempty" json:"server_env_var,omitempty"`
+	// EnablePDL sets TRTLLM_ENABLE_PDL=1 on every worker, as upstream's older
+	// start_worker.sh did with its enable_pdl argument; its newer scripts expect the
+	// variable in worker_env_var instead (docs/jobscript.md).
+	EnablePDL bool `yaml:"enable_pdl,omitempty" json:"enable_pdl,omitempty"`
 	// Emulate runs the job script with disaggbench's stand-ins: an emulated trtllm-serve
 	// for the workers and the server, the Go benchmark client and an emulated lm_eval,
 	// without a container or a GPU.

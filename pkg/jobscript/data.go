@@ -1,5 +1,23 @@
 package jobscript
 
+// The built-in job script follows TensorRT-LLM's examples/disaggregated/slurm/benchmark
+// launcher (docs/jobscript.md): the version the seed framework describes (submit.py
+// writing allocations.json, start_server_cmds.sh and client_cmds.sh; named arguments to
+// disaggr_torch.slurm) and, where upstream changed later, its newer scripts:
+//   - submit.py's allocate_gpus: GEN servers first on one GPU cursor, the router and
+//     client on the first GEN node;
+//   - submit.py: TLLM_BENCHMARK_REQ_QUEUES_SIZE on GEN workers only (gen_only);
+//   - disaggr_torch.slurm: the script folder (here the log folder) in --container-mounts;
+//   - run_benchmark.sh and run_benchmark_nv_sa.sh: ucx_warmup_requests =
+//     2 x ctx world size x gen world size before the sweep; the nv_sa flow
+//     (bench_serving, --random-range-ratio, --use-chat-template, "Total failed requests");
+//   - benchmark_utils.sh's do_process_all_logs: per-concurrency iteration-log slices;
+//   - accuracy_eval.sh: local-chat-completions on /v1/chat/completions; submit.py's
+//     custom_config -> --include_path=<log_dir>/lm_eval_configs;
+//   - newer configs: worker variables through srun --export, benchmark.env_var as a
+//     mapping, PDL and GC variables in worker_env_var (environment.enable_pdl keeps the
+//     older start_worker.sh's enable_pdl).
+
 import (
 	"bytes"
 	"cmp"
@@ -311,6 +329,10 @@ func (d *Data) allocate() error {
 					strings.ToLower(r.role), r.role, i, ws, len(s.Nodes), g, s.GPUs[0])
 			}
 			s.Env = slices.Concat(workerEnv, roleEnv)
+			if c.Environment.EnablePDL {
+				// Upstream's older start_worker.sh exported it after the config's variables.
+				s.Env = append(s.Env, "TRTLLM_ENABLE_PDL=1")
+			}
 			if c.Benchmark.Mode == "gen_only" {
 				s.Env = append(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1")
 				// Upstream's submit.py gates only GEN workers: a CTX worker gated on the

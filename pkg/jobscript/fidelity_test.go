@@ -205,3 +205,25 @@ func TestNvSaFlow(t *testing.T) {
 	}
 	judgeQuickstart(t, tc, logDir)
 }
+
+// The script sets no PDL or GC variable of its own (upstream's newer scripts leave them
+// to worker_env_var); environment.enable_pdl sets TRTLLM_ENABLE_PDL=1 on every worker,
+// as the older start_worker.sh's enable_pdl did.
+func TestPDLSwitch(t *testing.T) {
+	tc := loadTest(t, goldenConfigs[2])
+	tc.Config.Environment.WorkerEnvVar, tc.Config.Environment.ServerEnvVar = "", ""
+	for _, on := range []bool{false, true} {
+		tc.Config.Environment.EnablePDL = on
+		d, err := newData(tc, goldenOptions(tc), mustRequest(t, tc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range d.Servers {
+			has := slices.Contains(s.Env, "TRTLLM_ENABLE_PDL=1")
+			gc := slices.ContainsFunc(s.Env, func(e string) bool { return strings.Contains(e, "DISABLE_GC") })
+			if has != on || gc {
+				t.Errorf("enable_pdl %v: %s_%d env %q", on, s.Role, s.ID, s.Env)
+			}
+		}
+	}
+}
