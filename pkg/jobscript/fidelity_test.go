@@ -227,3 +227,111 @@ func TestPDLSwitch(t *testing.T) {
 		}
 	}
 }
+
+// A config in upstream's current shape (hardware.gpu_type, benchmark.env_var as a
+// mapping, MTP tokens above the minimum, gen_only, use_nv_sa_benchmark, a chat accuracy
+// task, ENROOT_ALLOW_DEV in worker_env_var) validates, passes planner validate's path
+// checks, and renders: only GEN workers carry the queue-size gate, worker variables
+// reach the srun steps through --export, the log folder is among the container mounts,
+// the nv_sa flow replaces benchmark_serving, and the chat task calls the chat endpoint.
+// The same config in e2e mode warms up before measuring.
+func TestUpstreamShapeConfig(t *testing.T) {
+	b, err := os.ReadFile(goldenConfigs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	os.MkdirAll(filepath.Join(host, "models", "DeepSeek-R1-0528-FP4-v2"), 0o755)
+	os.MkdirAll(filepath.Join(host, "datasets"), 0o755)
+	os.WriteFile(filepath.Join(host, "datasets", "d.json"), []byte("{}\n"), 0o644)
+	text := string(b)
+	for _, e := range [][2]string{
+		{"  mode: e2e\n  use_nv_sa_benchmark: false\n", "  mode: gen_only\n  use_nv_sa_benchmark: true\n"},
+		{"  dataset_file: /datasets/deepseek-r1-1024-1024-100000-ratio-1_for_serve.json\n",
+			"  dataset_file: /datasets/d.json\n  env_var:\n    TLLM_CLIENT_X: \"1\"\n    HF_HUB_OFFLINE: \"1\"\n"},
+		{"  num_gen_servers: 4\n", "  num_gen_servers: 4\n  gpu_type: GB200\n"},
+		{"  container_mount: /lustre/fs1:/lustre/fs1\n", "  container_mount: " + host + "/models:/models," + host + "/datasets:/datasets,/lustre/fs1:/lustre/fs1\n"},
+		{"  work_dir: /work\n", "  work_dir: /lustre/fs1/work\n"},
+		{`  worker_env_var: "TLLM_LOG_LEVEL=INFO TRTLLM_SERVER_DISABLE_GC=1 TRTLLM_WORKER_DISABLE_GC=1"`,
+			`  worker_env_var: "TLLM_LOG_LEVEL=INFO TRTLLM_SERVER_DISABLE_GC=1 TRTLLM_WORKER_DISABLE_GC=1 TRTLLM_ENABLE_PDL=1 ENROOT_ALLOW_DEV=yes"`},
+		{"  enable_accuracy_test: false\n", "  enable_accuracy_test: true\n  tasks:\n    gsm8k_chat:\n      model: local-chat-completions\n"},
+		{"    max_num_tokens: 64\n", "    max_num_tokens: 128\n"},
+	} {
+		if !strings.Contains(text, e[0]) {
+			t.Fatalf("config lacks %q", e[0])
+		}
+		text = strings.Replace(text, e[0], e[1], 1)
+	}
+	dir := filepath.Join(t.TempDir(), "disagg", "perf")
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, filepath.Base(goldenConfigs[0]))
+	os.WriteFile(path, []byte(text), 0o644)
+	tc, _ := config.LoadFile(path)
+	tc.Resolve(nil, nil)
+	ps := tc.Validate()
+	for _, p := range ps {
+		if !p.Warning || !strings.Contains(p.Field, "max_num_tokens") {
+			t.Errorf("validate: %s", p.String())
+		}
+	}
+	if !slices.ContainsFunc(ps, func(p config.Problem) bool { return p.Warning && strings.Contains(p.Field, "max_num_tokens") }) {
+		t.Errorf("MTP tokens above the minimum: no warning in %v", ps)
+	}
+	if ps := append(Check(tc, "GB200"), CheckPaths(tc)...); len(ps) != 0 {
+		t.Errorf("planner validate: %v", ps)
+	}
+
+	logDir := "/lustre/fs1/out/slurm_logs/x/r"
+	j, err := Render(tc, Options{RunID: "r", LogDir: logDir, GPUType: "GB200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range j.Files {
+		files[f.Name] = string(f.Data)
+	}
+	starts := files[StartServerCmds]
+	for _, block := range strings.Split(starts, "echo \"Starting ")[1:] {
+		gen := strings.HasPrefix(block, "GEN")
+		if strings.Contains(block, "TLLM_BENCHMARK_REQ_QUEUES_SIZE=1 ") != gen || strings.Contains(block, ",TLLM_BENCHMARK_REQ_QUEUES_SIZE") != gen {
+			t.Errorf("queue-size gate on the wrong worker:\n%s", block)
+		}
+		if strings.HasPrefix(block, "GEN") || strings.HasPrefix(block, "CTX") {
+			if !strings.Contains(block, "ENROOT_ALLOW_DEV=yes ") || !strings.Contains(block, ",ENROOT_ALLOW_DEV") || strings.Contains(block, "    env ") {
+				t.Errorf("worker variables not passed through --export:\n%s", block)
+			}
+		}
+	}
+	if !strings.Contains(files[DefaultScript], "--container-mounts="+host+"/models:/models,"+host+"/datasets:/datasets,/lustre/fs1:/lustre/fs1") {
+		t.Error("the container mounts changed")
+	}
+	bench := files[RunBenchmarkFile]
+	if !strings.Contains(bench, "--use-chat-template") || strings.Contains(bench, "tensorrt_llm.serve.scripts.benchmark_serving") && strings.Contains(bench, `"${benchmark_serving[@]}" \
+        --model "${model_path}" \
+        --backend openai \
+        --host "${host}" \
+        --port "${port}" \
+        "${dataset_args[@]}"`) || !strings.Contains(bench, "warmup_requests=0") {
+		t.Errorf("run_benchmark.sh is not the nv_sa flow without warm-up:\n%s", bench)
+	}
+	if !strings.Contains(files[ClientCmdsFile], "TLLM_CLIENT_X=1 HF_HUB_OFFLINE=1 srun") && !strings.Contains(files[ClientCmdsFile], "HF_HUB_OFFLINE=1 TLLM_CLIENT_X=1 srun") {
+		t.Errorf("client variables:\n%s", files[ClientCmdsFile])
+	}
+	if !strings.Contains(files[ClientCmdsFile], "gsm8k_chat local-chat-completions") ||
+		!strings.Contains(files[AccuracyEvalFile], "local-chat-completions) endpoint=/v1/chat/completions") {
+		t.Error("the chat task does not call the chat endpoint")
+	}
+
+	// The same config in e2e mode warms up: 2 x ctx world size x gen world size.
+	tc.Config.Benchmark.Mode = "e2e"
+	tc.Config.Benchmark.UseNvSaBenchmark = false
+	j, err = Render(tc, Options{RunID: "r", LogDir: logDir, GPUType: "GB200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range j.Files {
+		if f.Name == RunBenchmarkFile && !strings.Contains(string(f.Data), "warmup_requests=32\n") {
+			t.Errorf("e2e run_benchmark.sh:\n%s", f.Data)
+		}
+	}
+}
