@@ -231,6 +231,7 @@ func (rt *Router) post(ctx context.Context, hostport, path string, body any) (*h
 }
 
 // listenAddr joins a host and port; an empty host listens on every address.
-func listenAddr(host string, port int) string {
+// ListenAddr is host:port, the host trimmed.
+func ListenAddr(host string, port int) string {
 	return net.JoinHostPort(strings.TrimSpace(host), strconv.Itoa(port))
 }

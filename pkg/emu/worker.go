@@ -118,6 +118,13 @@ type emitted struct {
 
 func (w *Worker) maxBatch() int { return max(w.Config.MaxBatchSize, 1) }
 
+// Summary describes the emulated worker's configuration in one line for its log.
+func (w *Worker) Summary() string {
+	wc := w.Config
+	return fmt.Sprintf("tp %d, ep %d, max_batch_size %d, max_num_tokens %d, mtp %d, cache transceiver %s, seed %d",
+		max(wc.TensorParallelSize, 1), max(wc.MoeExpertParallelSize, 1), w.maxBatch(), wc.MaxNumTokens, wc.mtp(), wc.backend(), w.Model.Seed)
+}
+
 func (w *Worker) parallel() int {
 	return max(w.Config.TensorParallelSize, 1) * max(w.Config.MoeExpertParallelSize, 1)
 }

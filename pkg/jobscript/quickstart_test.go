@@ -16,9 +16,9 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/benchclient"
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/emu"
 	"github.com/disaggbench/disaggbench/pkg/metrics"
 	"github.com/disaggbench/disaggbench/pkg/minieval"
+	"github.com/disaggbench/disaggbench/services/emulator/emucli"
 )
 
 const quickstart = "../../examples/quickstart"
@@ -115,7 +115,7 @@ func parseBlocks(t *testing.T, log string) []map[string]float64 {
 // runs the real emulator, client and evaluation.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "emulator" {
-		os.Exit(emu.Main(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(emucli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

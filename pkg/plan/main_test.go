@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/disaggbench/disaggbench/pkg/emu"
+	"github.com/disaggbench/disaggbench/services/emulator/emucli"
 )
 
 // TestMain lets the test binary stand in for the planner: Prepare installs a copy of
@@ -12,7 +12,7 @@ import (
 // binary is them, as the planner is.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "emulator" {
-		os.Exit(emu.Main(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(emucli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

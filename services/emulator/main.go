@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/disaggbench/disaggbench/pkg/emu"
+	"github.com/disaggbench/disaggbench/services/emulator/emucli"
 )
 
-func main() { os.Exit(emu.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(emucli.Main(os.Args[1:], os.Stdout, os.Stderr)) }

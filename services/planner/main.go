@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/disaggbench/disaggbench/pkg/emu"
 	"github.com/disaggbench/disaggbench/pkg/redact"
 	"github.com/disaggbench/disaggbench/pkg/settings"
+	"github.com/disaggbench/disaggbench/services/emulator/emucli"
 )
 
 const usage = `usage: planner COMMAND [flags]
@@ -80,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "emulator":
 		// The stand-ins the job script runs under environment.emulate and with
 		// benchmark.client builtin; jobs reach them through a copy of this binary.
-		return emu.Main(rest, stdout, stderr)
+		return emucli.Main(rest, stdout, stderr)
 	case "resume":
 		return runResume(rest, stdout, stderr)
 	case "cancel":

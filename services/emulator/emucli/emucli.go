@@ -1,4 +1,7 @@
-package emu
+// Package emucli is the stand-ins' command line: the emulated trtllm-serve (workers and
+// the disaggregated server), the Go benchmark client and the emulated lm_eval, as the
+// emulator binary and `planner emulator` run them.
+package emucli
 
 import (
 	"context"
@@ -16,8 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/disaggbench/disaggbench/pkg/benchclient"
-	"github.com/disaggbench/disaggbench/pkg/minieval"
+	"github.com/disaggbench/disaggbench/pkg/emu"
 )
 
 // Usage is the stand-ins' command line.
@@ -50,9 +52,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
 	case "bench":
-		return benchclient.Main(args[1:], stdout, stderr)
+		return runBench(args[1:], stdout, stderr)
 	case "eval":
-		return minieval.Main(args[1:], stdout, stderr)
+		return runEval(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, Usage)
 		return 0
@@ -111,7 +113,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	m := DefaultModel()
+	m := emu.DefaultModel()
 	m.Seed = *seed
 	var h http.Handler
 	var addr string
@@ -120,13 +122,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "serve disaggregated: -c FILE is required")
 			return 2
 		}
-		c, err := ReadServerConfig(*cfgFile)
+		c, err := emu.ReadServerConfig(*cfgFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "serve disaggregated: %v\n", err)
 			return 1
 		}
-		rt := &Router{Config: c, Log: lg}
-		h, addr = rt.Handler(), listenAddr(c.Hostname, c.Port)
+		rt := &emu.Router{Config: c, Log: lg}
+		h, addr = rt.Handler(), emu.ListenAddr(c.Hostname, c.Port)
 		lg.Printf("EMULATED disaggregated server (not TensorRT-LLM) on %s: ctx workers %v, gen workers %v",
 			addr, c.ContextServers.URLs, c.GenerationServers.URLs)
 	} else {
@@ -141,15 +143,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "serve: --server_role %q: want CONTEXT or GENERATION\n", *role)
 			return 2
 		}
-		var wc WorkerConfig
+		var wc emu.WorkerConfig
 		if *opts != "" {
 			var err error
-			if wc, err = ReadWorkerConfig(*opts); err != nil {
+			if wc, err = emu.ReadWorkerConfig(*opts); err != nil {
 				fmt.Fprintf(stderr, "serve: --extra_llm_api_options: %v\n", err)
 				return 1
 			}
 		}
-		w := &Worker{Role: r, ModelName: model, Config: wc, Model: m, Log: lg}
+		w := &emu.Worker{Role: r, ModelName: model, Config: wc, Model: m, Log: lg}
 		if v := os.Getenv("TLLM_BENCHMARK_REQ_QUEUES_SIZE"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -160,10 +162,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			lg.Printf("EMULATION: requests wait until %d generation requests are queued (TLLM_BENCHMARK_REQ_QUEUES_SIZE)", n)
 		}
 		w.Start(ctx)
-		h, addr = w.Handler(), listenAddr(*host, *port)
+		h, addr = w.Handler(), emu.ListenAddr(*host, *port)
 		lg.Printf("EMULATED trtllm-serve worker (no model, no GPU), role %s, model %q, on %s", cmpOr(r, "aggregated"), model, addr)
-		lg.Printf("EMULATION: tp %d, ep %d, max_batch_size %d, max_num_tokens %d, mtp %d, cache transceiver %s, seed %d",
-			max(wc.TensorParallelSize, 1), max(wc.MoeExpertParallelSize, 1), w.maxBatch(), wc.MaxNumTokens, wc.mtp(), wc.backend(), m.Seed)
+		lg.Printf("EMULATION: %s", w.Summary())
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
