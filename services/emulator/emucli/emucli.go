@@ -117,55 +117,81 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	m.Seed = *seed
 	var h http.Handler
 	var addr string
+	var code int
 	if disagg {
-		if *cfgFile == "" {
-			fmt.Fprintln(stderr, "serve disaggregated: -c FILE is required")
-			return 2
-		}
-		c, err := emu.ReadServerConfig(*cfgFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "serve disaggregated: %v\n", err)
-			return 1
-		}
-		rt := &emu.Router{Config: c, Log: lg}
-		h, addr = rt.Handler(), emu.ListenAddr(c.Hostname, c.Port)
-		lg.Printf("EMULATED disaggregated server (not TensorRT-LLM) on %s: ctx workers %v, gen workers %v",
-			addr, c.ContextServers.URLs, c.GenerationServers.URLs)
+		h, addr, code = router(*cfgFile, lg, stderr)
 	} else {
-		r := strings.ToUpper(*role)
-		switch r {
-		case "", "CONTEXT", "GENERATION":
-		case "CTX":
-			r = "CONTEXT"
-		case "GEN":
-			r = "GENERATION"
-		default:
-			fmt.Fprintf(stderr, "serve: --server_role %q: want CONTEXT or GENERATION\n", *role)
-			return 2
-		}
-		var wc emu.WorkerConfig
-		if *opts != "" {
-			var err error
-			if wc, err = emu.ReadWorkerConfig(*opts); err != nil {
-				fmt.Fprintf(stderr, "serve: --extra_llm_api_options: %v\n", err)
-				return 1
-			}
-		}
-		w := &emu.Worker{Role: r, ModelName: model, Config: wc, Model: m, Log: lg}
-		if v := os.Getenv("TLLM_BENCHMARK_REQ_QUEUES_SIZE"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				fmt.Fprintf(stderr, "serve: TLLM_BENCHMARK_REQ_QUEUES_SIZE=%q is not a non-negative integer\n", v)
-				return 2
-			}
-			w.QueueGate = n
-			lg.Printf("EMULATION: requests wait until %d generation requests are queued (TLLM_BENCHMARK_REQ_QUEUES_SIZE)", n)
-		}
-		w.Start(ctx)
-		h, addr = w.Handler(), emu.ListenAddr(*host, *port)
-		lg.Printf("EMULATED trtllm-serve worker (no model, no GPU), role %s, model %q, on %s", cmpOr(r, "aggregated"), model, addr)
-		lg.Printf("EMULATION: %s", w.Summary())
+		h, addr, code = worker(ctx, workerArgs{model: model, role: *role, opts: *opts, host: *host, port: *port}, m, lg, stderr)
 	}
+	if h == nil {
+		return code
+	}
+	return listenAndServe(ctx, h, addr, lg, stderr)
+}
+
+// router makes the emulated disaggregated server from its config file.
+func router(cfgFile string, lg *log.Logger, stderr io.Writer) (http.Handler, string, int) {
+	if cfgFile == "" {
+		fmt.Fprintln(stderr, "serve disaggregated: -c FILE is required")
+		return nil, "", 2
+	}
+	c, err := emu.ReadServerConfig(cfgFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve disaggregated: %v\n", err)
+		return nil, "", 1
+	}
+	rt := &emu.Router{Config: c, Log: lg}
+	addr := emu.ListenAddr(c.Hostname, c.Port)
+	lg.Printf("EMULATED disaggregated server (not TensorRT-LLM) on %s: ctx workers %v, gen workers %v",
+		addr, c.ContextServers.URLs, c.GenerationServers.URLs)
+	return rt.Handler(), addr, 0
+}
+
+type workerArgs struct {
+	model, role, opts, host string
+	port                    int
+}
+
+// worker makes an emulated trtllm-serve worker (ctx, gen, or aggregated).
+func worker(ctx context.Context, a workerArgs, m emu.Model, lg *log.Logger, stderr io.Writer) (http.Handler, string, int) {
+	r := strings.ToUpper(a.role)
+	switch r {
+	case "", "CONTEXT", "GENERATION":
+	case "CTX":
+		r = "CONTEXT"
+	case "GEN":
+		r = "GENERATION"
+	default:
+		fmt.Fprintf(stderr, "serve: --server_role %q: want CONTEXT or GENERATION\n", a.role)
+		return nil, "", 2
+	}
+	var wc emu.WorkerConfig
+	if a.opts != "" {
+		var err error
+		if wc, err = emu.ReadWorkerConfig(a.opts); err != nil {
+			fmt.Fprintf(stderr, "serve: --extra_llm_api_options: %v\n", err)
+			return nil, "", 1
+		}
+	}
+	w := &emu.Worker{Role: r, ModelName: a.model, Config: wc, Model: m, Log: lg}
+	if v := os.Getenv("TLLM_BENCHMARK_REQ_QUEUES_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			fmt.Fprintf(stderr, "serve: TLLM_BENCHMARK_REQ_QUEUES_SIZE=%q is not a non-negative integer\n", v)
+			return nil, "", 2
+		}
+		w.QueueGate = n
+		lg.Printf("EMULATION: requests wait until %d generation requests are queued (TLLM_BENCHMARK_REQ_QUEUES_SIZE)", n)
+	}
+	w.Start(ctx)
+	addr := emu.ListenAddr(a.host, a.port)
+	lg.Printf("EMULATED trtllm-serve worker (no model, no GPU), role %s, model %q, on %s", cmpOr(r, "aggregated"), a.model, addr)
+	lg.Printf("EMULATION: %s", w.Summary())
+	return w.Handler(), addr, 0
+}
+
+// listenAndServe serves h on addr until ctx ends.
+func listenAndServe(ctx context.Context, h http.Handler, addr string, lg *log.Logger, stderr io.Writer) int {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: listen on %s: %v\n", addr, err)

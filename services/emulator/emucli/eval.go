@@ -16,71 +16,11 @@ import (
 // (--model, --tasks, --model_args, --output_path, --log_samples, --trust_remote_code)
 // and --limit N; any other --option (with its value) is reported and ignored.
 func runEval(args []string, stdout, stderr io.Writer) int {
-	o := minieval.Options{Model: "local-completions", Parallel: 32, MaxTokens: 256, Timeout: 20 * time.Minute}
-	var modelArgs, outPath string
-	logSamples := false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(a, "=")
-		next := func() (string, bool) {
-			if hasVal {
-				return val, true
-			}
-			if i+1 < len(args) {
-				i++
-				return args[i], true
-			}
-			return "", false
-		}
-		var ok bool
-		switch name {
-		case "--model":
-			o.Model, ok = next()
-		case "--tasks":
-			o.Task, ok = next()
-		case "--model_args":
-			modelArgs, ok = next()
-		case "--output_path":
-			outPath, ok = next()
-		case "--limit":
-			var s string
-			if s, ok = next(); ok {
-				n, err := strconv.Atoi(s)
-				ok = err == nil && n >= 0
-				o.Limit = n
-			}
-		case "--log_samples":
-			logSamples, ok = true, true
-		case "--trust_remote_code":
-			ok = true
-		case "--include_path":
-			// lm_eval's folder of extra task files: it must be there; the emulation
-			// evaluates its bundled gsm8k set whatever the folder defines.
-			var dir string
-			if dir, ok = next(); ok {
-				entries, err := os.ReadDir(dir)
-				if err != nil {
-					fmt.Fprintf(stderr, "lm_eval (EMULATION): --include_path: %v\n", err)
-					return 2
-				}
-				fmt.Fprintf(stdout, "[EMULATION] --include_path %s: %d task files (not evaluated)\n", dir, len(entries))
-			}
-		default:
-			if !strings.HasPrefix(name, "--") {
-				fmt.Fprintf(stderr, "lm_eval (EMULATION): unexpected argument %q\n", a)
-				return 2
-			}
-			if !hasVal && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
-				i++
-			}
-			fmt.Fprintf(stdout, "[EMULATION] option %s is not emulated; ignored\n", name)
-			ok = true
-		}
-		if !ok {
-			fmt.Fprintf(stderr, "lm_eval (EMULATION): %s: missing or bad value\n", name)
-			return 2
-		}
+	e, code, ok := evalArgs(args, stdout, stderr)
+	if !ok {
+		return code
 	}
+	o, modelArgs, outPath, logSamples := e.o, e.modelArgs, e.outPath, e.logSamples
 	if o.Task != "gsm8k" {
 		fmt.Fprintf(stderr, "lm_eval (EMULATION): task %q: the emulated evaluation knows only gsm8k\n", o.Task)
 		return 2
@@ -127,6 +67,81 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// evalArgs reads lm_eval's options; code is the exit code when ok is false.
+func evalArgs(args []string, stdout, stderr io.Writer) (e evalCmd, code int, ok bool) {
+	e.o = minieval.Options{Model: "local-completions", Parallel: 32, MaxTokens: 256, Timeout: 20 * time.Minute}
+	o := &e.o
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		next := func() (string, bool) {
+			if hasVal {
+				return val, true
+			}
+			if i+1 < len(args) {
+				i++
+				return args[i], true
+			}
+			return "", false
+		}
+		var ok bool
+		switch name {
+		case "--model":
+			o.Model, ok = next()
+		case "--tasks":
+			o.Task, ok = next()
+		case "--model_args":
+			e.modelArgs, ok = next()
+		case "--output_path":
+			e.outPath, ok = next()
+		case "--limit":
+			var s string
+			if s, ok = next(); ok {
+				n, err := strconv.Atoi(s)
+				ok = err == nil && n >= 0
+				o.Limit = n
+			}
+		case "--log_samples":
+			e.logSamples, ok = true, true
+		case "--trust_remote_code":
+			ok = true
+		case "--include_path":
+			// lm_eval's folder of extra task files: it must be there; the emulation
+			// evaluates its bundled gsm8k set whatever the folder defines.
+			var dir string
+			if dir, ok = next(); ok {
+				entries, err := os.ReadDir(dir)
+				if err != nil {
+					fmt.Fprintf(stderr, "lm_eval (EMULATION): --include_path: %v\n", err)
+					return e, 2, false
+				}
+				fmt.Fprintf(stdout, "[EMULATION] --include_path %s: %d task files (not evaluated)\n", dir, len(entries))
+			}
+		default:
+			if !strings.HasPrefix(name, "--") {
+				fmt.Fprintf(stderr, "lm_eval (EMULATION): unexpected argument %q\n", a)
+				return e, 2, false
+			}
+			if !hasVal && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+				i++
+			}
+			fmt.Fprintf(stdout, "[EMULATION] option %s is not emulated; ignored\n", name)
+			ok = true
+		}
+		if !ok {
+			fmt.Fprintf(stderr, "lm_eval (EMULATION): %s: missing or bad value\n", name)
+			return e, 2, false
+		}
+	}
+	return e, 0, true
+}
+
+type evalCmd struct {
+	o                  minieval.Options
+	modelArgs, outPath string
+	logSamples         bool
 }
 
 func limitStr(n int) string {
