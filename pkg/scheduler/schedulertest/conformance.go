@@ -31,102 +31,116 @@ func Run(t *testing.T, h Harness) {
 		h.Wait = 30 * time.Second
 	}
 	s := h.New(t)
-	t.Run("Name", func(t *testing.T) {
-		if s.Name() == "" {
-			t.Fatal("Name() is empty")
+	t.Run("Name", func(t *testing.T) { testName(t, s, h) })
+	t.Run("CompletedJob", func(t *testing.T) { testCompletedJob(t, s, h) })
+	t.Run("FailedJob", func(t *testing.T) { testFailedJob(t, s, h) })
+	t.Run("UnknownJobIsAbsent", func(t *testing.T) { testUnknownJobIsAbsent(t, s, h) })
+	t.Run("OneQueryForManyJobs", func(t *testing.T) { testOneQueryForManyJobs(t, s, h) })
+	t.Run("FindByName", func(t *testing.T) { testFindByName(t, s, h) })
+	t.Run("CancelRunningJob", func(t *testing.T) { testCancelRunningJob(t, s, h) })
+}
+
+func testName(t *testing.T, s scheduler.Scheduler, h Harness) {
+	if s.Name() == "" {
+		t.Fatal("Name() is empty")
+	}
+}
+
+func testCompletedJob(t *testing.T, s scheduler.Scheduler, h Harness) {
+	start := time.Now()
+	id := submit(t, s, h.Request(t, name(t), "conformance", 0, 0))
+	st := waitTerminal(t, s, h.Wait, start, id)
+	if st.State != scheduler.Completed || st.ExitCode != 0 || st.ID != id {
+		t.Fatalf("a job that exits 0: %+v, want COMPLETED, exit code 0, id %s", st, id)
+	}
+	if st.End.IsZero() || (!st.Start.IsZero() && st.End.Before(st.Start)) {
+		t.Fatalf("a finished job's times: start %v, end %v", st.Start, st.End)
+	}
+}
+
+func testFailedJob(t *testing.T, s scheduler.Scheduler, h Harness) {
+	start := time.Now()
+	id := submit(t, s, h.Request(t, name(t), "conformance", 0, 3))
+	st := waitTerminal(t, s, h.Wait, start, id)
+	if st.State != scheduler.Failed || st.ExitCode == 0 {
+		t.Fatalf("a job that exits 3: %+v, want FAILED with a non-zero exit code", st)
+	}
+}
+
+func testUnknownJobIsAbsent(t *testing.T, s scheduler.Scheduler, h Harness) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.Wait)
+	defer cancel()
+	got, err := s.Status(ctx, time.Now().Add(-time.Hour), []string{"987654321"})
+	if err != nil {
+		t.Fatalf("Status of a job never submitted: %v, want no answer for it and no error", err)
+	}
+	if st, ok := got["987654321"]; ok {
+		t.Fatalf("Status of a job never submitted: %+v, want it absent (absent never means finished)", st)
+	}
+}
+
+func testOneQueryForManyJobs(t *testing.T, s scheduler.Scheduler, h Harness) {
+	start := time.Now()
+	var ids []string
+	for range 3 {
+		ids = append(ids, submit(t, s, h.Request(t, name(t), "conformance", 0, 0)))
+	}
+	deadline := time.Now().Add(h.Wait)
+	for {
+		got, err := s.Status(context.Background(), start.Add(-time.Minute), ids)
+		done := 0
+		for _, id := range ids {
+			if st, ok := got[id]; ok && scheduler.IsTerminal(st.State) {
+				done++
+			}
 		}
-	})
-	t.Run("CompletedJob", func(t *testing.T) {
-		start := time.Now()
-		id := submit(t, s, h.Request(t, name(t), "conformance", 0, 0))
-		st := waitTerminal(t, s, h.Wait, start, id)
-		if st.State != scheduler.Completed || st.ExitCode != 0 || st.ID != id {
-			t.Fatalf("a job that exits 0: %+v, want COMPLETED, exit code 0, id %s", st, id)
+		if err == nil && done == len(ids) {
+			return
 		}
-		if st.End.IsZero() || (!st.Start.IsZero() && st.End.Before(st.Start)) {
-			t.Fatalf("a finished job's times: start %v, end %v", st.Start, st.End)
+		if time.Now().After(deadline) {
+			t.Fatalf("one Status query for %v: %v (%d ended), err %v", ids, got, done, err)
 		}
-	})
-	t.Run("FailedJob", func(t *testing.T) {
-		start := time.Now()
-		id := submit(t, s, h.Request(t, name(t), "conformance", 0, 3))
-		st := waitTerminal(t, s, h.Wait, start, id)
-		if st.State != scheduler.Failed || st.ExitCode == 0 {
-			t.Fatalf("a job that exits 3: %+v, want FAILED with a non-zero exit code", st)
-		}
-	})
-	t.Run("UnknownJobIsAbsent", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), h.Wait)
-		defer cancel()
-		got, err := s.Status(ctx, time.Now().Add(-time.Hour), []string{"987654321"})
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The submitter finds a job by name after a crash between sbatch and its ledger: at
+// once (another instance takes over within seconds), and after the job ended.
+func testFindByName(t *testing.T, s scheduler.Scheduler, h Harness) {
+	start := time.Now()
+	n := name(t)
+	id := submit(t, s, h.Request(t, n, "conformance", 1, 0))
+	find := func(when string) {
+		found, err := s.FindByName(context.Background(), start.Add(-time.Minute), n)
 		if err != nil {
-			t.Fatalf("Status of a job never submitted: %v, want no answer for it and no error", err)
+			t.Fatal(err)
 		}
-		if st, ok := got["987654321"]; ok {
-			t.Fatalf("Status of a job never submitted: %+v, want it absent (absent never means finished)", st)
+		if !slices.ContainsFunc(found, func(st scheduler.JobStatus) bool { return st.ID == id }) {
+			t.Fatalf("FindByName(%q) %s = %+v, want job %s", n, when, found, id)
 		}
-	})
-	t.Run("OneQueryForManyJobs", func(t *testing.T) {
-		start := time.Now()
-		var ids []string
-		for range 3 {
-			ids = append(ids, submit(t, s, h.Request(t, name(t), "conformance", 0, 0)))
+	}
+	find("right after Submit")
+	waitTerminal(t, s, h.Wait, start, id)
+	find("after the job ended")
+}
+
+func testCancelRunningJob(t *testing.T, s scheduler.Scheduler, h Harness) {
+	start := time.Now()
+	comment := "conformance " + name(t)
+	id := submit(t, s, h.Request(t, name(t), comment, 120, 0))
+	if c, ok := s.(scheduler.Commenter); ok {
+		got, err := c.Comment(context.Background(), id)
+		if err != nil || got != comment {
+			t.Fatalf("Comment(%s) = %q, %v; want %q", id, got, err, comment)
 		}
-		deadline := time.Now().Add(h.Wait)
-		for {
-			got, err := s.Status(context.Background(), start.Add(-time.Minute), ids)
-			done := 0
-			for _, id := range ids {
-				if st, ok := got[id]; ok && scheduler.IsTerminal(st.State) {
-					done++
-				}
-			}
-			if err == nil && done == len(ids) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("one Status query for %v: %v (%d ended), err %v", ids, got, done, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	})
-	// The submitter finds a job by name after a crash between sbatch and its ledger: at
-	// once (another instance takes over within seconds), and after the job ended.
-	t.Run("FindByName", func(t *testing.T) {
-		start := time.Now()
-		n := name(t)
-		id := submit(t, s, h.Request(t, n, "conformance", 1, 0))
-		find := func(when string) {
-			found, err := s.FindByName(context.Background(), start.Add(-time.Minute), n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.ContainsFunc(found, func(st scheduler.JobStatus) bool { return st.ID == id }) {
-				t.Fatalf("FindByName(%q) %s = %+v, want job %s", n, when, found, id)
-			}
-		}
-		find("right after Submit")
-		waitTerminal(t, s, h.Wait, start, id)
-		find("after the job ended")
-	})
-	t.Run("CancelRunningJob", func(t *testing.T) {
-		start := time.Now()
-		comment := "conformance " + name(t)
-		id := submit(t, s, h.Request(t, name(t), comment, 120, 0))
-		if c, ok := s.(scheduler.Commenter); ok {
-			got, err := c.Comment(context.Background(), id)
-			if err != nil || got != comment {
-				t.Fatalf("Comment(%s) = %q, %v; want %q", id, got, err, comment)
-			}
-		}
-		if err := s.Cancel(context.Background(), id); err != nil {
-			t.Fatalf("Cancel(%s): %v", id, err)
-		}
-		st := waitTerminal(t, s, h.Wait, start, id)
-		if st.State != scheduler.Cancelled {
-			t.Fatalf("a cancelled job: %+v, want CANCELLED", st)
-		}
-	})
+	}
+	if err := s.Cancel(context.Background(), id); err != nil {
+		t.Fatalf("Cancel(%s): %v", id, err)
+	}
+	st := waitTerminal(t, s, h.Wait, start, id)
+	if st.State != scheduler.Cancelled {
+		t.Fatalf("a cancelled job: %+v, want CANCELLED", st)
+	}
 }
 
 func name(t *testing.T) string {
