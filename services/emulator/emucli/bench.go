@@ -75,21 +75,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: --num-prompts must be positive; --max-concurrency and --num-warmup not negative")
 		return 2
 	}
-	selected := strings.Split(*pctMetrics, ",")
-	for _, s := range selected {
-		if !slices.Contains([]string{"ttft", "tpot", "itl", "e2el"}, s) {
-			fmt.Fprintf(stderr, "bench: --percentile-metrics: unknown metric %q\n", s)
-			return 2
-		}
-	}
-	var pcts []float64
-	for _, s := range strings.Split(*metricPct, ",") {
-		p, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || p <= 0 || p >= 100 {
-			fmt.Fprintf(stderr, "bench: --metric-percentiles: %q is not a percentile in (0, 100)\n", s)
-			return 2
-		}
-		pcts = append(pcts, p)
+	selected, pcts, msg := percentiles(*pctMetrics, *metricPct)
+	if msg != "" {
+		fmt.Fprintln(stderr, "bench: "+msg)
+		return 2
 	}
 	goodput, err := benchclient.ParseGoodput(goodputArgs)
 	if err != nil {
@@ -113,22 +102,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		ep = map[bool]string{false: "/v1/completions", true: "/v1/chat/completions"}[cfg.Chat]
 	}
 	cfg.URL = benchclient.URL(*baseURL, *host, *port, ep)
-	var items []benchclient.Item
-	switch *dataset {
-	case "random":
-		items = benchclient.RandomDataset(*numPrompts, *inLen, *outLen, *ratio, *seed)
-	case "trtllm_custom":
-		if *datasetPath == "" {
-			fmt.Fprintln(stderr, "bench: --dataset-name trtllm_custom needs --dataset-path")
-			return 2
-		}
-		if items, err = benchclient.CustomDataset(*datasetPath, *numPrompts, *outLen); err != nil {
-			fmt.Fprintf(stderr, "bench: %v\n", err)
-			return 1
-		}
-	default:
-		fmt.Fprintf(stderr, "bench: --dataset-name %q: want random or trtllm_custom\n", *dataset)
-		return 2
+	items, code, err := benchItems(*dataset, *datasetPath, *numPrompts, *inLen, *outLen, *ratio, *seed)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return code
 	}
 
 	job := &benchJob{cfg: cfg, items: items, dataset: *dataset, noTest: *noTest, warmup: *warmup, maxConc: *maxConc,
@@ -235,4 +212,41 @@ func normalizeArgs(args []string) []string {
 		}
 	}
 	return out
+}
+
+// percentiles reads --percentile-metrics and --metric-percentiles; msg says what is wrong.
+func percentiles(metricsArg, pctArg string) (selected []string, pcts []float64, msg string) {
+	selected = strings.Split(metricsArg, ",")
+	for _, s := range selected {
+		if !slices.Contains([]string{"ttft", "tpot", "itl", "e2el"}, s) {
+			return nil, nil, fmt.Sprintf("--percentile-metrics: unknown metric %q", s)
+		}
+	}
+	for _, s := range strings.Split(pctArg, ",") {
+		p, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || p <= 0 || p >= 100 {
+			return nil, nil, fmt.Sprintf("--metric-percentiles: %q is not a percentile in (0, 100)", s)
+		}
+		pcts = append(pcts, p)
+	}
+	return selected, pcts, ""
+}
+
+// benchItems makes the requests of the random or the trtllm_custom dataset; code is
+// the exit code when err is set.
+func benchItems(dataset, path string, n, inLen, outLen int, ratio float64, seed uint64) ([]benchclient.Item, int, error) {
+	switch dataset {
+	case "random":
+		return benchclient.RandomDataset(n, inLen, outLen, ratio, seed), 0, nil
+	case "trtllm_custom":
+		if path == "" {
+			return nil, 2, fmt.Errorf("--dataset-name trtllm_custom needs --dataset-path")
+		}
+		items, err := benchclient.CustomDataset(path, n, outLen)
+		if err != nil {
+			return nil, 1, err
+		}
+		return items, 0, nil
+	}
+	return nil, 2, fmt.Errorf("--dataset-name %q: want random or trtllm_custom", dataset)
 }
