@@ -294,43 +294,11 @@ func (j *judge) accuracy() {
 	if j.in.Custom != nil {
 		j.warn("custom metrics are not applied to accuracy tests; lm_eval tables are read instead")
 	}
-	files := []string{j.file}
-	if j.file == "" {
-		files, _ = j.f.glob(AccuracyLogGlob)
-		if len(files) == 0 {
-			j.reason("no accuracy log %s in %s", AccuracyLogGlob, j.dir)
-			return
-		}
-	}
-	type fileRows struct {
-		name string
-		rows []EvalRow
-	}
-	var all []fileRows
-	total := 0
-	for _, path := range files {
-		f, err := j.open(path, maxLogFile)
-		if err != nil {
-			j.reason("accuracy log: %v", err)
-			continue
-		}
-		rows, err := ReadEval(&limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile})
-		f.Close()
-		if err != nil {
-			j.reason("accuracy log %s: %v", path, err)
-		}
-		if len(rows) == 0 {
-			j.warn("%s: no lm_eval results table", filepath.Base(path))
-		}
-		total += len(rows)
-		all = append(all, fileRows{filepath.Base(path), rows})
-	}
-	if total == 0 {
-		j.reason("no lm_eval results table in %d accuracy log(s)", len(files))
+	all, n := j.evalTables()
+	if n == 0 {
 		return
 	}
-	datasets := j.in.Datasets
-	if len(datasets) == 0 {
+	if len(j.in.Datasets) == 0 {
 		j.warn("no accuracy datasets configured: values recorded without verdicts")
 		for _, fr := range all {
 			for _, r := range fr.rows {
@@ -345,64 +313,110 @@ func (j *judge) accuracy() {
 		}
 		return
 	}
-	// A Groups table repeats its group's row from the Tasks table of the same run.
-	for i := range all {
-		type key struct {
-			run                  int
-			task, filter, metric string
-		}
-		seen := map[key]bool{}
-		rows := all[i].rows[:0]
-		for _, r := range all[i].rows {
-			k := key{r.Run, strings.ToLower(r.Task), r.Filter, r.Metric}
-			if !seen[k] {
-				seen[k] = true
-				rows = append(rows, r)
-			}
-		}
-		all[i].rows = rows
+	for _, d := range j.in.Datasets {
+		j.judgeDataset(d, all)
 	}
-	for _, d := range datasets {
-		if err := d.Validate(); err != nil {
-			j.reason("%v", err)
+}
+
+// fileRows are the lm_eval table rows of one accuracy log.
+type fileRows struct {
+	name string
+	rows []EvalRow
+}
+
+// evalTables reads the lm_eval tables of every accuracy log, a Groups table's repeats
+// of its Tasks rows dropped; n counts the rows (0: a reason was given).
+func (j *judge) evalTables() (all []fileRows, n int) {
+	files := []string{j.file}
+	if j.file == "" {
+		files, _ = j.f.glob(AccuracyLogGlob)
+		if len(files) == 0 {
+			j.reason("no accuracy log %s in %s", AccuracyLogGlob, j.dir)
+			return nil, 0
+		}
+	}
+	for _, path := range files {
+		f, err := j.open(path, maxLogFile)
+		if err != nil {
+			j.reason("accuracy log: %v", err)
 			continue
 		}
-		thr := d.Threshold()
-		var filters []string
-		found := 0
-		for _, fr := range all {
-			metric := pickMetric(fr.rows, d.Name)
-			for _, r := range fr.rows {
-				if !strings.EqualFold(r.Task, d.Name) || r.Metric != metric {
-					continue
+		rows, err := ReadEval(&limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile})
+		f.Close()
+		if err != nil {
+			j.reason("accuracy log %s: %v", path, err)
+		}
+		if len(rows) == 0 {
+			j.warn("%s: no lm_eval results table", filepath.Base(path))
+		}
+		n += len(rows)
+		all = append(all, fileRows{filepath.Base(path), dedupGroups(rows)})
+	}
+	if n == 0 {
+		j.reason("no lm_eval results table in %d accuracy log(s)", len(files))
+	}
+	return all, n
+}
+
+// dedupGroups drops the rows a Groups table repeats from the Tasks table of the same run.
+func dedupGroups(rows []EvalRow) []EvalRow {
+	type key struct {
+		run                  int
+		task, filter, metric string
+	}
+	seen := map[key]bool{}
+	out := rows[:0]
+	for _, r := range rows {
+		k := key{r.Run, strings.ToLower(r.Task), r.Filter, r.Metric}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// judgeDataset judges one configured dataset against every log's rows.
+func (j *judge) judgeDataset(d Dataset, all []fileRows) {
+	if err := d.Validate(); err != nil {
+		j.reason("%v", err)
+		return
+	}
+	thr := d.Threshold()
+	var filters []string
+	found := 0
+	for _, fr := range all {
+		metric := pickMetric(fr.rows, d.Name)
+		for _, r := range fr.rows {
+			if !strings.EqualFold(r.Task, d.Name) || r.Metric != metric {
+				continue
+			}
+			if !slices.Contains(filters, r.Filter) {
+				filters = append(filters, r.Filter)
+			}
+			if d.Filter != "" && r.Filter != d.Filter {
+				continue
+			}
+			found++
+			row := AccuracyRow{Dataset: d.Name, Filter: r.Filter, Value: r.Value, Expected: d.Expected,
+				Threshold: thr, Passed: d.Pass(r.Value), Judged: true, Metric: r.Metric, Run: r.Run, File: fr.name}
+			j.res.Accuracy = append(j.res.Accuracy, row)
+			if !row.Passed {
+				cmp := "<"
+				if !d.HigherIsBetter {
+					cmp = ">"
 				}
-				if !slices.Contains(filters, r.Filter) {
-					filters = append(filters, r.Filter)
-				}
-				if d.Filter != "" && r.Filter != d.Filter {
-					continue
-				}
-				found++
-				row := AccuracyRow{Dataset: d.Name, Filter: r.Filter, Value: r.Value, Expected: d.Expected,
-					Threshold: thr, Passed: d.Pass(r.Value), Judged: true, Metric: r.Metric, Run: r.Run, File: fr.name}
-				j.res.Accuracy = append(j.res.Accuracy, row)
-				if !row.Passed {
-					cmp := "<"
-					if !d.HigherIsBetter {
-						cmp = ">"
-					}
-					j.reason("%s %s (%s run %d, line %d): %s %.4f %s threshold %.4f (expected %.4f, alpha %g, sigma %g, n %d)",
-						d.Name, r.Filter, fr.name, r.Run, r.Line, r.Metric, r.Value, cmp, thr, d.Expected, d.Alpha, d.Sigma, d.NumSamples)
-				}
+				j.reason("%s %s (%s run %d, line %d): %s %.4f %s threshold %.4f (expected %.4f, alpha %g, sigma %g, n %d)",
+					d.Name, r.Filter, fr.name, r.Run, r.Line, r.Metric, r.Value, cmp, thr, d.Expected, d.Alpha, d.Sigma, d.NumSamples)
 			}
 		}
-		switch {
-		case found > 0:
-		case len(filters) > 0:
-			j.reason("%s: filter %q not in the lm_eval tables (found %s)", d.Name, d.Filter, strings.Join(filters, ", "))
-		default:
-			j.reason("%s: no exact_match or acc row in the lm_eval tables", d.Name)
-		}
+	}
+	switch {
+	case found > 0:
+	case len(filters) > 0:
+		j.reason("%s: filter %q not in the lm_eval tables (found %s)", d.Name, d.Filter, strings.Join(filters, ", "))
+	default:
+		j.reason("%s: no exact_match or acc row in the lm_eval tables", d.Name)
 	}
 }
 
