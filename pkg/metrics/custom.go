@@ -70,35 +70,8 @@ func (j *judge) custom() (map[int][]float64, []int) {
 			line += bytes.Count(text[last:m[0]], []byte{'\n'})
 			last = m[0]
 			at := name + ":" + strconv.Itoa(line)
-			k := len(s.Names)
-			cs := group(text, m, k)
-			n, err := strconv.Atoi(cs)
-			if err != nil {
-				if f, ferr := strconv.ParseFloat(cs, 64); ferr == nil && f == float64(int(f)) {
-					n, err = int(f), nil
-				}
-			}
-			if err != nil || n <= 0 {
-				j.reason("%s: the pattern's last group %q is not a concurrency", at, cs)
-				continue
-			}
-			c, ok := j.configConcurrency(n)
+			c, vals, ok := j.customMatch(text, m, at)
 			if !ok {
-				j.warn("%s: concurrency %d is not in the concurrency list %v (times %d gen servers)", at, n, j.in.Concurrencies, j.g)
-				continue
-			}
-			vals := make([]float64, k)
-			bad := false
-			for i := range k {
-				g := group(text, m, i)
-				v, err := strconv.ParseFloat(g, 64)
-				if err != nil {
-					j.reason("%s: metric %s value %q is not a number", at, s.Names[i], g)
-					bad = true
-				}
-				vals[i] = v
-			}
-			if bad {
 				continue
 			}
 			if prev, ok := where[c]; ok {
@@ -145,4 +118,39 @@ func NormalizeLog(data []byte) []byte {
 		w++
 	}
 	return out[:w]
+}
+
+// customMatch reads one match of the custom pattern: the concurrency from its last
+// group (in the configured list) and a value per metric name; ok is false when the
+// match is skipped (the reason or warning is recorded).
+func (j *judge) customMatch(text []byte, m []int, at string) (c int, vals []float64, ok bool) {
+	names := j.in.Custom.Names
+	k := len(names)
+	cs := group(text, m, k)
+	n, err := strconv.Atoi(cs)
+	if err != nil {
+		if f, ferr := strconv.ParseFloat(cs, 64); ferr == nil && f == float64(int(f)) {
+			n, err = int(f), nil
+		}
+	}
+	if err != nil || n <= 0 {
+		j.reason("%s: the pattern's last group %q is not a concurrency", at, cs)
+		return 0, nil, false
+	}
+	c, ok = j.configConcurrency(n)
+	if !ok {
+		j.warn("%s: concurrency %d is not in the concurrency list %v (times %d gen servers)", at, n, j.in.Concurrencies, j.g)
+		return 0, nil, false
+	}
+	vals = make([]float64, k)
+	for i := range k {
+		g := group(text, m, i)
+		v, err := strconv.ParseFloat(g, 64)
+		if err != nil {
+			j.reason("%s: metric %s value %q is not a number", at, names[i], g)
+			ok = false
+		}
+		vals[i] = v
+	}
+	return c, vals, ok
 }
