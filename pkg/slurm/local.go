@@ -280,66 +280,10 @@ func (l *Local) supervise(job *localJob) {
 		return
 	}
 
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	var limit, kill <-chan time.Time
-	if rec.TimeLimit > 0 {
-		t := time.NewTimer(time.Until(rec.Start.Add(rec.TimeLimit)))
-		defer t.Stop()
-		limit = t.C
-	}
-	timedOut := false
-	stop := func() {
-		if kill != nil {
-			return // already stopping
-		}
-		localKillGroup(rec.Pid, syscall.SIGTERM)
-		t := time.NewTimer(l.opts.KillGrace)
-		kill = t.C
-	}
-wait:
-	for {
-		select {
-		case <-exited:
-			break wait
-		case <-limit:
-			timedOut = true
-			limit = nil
-			stop()
-		case <-job.cancel:
-			stop()
-		case <-kill:
-			localKillGroup(rec.Pid, syscall.SIGKILL)
-			kill = nil
-		}
-	}
-	// Whatever the script left running in its group ends with it, as under SLURM.
-	localKillGroup(rec.Pid, syscall.SIGKILL)
-
+	timedOut := l.wait(job, cmd, rec)
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	err = l.update(ctx, job.id, func(r *localRecord) bool {
-		r.End = time.Now().UTC()
-		r.ExitCode, r.Signal = 0, 0
-		switch {
-		case ws.Signaled():
-			r.Signal = int(ws.Signal())
-		default:
-			r.ExitCode = ws.ExitStatus()
-		}
-		switch {
-		case r.CancelBy != "":
-			r.State, r.Detail = Cancelled, Cancelled+" by "+r.CancelBy
-		case timedOut:
-			r.State, r.Detail = Timeout, Timeout
-			r.Reason = fmt.Sprintf("time limit of %s exceeded", r.TimeLimit)
-		case r.Signal == 0 && r.ExitCode == 0:
-			r.State, r.Detail = Completed, Completed
-		default:
-			r.State, r.Detail = Failed, Failed
-		}
+		ended(r, ws, timedOut)
 		rec = *r
 		return true
 	})
@@ -929,4 +873,72 @@ func localFirst(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// wait waits for a started job's script to end, stopping it (SIGTERM, then SIGKILL after
+// the grace) at its time limit or when cancelled; it reports a time-out.
+func (l *Local) wait(job *localJob, cmd *exec.Cmd, rec localRecord) bool {
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	var limit, kill <-chan time.Time
+	if rec.TimeLimit > 0 {
+		t := time.NewTimer(time.Until(rec.Start.Add(rec.TimeLimit)))
+		defer t.Stop()
+		limit = t.C
+	}
+	timedOut := false
+	stop := func() {
+		if kill != nil {
+			return // already stopping
+		}
+		localKillGroup(rec.Pid, syscall.SIGTERM)
+		t := time.NewTimer(l.opts.KillGrace)
+		kill = t.C
+	}
+wait:
+	for {
+		select {
+		case <-exited:
+			break wait
+		case <-limit:
+			timedOut = true
+			limit = nil
+			stop()
+		case <-job.cancel:
+			stop()
+		case <-kill:
+			localKillGroup(rec.Pid, syscall.SIGKILL)
+			kill = nil
+		}
+	}
+	// Whatever the script left running in its group ends with it, as under SLURM.
+	localKillGroup(rec.Pid, syscall.SIGKILL)
+	return timedOut
+
+}
+
+// ended records how a job's script ended: cancelled, timed out, completed or failed.
+func ended(r *localRecord, ws syscall.WaitStatus, timedOut bool) {
+	r.End = time.Now().UTC()
+	r.ExitCode, r.Signal = 0, 0
+	switch {
+	case ws.Signaled():
+		r.Signal = int(ws.Signal())
+	default:
+		r.ExitCode = ws.ExitStatus()
+	}
+	switch {
+	case r.CancelBy != "":
+		r.State, r.Detail = Cancelled, Cancelled+" by "+r.CancelBy
+	case timedOut:
+		r.State, r.Detail = Timeout, Timeout
+		r.Reason = fmt.Sprintf("time limit of %s exceeded", r.TimeLimit)
+	case r.Signal == 0 && r.ExitCode == 0:
+		r.State, r.Detail = Completed, Completed
+	default:
+		r.State, r.Detail = Failed, Failed
+	}
 }
