@@ -498,26 +498,7 @@ func (l *Local) Cancel(ctx context.Context, id string) error {
 		return nil
 	}
 	localKillGroup(p.pid, syscall.SIGTERM)
-	escalate := func() {
-		t := time.NewTimer(l.opts.KillGrace)
-		defer t.Stop()
-		deadline := t.C
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-deadline:
-				if p.alive() {
-					localKillGroup(p.pid, syscall.SIGKILL)
-				}
-				return
-			case <-tick.C:
-				if !p.alive() {
-					return
-				}
-			}
-		}
-	}
+	escalate := func() { l.escalate(p) }
 	l.mu.Lock()
 	if l.closed { // Close may be waiting already: no new goroutine to wait for
 		l.mu.Unlock()
@@ -940,5 +921,27 @@ func ended(r *localRecord, ws syscall.WaitStatus, timedOut bool) {
 		r.State, r.Detail = Completed, Completed
 	default:
 		r.State, r.Detail = Failed, Failed
+	}
+}
+
+
+// escalate sends SIGKILL to a cancelled job's group that is still alive after the grace.
+func (l *Local) escalate(p localProc) {
+	t := time.NewTimer(l.opts.KillGrace)
+	defer t.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.C:
+			if p.alive() {
+				localKillGroup(p.pid, syscall.SIGKILL)
+			}
+			return
+		case <-tick.C:
+			if !p.alive() {
+				return
+			}
+		}
 	}
 }

@@ -67,12 +67,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *rate != "inf" {
-		fmt.Fprintf(stderr, "bench: --request-rate %s: only inf is supported\n", *rate)
-		return 2
-	}
-	if *numPrompts <= 0 || *maxConc < 0 || *warmup < 0 {
-		fmt.Fprintln(stderr, "bench: --num-prompts must be positive; --max-concurrency and --num-warmup not negative")
+	if msg := checkCounts(*rate, *numPrompts, *maxConc, *warmup); msg != "" {
+		fmt.Fprintln(stderr, "bench: "+msg)
 		return 2
 	}
 	selected, pcts, msg := percentiles(*pctMetrics, *metricPct)
@@ -86,17 +82,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := benchclient.Config{Model: *model, Stream: !*nonStreaming, IgnoreEOS: *ignoreEOS, MaxConcurrency: *maxConc, Warmup: *warmup}
-	switch *backend {
-	case "openai", "vllm", "sglang", "trtllm", "dynamo", "lmdeploy":
-	case "openai-chat":
-		cfg.Chat = true
-	default:
+	chat, ok := chatBackend(*backend)
+	if !ok {
 		fmt.Fprintf(stderr, "bench: --backend %q: want openai or openai-chat\n", *backend)
 		return 2
 	}
-	if *chatTemplate {
-		cfg.Chat = true
-	}
+	cfg.Chat = chat || *chatTemplate
 	ep := *endpoint
 	if ep == "" {
 		ep = map[bool]string{false: "/v1/completions", true: "/v1/chat/completions"}[cfg.Chat]
@@ -249,4 +240,27 @@ func benchItems(dataset, path string, n, inLen, outLen int, ratio float64, seed 
 		return items, 0, nil
 	}
 	return nil, 2, fmt.Errorf("--dataset-name %q: want random or trtllm_custom", dataset)
+}
+
+// chatBackend says whether a --backend talks to chat completions; ok is false for an
+// unknown backend.
+func chatBackend(backend string) (chat, ok bool) {
+	switch backend {
+	case "openai", "vllm", "sglang", "trtllm", "dynamo", "lmdeploy":
+		return false, true
+	case "openai-chat":
+		return true, true
+	}
+	return false, false
+}
+
+// checkCounts checks the request rate and the request counts.
+func checkCounts(rate string, numPrompts, maxConc, warmup int) string {
+	if rate != "inf" {
+		return fmt.Sprintf("--request-rate %s: only inf is supported", rate)
+	}
+	if numPrompts <= 0 || maxConc < 0 || warmup < 0 {
+		return "--num-prompts must be positive; --max-concurrency and --num-warmup not negative"
+	}
+	return ""
 }
