@@ -924,7 +924,6 @@ func ended(r *localRecord, ws syscall.WaitStatus, timedOut bool) {
 	}
 }
 
-
 // escalate sends SIGKILL to a cancelled job's group that is still alive after the grace.
 func (l *Local) escalate(p localProc) {
 	t := time.NewTimer(l.opts.KillGrace)
