@@ -396,27 +396,36 @@ func (w *Worker) complete(rw http.ResponseWriter, hr *http.Request, chat bool) {
 		httpError(rw, http.StatusBadRequest, fmt.Sprintf("disaggregated_params.request_type: unknown %q", kind))
 		return
 	}
+	if w.decode(ctx, out, words, r) {
+		out.finish(reason, tokens, nil)
+	}
+}
+
+// decode sends the first token, then the others as the batched decode loop emits
+// them; false: the client went away.
+func (w *Worker) decode(ctx context.Context, out *writer, words []string, r *rand.Rand) bool {
 	if err := out.send(words[0], 1); err != nil {
-		return
+		return false
 	}
-	if len(words) > 1 {
-		s := &sequence{words: words[1:], r: r, out: make(chan emitted, len(words))}
-		select {
-		case w.arrive <- s:
-		case <-ctx.Done():
-			return
+	if len(words) == 1 {
+		return true
+	}
+	s := &sequence{words: words[1:], r: r, out: make(chan emitted, len(words))}
+	select {
+	case w.arrive <- s:
+	case <-ctx.Done():
+		return false
+	}
+	for e := range s.out {
+		if err := out.send(e.text, e.n); err != nil {
+			s.cancelled.Store(true)
+			return false
 		}
-		for e := range s.out {
-			if err := out.send(e.text, e.n); err != nil {
-				s.cancelled.Store(true)
-				return
-			}
-			if e.done {
-				break
-			}
+		if e.done {
+			break
 		}
 	}
-	out.finish(reason, tokens, nil)
+	return true
 }
 
 func (w *Worker) prefill(ctx context.Context, tokens int, r *rand.Rand) bool {
