@@ -218,39 +218,11 @@ func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) 
 			ResultDir: filepath.Join(d.LogDir, "concurrency_"+strconv.Itoa(cc))})
 	}
 
-	if c.Environment.ContainerImage != "" && !d.Emulate {
-		d.ContainerArgs = append(d.ContainerArgs, "--container-image="+c.Environment.ContainerImage)
-	}
-	if c.Environment.ContainerImage != "" && !d.Emulate {
-		// Every script and config runs from the log folder: as upstream adds its
-		// script folder, it is mounted unless a mount already maps it to itself.
-		mounts, err := withLogDirMount(c.Environment.ContainerMount, d.LogDir)
-		if err != nil {
-			return nil, err
-		}
-		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+mounts)
-	} else if c.Environment.ContainerMount != "" && !d.Emulate {
-		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+c.Environment.ContainerMount)
-	}
-	var err error
-	if d.ServerEnv, err = envWords("environment.server_env_var", c.Environment.ServerEnvVar); err != nil {
+	if err := d.containerArgs(); err != nil {
 		return nil, err
 	}
-	d.ServerEnv = lastWins(d.ServerEnv)
-	for _, k := range slices.Sorted(maps.Keys(c.Benchmark.EnvVar)) {
-		if !envName.MatchString(k) {
-			return nil, fmt.Errorf("benchmark.env_var: %q is not a valid variable name", k)
-		}
-		d.ClientEnv = append(d.ClientEnv, k+"="+c.Benchmark.EnvVar[k])
-	}
-	d.StepEnv = slices.Clone(baseStepEnv)
-	if d.Emulate {
-		d.StepEnv = append(d.StepEnv, emulateStepEnv...)
-	}
-	for _, k := range slices.Sorted(maps.Keys(opts.Env)) {
-		if envName.MatchString(k) && !slices.Contains(d.StepEnv, k) {
-			d.StepEnv = append(d.StepEnv, k)
-		}
+	if err := d.environments(opts.Env); err != nil {
+		return nil, err
 	}
 	if c.Benchmark.Mode == "" || c.Benchmark.Mode == "e2e" {
 		d.WarmupRequests = 2 * c.WorkerConfig.Ctx.GPUsPerServer() * c.WorkerConfig.Gen.GPUsPerServer()
@@ -654,4 +626,52 @@ func (d *Data) jobInfo() []byte {
 	}
 	fmt.Fprintf(&b, "concurrencies: %s\n", strings.Join(cs, " "))
 	return []byte(b.String())
+}
+
+// containerArgs are pyxis' --container-image and --container-mounts (the log folder
+// among the mounts); none when emulating.
+func (d *Data) containerArgs() error {
+	c := d.Config
+	if c.Environment.ContainerImage != "" && !d.Emulate {
+		d.ContainerArgs = append(d.ContainerArgs, "--container-image="+c.Environment.ContainerImage)
+	}
+	if c.Environment.ContainerImage != "" && !d.Emulate {
+		// Every script and config runs from the log folder: as upstream adds its
+		// script folder, it is mounted unless a mount already maps it to itself.
+		mounts, err := withLogDirMount(c.Environment.ContainerMount, d.LogDir)
+		if err != nil {
+			return err
+		}
+		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+mounts)
+	} else if c.Environment.ContainerMount != "" && !d.Emulate {
+		d.ContainerArgs = append(d.ContainerArgs, "--container-mounts="+c.Environment.ContainerMount)
+	}
+	return nil
+}
+
+// environments are the servers' and the client's variables and the names every srun
+// step exports (--export).
+func (d *Data) environments(jobEnv map[string]string) error {
+	c := d.Config
+	var err error
+	if d.ServerEnv, err = envWords("environment.server_env_var", c.Environment.ServerEnvVar); err != nil {
+		return err
+	}
+	d.ServerEnv = lastWins(d.ServerEnv)
+	for _, k := range slices.Sorted(maps.Keys(c.Benchmark.EnvVar)) {
+		if !envName.MatchString(k) {
+			return fmt.Errorf("benchmark.env_var: %q is not a valid variable name", k)
+		}
+		d.ClientEnv = append(d.ClientEnv, k+"="+c.Benchmark.EnvVar[k])
+	}
+	d.StepEnv = slices.Clone(baseStepEnv)
+	if d.Emulate {
+		d.StepEnv = append(d.StepEnv, emulateStepEnv...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(jobEnv)) {
+		if envName.MatchString(k) && !slices.Contains(d.StepEnv, k) {
+			d.StepEnv = append(d.StepEnv, k)
+		}
+	}
+	return nil
 }
