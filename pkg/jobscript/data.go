@@ -300,27 +300,7 @@ func (d *Data) allocate() error {
 				return fmt.Errorf("worker_config.%s.tensor_parallel_size: %s server %d has %d GPUs (tp*pp*cp) across %d nodes of %d GPUs, starting at GPU %d: a server on several nodes must fill whole nodes (a multiple of hardware.gpus_per_node, placed after servers that fill theirs)",
 					strings.ToLower(r.role), r.role, i, ws, len(s.Nodes), g, s.GPUs[0])
 			}
-			s.Env = slices.Concat(workerEnv, roleEnv)
-			if c.Environment.EnablePDL {
-				// Upstream's older start_worker.sh exported it after the config's variables.
-				s.Env = append(s.Env, "TRTLLM_ENABLE_PDL=1")
-			}
-			if c.Benchmark.Mode == "gen_only" {
-				s.Env = append(s.Env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1")
-				// Upstream's submit.py gates only GEN workers: a CTX worker gated on the
-				// queue size would wait forever for generation requests it never gets.
-				// The gate holds a worker until that many requests are queued, so it is
-				// the concurrency the sweep starts with (the list's first, as written);
-				// the larger points that follow fill it at once.
-				if r.role == "GEN" {
-					s.Env = append(s.Env, "TLLM_BENCHMARK_REQ_QUEUES_SIZE="+strconv.Itoa(firstConcurrency(d.Concurrencies)))
-				}
-			}
-			if c.Profiling.NsysOn {
-				s.Env = append(s.Env, "TLLM_PROFILE_RECORD_GC=1", "TLLM_NVTX_DEBUG=1",
-					"TLLM_PROFILE_START_STOP="+cmp.Or(r.profile, map[string]string{"CTX": "10-30", "GEN": "200-250"}[r.role]))
-			}
-			s.Env = lastWins(s.Env)
+			s.Env = d.serverEnv(r.role, r.profile, slices.Concat(workerEnv, roleEnv))
 			gpus := make([]string, len(s.GPUs))
 			for k, v := range s.GPUs {
 				gpus[k] = strconv.Itoa(v)
@@ -674,4 +654,30 @@ func (d *Data) environments(jobEnv map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// serverEnv is one server's variables: the config's, then what the test's mode and
+// profiling add, the last of a name winning.
+func (d *Data) serverEnv(role, profile string, env []string) []string {
+	c := d.Config
+	if c.Environment.EnablePDL {
+		// Upstream's older start_worker.sh exported it after the config's variables.
+		env = append(env, "TRTLLM_ENABLE_PDL=1")
+	}
+	if c.Benchmark.Mode == "gen_only" {
+		env = append(env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1")
+		// Upstream's submit.py gates only GEN workers: a CTX worker gated on the
+		// queue size would wait forever for generation requests it never gets.
+		// The gate holds a worker until that many requests are queued, so it is
+		// the concurrency the sweep starts with (the list's first, as written);
+		// the larger points that follow fill it at once.
+		if role == "GEN" {
+			env = append(env, "TLLM_BENCHMARK_REQ_QUEUES_SIZE="+strconv.Itoa(firstConcurrency(d.Concurrencies)))
+		}
+	}
+	if c.Profiling.NsysOn {
+		env = append(env, "TLLM_PROFILE_RECORD_GC=1", "TLLM_NVTX_DEBUG=1",
+			"TLLM_PROFILE_START_STOP="+cmp.Or(profile, map[string]string{"CTX": "10-30", "GEN": "200-250"}[role]))
+	}
+	return lastWins(env)
 }
