@@ -25,6 +25,9 @@
 #   SLURM_DEV_TIMEOUT=60     seconds to wait for each daemon
 #   SLURM_DEV_CTLD_PORT=6817 SLURM_DEV_DBD_PORT=6819
 #   SLURM_DEV_SLURMD_PORT=6821  node i listens on this port + i - 1
+#   SLURM_DEV_ACCOUNTS="quickstart benchmark llm_perf quota"   accounts created in slurmdbd
+#                            (limits are enforced: a job's account must be one of these)
+#   SLURM_DEV_USERS=""       users given every account, besides root and $SUDO_USER
 set -euo pipefail
 
 BASE=${SLURM_DEV_BASE:-/var/lib/disaggbench-slurm}
@@ -41,6 +44,8 @@ TIMEOUT=${SLURM_DEV_TIMEOUT:-60}
 CTLD_PORT=${SLURM_DEV_CTLD_PORT:-6817}
 SLURMD_PORT=${SLURM_DEV_SLURMD_PORT:-6821}
 DBD_PORT=${SLURM_DEV_DBD_PORT:-6819}
+ACCOUNTS=${SLURM_DEV_ACCOUNTS-quickstart benchmark llm_perf quota}
+USERS=${SLURM_DEV_USERS-}
 
 PIDS=$BASE/pids   # one "<pid> <starttime> <exe>" record per daemon this script started
 RUN=$BASE/run
@@ -305,8 +310,9 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
 SchedulerType=sched/backfill
-# start a queued job about 1 s after a slot frees (the default waits 3 s)
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+# start a queued job about 1 s after a slot frees (the default waits 3 s); sched_interval
+# and bf_interval bound how long a job the event-driven passes missed waits
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
@@ -325,6 +331,9 @@ JobAcctGatherFrequency=30
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=$ADDR
 AccountingStoragePort=$DBD_PORT
+# as on real sites: a job needs an association (user and account), and QOS and
+# association limits (MaxSubmitJobsPerUser, MaxJobs, ...) refuse or hold jobs
+AccountingStorageEnforce=associations,limits,qos
 JobCompType=jobcomp/none
 # every node is a slurmd on this host, told apart by its port
 $(for i in $(seq 1 "$NODES"); do
@@ -351,13 +360,23 @@ fi
 if [ -f "$ETC/slurm.conf" ] && ! grep -q "^$MARKER" "$ETC/slurm.conf"; then
 	die "$ETC/slurm.conf was not written by this script; set SLURM_DEV_ETC to another folder"
 fi
+node_lines() { grep -E '^(NodeName|PartitionName)=' "${1:--}"; }
+write_conf() {
+	printf '%s\n' "$CONF" >"$ETC/slurm.conf"
+	printf '%s\n' "$GRES_CONF" >"$ETC/gres.conf"
+	chmod 644 "$ETC/slurm.conf" "$ETC/gres.conf"
+}
+RECONFIGURE=0
 if [ "$(cat "$ETC/slurm.conf" 2>/dev/null)" != "$CONF" ] || [ "$(cat "$ETC/gres.conf" 2>/dev/null)" != "$GRES_CONF" ]; then
-	if ours slurmctld || any_slurmd; then
-		say "WARNING: slurm.conf or gres.conf would change but the daemons run: keeping the old ones (stop.sh, then start.sh)"
+	if ! ours slurmctld && ! any_slurmd; then
+		write_conf
+	elif [ "$(cat "$ETC/gres.conf" 2>/dev/null)" = "$GRES_CONF" ] &&
+		[ "$(node_lines "$ETC/slurm.conf")" = "$(node_lines <<<"$CONF")" ]; then
+		# Same nodes, other settings: written once the accounts exist, then applied
+		# with `scontrol reconfigure`, which keeps jobs and daemons.
+		RECONFIGURE=1
 	else
-		printf '%s\n' "$CONF" >"$ETC/slurm.conf"
-		printf '%s\n' "$GRES_CONF" >"$ETC/gres.conf"
-		chmod 644 "$ETC/slurm.conf" "$ETC/gres.conf"
+		say "WARNING: the nodes in slurm.conf or gres.conf would change but the daemons run: keeping the old ones (stop.sh, then start.sh)"
 	fi
 fi
 # slurmdbd refuses a config not owned by SlurmUser with mode 600.
@@ -397,7 +416,44 @@ if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
 	sacctmgr -i add cluster "$CLUSTER" >/dev/null
 	say "registered cluster $CLUSTER"
 fi
+# Accounts and associations, before slurmctld enforces them. The quota account's jobs run
+# under the QOS "quota" by default: tests set limits on it (sacctmgr modify qos quota set
+# MaxSubmitJobsPerUser=N) without touching anyone else's jobs, and lift them after.
+sacctmgr -n -P list qos format=name | grep -qx quota || sacctmgr -i add qos quota >/dev/null
+ACCT_USERS=(root)
+[ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] && ACCT_USERS+=("$SUDO_USER")
+for u in $USERS; do ACCT_USERS+=("$u"); done
+for a in $ACCOUNTS; do
+	[[ $a =~ ^[a-z0-9_][a-z0-9_.-]*$ ]] || die "SLURM_DEV_ACCOUNTS: bad account name '$a'"
+	if ! sacctmgr -n -P list account name="$a" format=account | grep -qx "$a"; then
+		qos=()
+		[ "$a" = quota ] && qos=(qos=normal,quota defaultqos=quota)
+		sacctmgr -i add account "$a" cluster="$CLUSTER" "${qos[@]}" >/dev/null
+		say "added account $a"
+	fi
+	for u in "${ACCT_USERS[@]}"; do
+		getent passwd "$u" >/dev/null || die "SLURM_DEV_USERS: no user '$u'"
+		if ! sacctmgr -n -P list assoc cluster="$CLUSTER" account="$a" user="$u" format=user | grep -qx "$u"; then
+			sacctmgr -i add user "$u" account="$a" cluster="$CLUSTER" >/dev/null
+		fi
+	done
+done
 
+if [ "$RECONFIGURE" = 1 ]; then
+	# Some settings (AccountingStorageEnforce) take effect only when slurmctld starts; it
+	# recovers its jobs from the saved state, and running jobs go on.
+	write_conf
+	if ours slurmctld; then
+		pid=$(our_pid slurmctld)
+		kill -TERM "$pid"
+		for _ in $(seq 1 $((TIMEOUT * 5))); do
+			alive "$pid" || break
+			sleep 0.2
+		done
+		alive "$pid" && die "slurmctld (pid $pid) did not stop"
+		say "stopped slurmctld (pid $pid) for the new slurm.conf"
+	fi
+fi
 if ours slurmctld; then
 	say "slurmctld already running (pid $(our_pid slurmctld))"
 else
@@ -406,6 +462,10 @@ else
 fi
 ctld_up() { scontrol ping | grep -q 'is UP'; }
 wait_for slurmctld ctld_up
+if [ "$RECONFIGURE" = 1 ]; then
+	scontrol reconfigure || die "scontrol reconfigure failed (see $LOG/slurmctld.log)"
+	say "slurm.conf changed (same nodes): slurmctld restarted, slurmd reconfigured"
+fi
 
 # The nodes this slurm.conf names (it may be an older one, kept because daemons run).
 mapfile -t CONF_NODES < <(sed -n 's/^NodeName=\([^ ]*\) .*Port=\([0-9]*\).*/\1 \2/p' "$ETC/slurm.conf")
