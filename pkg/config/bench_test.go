@@ -1,34 +1,18 @@
 package config
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/config/configtest"
 )
 
 const benchConfigs = 10_000
 
 // writeBenchConfigs writes n distinct valid configs under dir/{disagg,wideep}/perf/.
-func writeBenchConfigs(tb testing.TB, dir string, n int) {
-	tb.Helper()
-	base := baseYAML(tb)
-	for i := range n {
-		typ := "disagg"
-		if i%2 == 1 {
-			typ = "wideep"
-		}
-		bs := 16 + i%48
-		text := strings.Replace(base, "    max_batch_size: 32\n    max_num_tokens: 32\n", fmt.Sprintf("    max_batch_size: %d\n    max_num_tokens: %d\n", bs, bs), 1)
-		text = strings.Replace(text, `"1 2 4 8 16 32"`, fmt.Sprintf(`"1 2 4 8 %d"`, bs), 1)
-		text = strings.Replace(text, "free_gpu_memory_fraction: 0.85", fmt.Sprintf("free_gpu_memory_fraction: 0.%d", 50+i%45), 1)
-		name := fmt.Sprintf("model-%05d_1k1k_ctx1_gen4_tep8_bs%d_eplb0_mtp0_ccb-NIXL.yaml", i, bs)
-		writeFile(tb, dir, filepath.Join(typ, "perf", name), text)
-	}
-}
+func writeBenchConfigs(tb testing.TB, dir string, n int) { configtest.WriteBenchConfigs(tb, dir, n) }
 
 // BenchmarkLoadValidate discovers, loads, resolves and validates 10,000 generated
 // configs per iteration and reports ns/config.

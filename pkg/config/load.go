@@ -313,7 +313,7 @@ func LoadFiles(paths []string) []*Test {
 // walking a folder are returned beside the tests; an error means a path could not be
 // read at all.
 func LoadPaths(paths []string) ([]*Test, []Problem, error) {
-	var tests []*Test
+	var files []string
 	var problems []Problem
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -321,8 +321,7 @@ func LoadPaths(paths []string) ([]*Test, []Problem, error) {
 			return nil, nil, err
 		}
 		if !st.IsDir() {
-			t, _ := LoadFile(p)
-			tests = append(tests, t)
+			files = append(files, p)
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, e os.DirEntry, err error) error {
@@ -334,8 +333,7 @@ func LoadPaths(paths []string) ([]*Test, []Problem, error) {
 				return filepath.SkipDir
 			}
 			if !e.IsDir() && isYAML(e.Name()) {
-				t, _ := LoadFile(path)
-				tests = append(tests, t)
+				files = append(files, path)
 			}
 			return nil
 		})
@@ -343,6 +341,8 @@ func LoadPaths(paths []string) ([]*Test, []Problem, error) {
 			return nil, nil, err
 		}
 	}
+	// Loaded in parallel, returned in the order met.
+	tests := LoadFiles(files)
 	markDuplicates(tests)
 	return tests, problems, nil
 }

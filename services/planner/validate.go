@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/jobscript"
@@ -36,23 +40,45 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "planner validate: %v\n", err)
 		return 1
 	}
+	// Each test is resolved, validated and rendered on its own: in parallel, reported in
+	// the order loaded.
+	results := make([][]config.Problem, len(tests))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(tests), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(tests); i = int(next.Add(1) - 1) {
+				t := tests[i]
+				t.Resolve(nil, env)
+				ps := t.Validate()
+				if !config.HasErrors(ps) {
+					// What render or the submitter would refuse is refused here too.
+					ps = append(ps, jobscript.Check(t, gpu)...)
+					// Paths the cluster would not find: outside the container mounts, or missing.
+					ps = append(ps, jobscript.CheckPaths(t)...)
+				}
+				results[i] = ps
+			}
+		})
+	}
+	wg.Wait()
 	invalid := 0
-	for _, t := range tests {
-		t.Resolve(nil, env)
-		ps := t.Validate()
-		if !config.HasErrors(ps) {
-			// What render or the submitter would refuse is refused here too.
-			ps = append(ps, jobscript.Check(t, gpu)...)
-			// Paths the cluster would not find: outside the container mounts, or missing.
-			ps = append(ps, jobscript.CheckPaths(t)...)
-		}
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	for _, p := range problems {
+		fmt.Fprintln(out, p.String())
+	}
+	for _, ps := range results {
 		if config.HasErrors(ps) {
 			invalid++
 		}
+		for _, p := range ps {
+			fmt.Fprintln(out, p.String())
+		}
 		problems = append(problems, ps...)
 	}
-	for _, p := range problems {
-		fmt.Fprintln(stdout, p.String())
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "planner validate: %v\n", err)
+		return 1
 	}
 	fmt.Fprintf(stderr, "%s checked, %d invalid\n", plan.Count(len(tests), "file"), invalid)
 	if config.HasErrors(problems) {

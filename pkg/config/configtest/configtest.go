@@ -3,6 +3,7 @@
 package configtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -83,4 +84,23 @@ func SetupTree(t testing.TB) string {
 		"test_disagg.py::TestDisaggBenchmark::test_accuracy["+IDAcc+"]\n"+
 		"perf/disagg/test_disagg.py::TestDisaggBenchmark::test_benchmark["+IDWide+"]\n")
 	return dir
+}
+
+// WriteBenchConfigs writes n distinct valid configs under dir/{disagg,wideep}/perf/, as
+// the loading benchmarks use (valid with SLURM_ACCOUNT set).
+func WriteBenchConfigs(tb testing.TB, dir string, n int) {
+	tb.Helper()
+	base := BaseYAML(tb)
+	for i := range n {
+		typ := "disagg"
+		if i%2 == 1 {
+			typ = "wideep"
+		}
+		bs := 16 + i%48
+		text := strings.Replace(base, "    max_batch_size: 32\n    max_num_tokens: 32\n", fmt.Sprintf("    max_batch_size: %d\n    max_num_tokens: %d\n", bs, bs), 1)
+		text = strings.Replace(text, `"1 2 4 8 16 32"`, fmt.Sprintf(`"1 2 4 8 %d"`, bs), 1)
+		text = strings.Replace(text, "free_gpu_memory_fraction: 0.85", fmt.Sprintf("free_gpu_memory_fraction: 0.%d", 50+i%45), 1)
+		name := fmt.Sprintf("model-%05d_1k1k_ctx1_gen4_tep8_bs%d_eplb0_mtp0_ccb-NIXL.yaml", i, bs)
+		WriteFile(tb, dir, filepath.Join(typ, "perf", name), text)
+	}
 }
