@@ -675,7 +675,7 @@ func markFailed(dir string, res *events.Result) error {
 func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*events.Result, []results.Row) {
 	res := &events.Result{
 		Header: events.NewHeader(ev.RunID), TestID: ev.TestID, JobID: ev.JobID, State: ev.State,
-		Start: ev.Start, End: ev.End, LogDir: ev.LogDir, GPUType: spec.GPUType,
+		Start: ev.Start, End: ev.End, LogDir: ev.LogDir, GPUType: spec.GPUType, Attempt: ev.Attempt,
 	}
 	if !ev.Start.IsZero() && !ev.End.IsZero() {
 		res.Duration = ev.End.Sub(ev.Start).Seconds()
@@ -731,7 +731,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	base := results.Row{
 		RunID: ev.RunID, TestID: ev.TestID, TestType: spec.TestType, Category: spec.Category,
 		Model: spec.Model, Precision: spec.Precision, GPUType: spec.GPUType, Verdict: verdict,
-		Reasons: strings.Join(res.Reasons, "; "), JobID: ev.JobID, SlurmState: state,
+		Reasons: strings.Join(res.Reasons, "; "), JobID: ev.JobID, Attempt: int32(ev.Attempt), SlurmState: state,
 		ExitCode: int64(ev.ExitCode), NodeList: ev.NodeList, Start: ev.Start, End: ev.End,
 		CtxGPUs: int64(spec.CtxGPUs), GenGPUs: int64(spec.GenGPUs), ConfigHash: spec.ConfigHash,
 		ContainerImage: spec.Image, Partial: m.Partial,
@@ -894,7 +894,7 @@ func verdictRow(ev *events.JobCompleted, spec *events.JobSpec, res *events.Resul
 	return results.Row{
 		RunID: ev.RunID, TestID: ev.TestID, TestType: spec.TestType, Category: spec.Category,
 		Model: spec.Model, Precision: spec.Precision, GPUType: spec.GPUType, Verdict: verdict,
-		Reasons: strings.Join(res.Reasons, "; "), JobID: ev.JobID, SlurmState: state,
+		Reasons: strings.Join(res.Reasons, "; "), JobID: ev.JobID, Attempt: int32(ev.Attempt), SlurmState: state,
 		ExitCode: int64(ev.ExitCode), NodeList: ev.NodeList, Start: ev.Start, End: ev.End,
 		CtxGPUs: int64(spec.CtxGPUs), GenGPUs: int64(spec.GenGPUs), ConfigHash: spec.ConfigHash,
 		ContainerImage: spec.Image, Value: math.NaN(),

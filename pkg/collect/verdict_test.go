@@ -75,3 +75,38 @@ func TestIterationRows(t *testing.T) {
 		}
 	}
 }
+
+// TestEndsFailWithTheirReasonAndAttempt: a job that ran out of memory, exited non-zero
+// or failed on its nodes with no retry left fails with the scheduler's words for it,
+// and its rows carry the attempt that ended.
+func TestEndsFailWithTheirReasonAndAttempt(t *testing.T) {
+	spec := &events.JobSpec{TestID: "disagg_perf_x", TestType: "disagg", Category: "perf", Model: "m"}
+	for _, tc := range []struct {
+		ev   events.JobCompleted
+		want string
+	}{
+		{events.JobCompleted{JobID: "7", State: slurm.OutOfMemory, Detail: "OUT_OF_MEMORY", ExitCode: 0, Attempt: 1}, "job 7 ended OUT_OF_MEMORY (exit code 0)"},
+		{events.JobCompleted{JobID: "8", State: slurm.Failed, Detail: "FAILED", ExitCode: 3, Attempt: 1}, "job 8 ended FAILED (exit code 3)"},
+		{events.JobCompleted{JobID: "9", State: slurm.NodeFail, Detail: "NODE_FAIL", Attempt: 3,
+			Reasons: []string{"job 9 ended NODE_FAIL on attempt 3; no retry left (--max-retries 2)"}}, "no retry left"},
+	} {
+		ev := tc.ev
+		ev.RunID, ev.TestID, ev.LogDir = "r", spec.TestID, t.TempDir()
+		res, rows := Judge(&ev, spec, 0)
+		if res.Passed || res.Attempt != ev.Attempt {
+			t.Errorf("%s: passed %v, attempt %d", ev.State, res.Passed, res.Attempt)
+		}
+		found := false
+		for _, r := range res.Reasons {
+			found = found || strings.Contains(r, tc.want)
+		}
+		if !found {
+			t.Errorf("%s: reasons %q, want one with %q", ev.State, res.Reasons, tc.want)
+		}
+		for _, r := range rows {
+			if r.Attempt != int32(ev.Attempt) || r.Verdict != "fail" {
+				t.Errorf("%s: row attempt %d verdict %s, want %d fail", ev.State, r.Attempt, r.Verdict, ev.Attempt)
+			}
+		}
+	}
+}

@@ -313,7 +313,7 @@ func (r *Run) state(data []byte) error {
 		return nil
 	}
 	switch e.State {
-	case "PENDING", "REQUEUED", "CONFIGURING", events.StateQuotaWait:
+	case "PENDING", "REQUEUED", "CONFIGURING", events.StateQuotaWait, events.StateRetry:
 		t.Phase = PhaseQueued
 	case "RUNNING", "COMPLETING":
 		if t.Phase != PhaseRunning {

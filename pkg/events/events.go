@@ -151,6 +151,9 @@ const (
 	// StateQuotaWait: the scheduler refused the submission for a per-user or
 	// per-account limit; the submitter tries again as the limit frees up. Not an end.
 	StateQuotaWait = "WAITING_FOR_QUOTA"
+	// StateRetry: the job ended on a failure of its nodes (NODE_FAIL, BOOT_FAIL) or was
+	// preempted, and the watcher submitted the test again, without those nodes. Not an end.
+	StateRetry = "RETRYING"
 	// StateInvalid: the test's config failed validation; it was never submitted.
 	StateInvalid = "INVALID"
 	// StateSubmitFailed: the scheduler refused the job for good.
@@ -295,7 +298,19 @@ type JobSubmitted struct {
 	// Spec is what the collector judges the test by (JobSpec.Judged); the watcher
 	// passes it on in the completed event.
 	Spec *JobSpec `json:"spec,omitempty"`
+	// Attempt counts the test's submissions: 1 for the first (0 in older events means
+	// 1); the watcher submits again after a node failure or a preemption.
+	Attempt int `json:"attempt,omitempty"`
+	// Exclude is the nodes the job was kept off (sbatch --exclude): those of the
+	// earlier attempts' failures, as SLURM host lists.
+	Exclude []string `json:"exclude,omitempty"`
+	// Request is the scheduler request as first submitted (the batch's, without
+	// Exclude): what the watcher submits again.
+	Request *scheduler.JobRequest `json:"request,omitempty"`
 }
+
+// AttemptOf returns an event's attempt number, 1 when it carries none.
+func AttemptOf(n int) int { return max(n, 1) }
 
 // JobState: the scheduler reports a new state for the job.
 type JobState struct {
@@ -305,6 +320,8 @@ type JobState struct {
 	State  string `json:"state"`
 	Detail string `json:"detail,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Attempt is the job's attempt number (JobSubmitted.Attempt); 0 when unknown.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Problem: a stage cannot make progress on a test (its results cannot be written, a
@@ -344,6 +361,8 @@ type JobCompleted struct {
 	NodeList string    `json:"node_list,omitempty"`
 	LogDir   string    `json:"log_dir,omitempty"`
 	Reasons  []string  `json:"reasons,omitempty"` // why it failed before running, or timed out
+	// Attempt is the attempt that ended (JobSubmitted.Attempt); 0 when never submitted.
+	Attempt int `json:"attempt,omitempty"`
 	// Spec is what the collector judges the test by (JobSpec.Judged), as the planner
 	// rendered it: never read from the job's folder.
 	Spec *JobSpec `json:"spec,omitempty"`
@@ -398,6 +417,7 @@ type Result struct {
 	Start    time.Time   `json:"start,omitzero"`
 	End      time.Time   `json:"end,omitzero"`
 	Duration float64     `json:"duration_s"`
+	Attempt  int         `json:"attempt,omitempty"` // the job's attempt (JobCompleted.Attempt)
 	LogDir   string      `json:"log_dir,omitempty"`
 	GPUType  string      `json:"gpu_type,omitempty"`
 	// RefVerdict is the worst of the rows' reference verdicts; Improvements name the
@@ -438,6 +458,10 @@ type JobRecord struct {
 	Owner     string        `json:"owner,omitempty"`
 	Claimed   time.Time     `json:"claimed,omitzero"` // when Owner took or last renewed the claim
 	Debug     bool          `json:"debug_mode,omitempty"`
+	// Attempt is the submission JobID is (JobSubmitted.Attempt); 0 means 1; Exclude
+	// the nodes that submission was kept off (JobSubmitted.Exclude).
+	Attempt int      `json:"attempt,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // RunRecord is a run's entry in the bench_runs bucket.

@@ -35,8 +35,10 @@ type Options struct {
 	PollMin, PollMax time.Duration
 	// QueuePoll is the watcher's queue check interval (0: its default; negative: off).
 	QueuePoll time.Duration
-	TimeLimit time.Duration
-	Env       config.Env
+	// MaxRetries is the watcher's Config.MaxRetries (0: its default; negative: none).
+	MaxRetries int
+	TimeLimit  time.Duration
+	Env        config.Env
 	// GiveUpAfter bounds the retries of a test whose results cannot be written.
 	GiveUpAfter time.Duration
 }
@@ -49,7 +51,8 @@ func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := watch.New(watch.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, PollMin: o.PollMin, PollMax: o.PollMax, QueuePoll: o.QueuePoll, TimeLimit: o.TimeLimit})
+	w, err := watch.New(watch.Config{Bus: b, Scheduler: o.Scheduler, Log: o.Log, PollMin: o.PollMin, PollMax: o.PollMax, QueuePoll: o.QueuePoll, TimeLimit: o.TimeLimit,
+		MaxRetries: o.MaxRetries})
 	if err != nil {
 		return nil, err
 	}

@@ -168,8 +168,11 @@ func (p *Progress) applyJob(sub events.Subject, data []byte) (string, error) {
 		if t.Problem != nil && t.Problem.Stage == "submitter" {
 			t.Problem = nil // submitted after all
 		}
-		if t.State == "QUEUED" {
+		if t.State == "QUEUED" || t.State == events.StateRetry {
 			t.State = slurm.Pending
+		}
+		if a := events.AttemptOf(ev.Attempt); a > 1 {
+			return fmt.Sprintf("job %s <- %s submitted (attempt %d, excluding %s)", ev.JobID, test, a, strings.Join(ev.Exclude, ",")), nil
 		}
 		return fmt.Sprintf("job %s <- %s submitted", ev.JobID, test), nil
 	case events.KindState:

@@ -37,7 +37,9 @@ type cmdError struct {
 	err       error
 }
 
-func (e *cmdError) Error() string { return e.argv + ": " + e.err.Error() + ": " + strings.TrimSpace(e.out) }
+func (e *cmdError) Error() string {
+	return e.argv + ": " + e.err.Error() + ": " + strings.TrimSpace(e.out)
+}
 
 // useQuotaAccount switches every config under cfgDir to the quota account, and skips
 // (or fails, when SLURM is required) on a cluster without it or without enforced limits.

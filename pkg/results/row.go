@@ -73,6 +73,9 @@ type Row struct {
 	RefBound   *float64 `parquet:"ref_bound,optional" json:"ref_bound"`
 	// JobID is the scheduler's job id.
 	JobID string `parquet:"job_id" json:"job_id"`
+	// Attempt is the submission the rows come from: 1, or more when the test was
+	// submitted again after a node failure or a preemption (the CSV has no such column).
+	Attempt int32 `parquet:"attempt" json:"attempt"`
 	// SlurmState is the job's final base state, e.g. COMPLETED, TIMEOUT.
 	SlurmState string `parquet:"slurm_state" json:"slurm_state"`
 	// ExitCode is the job's exit code.

@@ -63,24 +63,25 @@ func IsTerminal(state string) bool {
 
 // JobRequest is everything a scheduler needs to start one job.
 type JobRequest struct {
-	Name      string            // --job-name; carries the run and test id
-	Comment   string            // --comment
-	Script    string            // the job script's path
-	Args      []string          // the script's arguments
-	WorkDir   string            // --chdir
-	LogDir    string            // the test's log folder; created before submitting
-	Output    string            // --output (may use %j); defaults to LogDir/slurm-%j.out
-	Error     string            // --error; defaults to LogDir/slurm-%j.err
-	Nodes     int               // --nodes
-	NTasks    int               // --ntasks
-	PerNode   int               // --ntasks-per-node
-	Segment   int               // --segment, 0 = none
-	TimeLimit time.Duration     // --time, rounded up to whole minutes; 0 = none
-	Partition string            // --partition
-	Account   string            // --account
-	Resources []string          // the GPU type's arguments, e.g. --gres=gpu:4
-	ExtraArgs []string          // the test's own sbatch arguments, already split and checked
-	Env       map[string]string // extra environment for the job
+	Name       string            // --job-name; carries the run and test id
+	Comment    string            // --comment
+	Script     string            // the job script's path
+	Args       []string          // the script's arguments
+	WorkDir    string            // --chdir
+	LogDir     string            // the test's log folder; created before submitting
+	Output     string            // --output (may use %j); defaults to LogDir/slurm-%j.out
+	Error      string            // --error; defaults to LogDir/slurm-%j.err
+	Nodes      int               // --nodes
+	NTasks     int               // --ntasks
+	PerNode    int               // --ntasks-per-node
+	Segment    int               // --segment, 0 = none
+	TimeLimit  time.Duration     // --time, rounded up to whole minutes; 0 = none
+	Partition  string            // --partition
+	Account    string            // --account
+	Resources  []string          // the GPU type's arguments, e.g. --gres=gpu:4
+	ExtraArgs  []string          // the test's own sbatch arguments, already split and checked
+	Dependency string            // --dependency, e.g. afterany:12?afterany:13; empty: none
+	Env        map[string]string // extra environment for the job
 }
 
 // JobStatus is what the scheduler knows of one job.

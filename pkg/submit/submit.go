@@ -506,6 +506,7 @@ func (s *Submitter) findSubmitted(ctx context.Context, rec *events.JobRecord) st
 
 func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, id string, at time.Time) error {
 	rec.Phase, rec.JobID, rec.Submitted, rec.Debug = events.PhaseSubmitted, id, at, s.cfg.DebugMode
+	rec.Attempt = 1
 	data, _ := json.Marshal(rec)
 	nrev, err := s.cfg.Bus.Jobs.Update(ctx, key, data, rev)
 	if err != nil {
@@ -557,7 +558,12 @@ func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *ev
 		Header: events.NewHeader(b.RunID), TestID: j.TestID, Index: j.Index, JobID: rec.JobID,
 		Scheduler: s.cfg.Scheduler.Name(), LogDir: j.LogDir, Submitted: rec.Submitted,
 		TimeLimit: j.TimeLimit, Debug: rec.Debug, JobName: rec.JobName, LedgerRev: rev,
-		Spec: j.Judged(),
+		Spec: j.Judged(), Attempt: events.AttemptOf(rec.Attempt), Exclude: rec.Exclude,
+	}
+	if !rec.Debug {
+		// What the watcher submits again after a node failure.
+		req := j.Request
+		ev.Request = &req
 	}
 	return s.cfg.Bus.Publish(ctx, events.JobSubject(b.RunID, j.TestID, events.KindSubmitted),
 		events.SubmittedID(b.RunID, j.TestID, rec.JobID), ev)

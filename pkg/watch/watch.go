@@ -51,6 +51,22 @@ type Config struct {
 	QueuePoll time.Duration
 	// FullEvery is the interval of the full Status query in queue mode (default PollMax).
 	FullEvery time.Duration
+	// MaxRetries is how many times a test whose job ended NODE_FAIL or BOOT_FAIL, or was
+	// preempted for good, is submitted again, each time excluding the nodes that failed
+	// (sbatch --exclude); 0 means DefaultMaxRetries, negative never.
+	MaxRetries int
+}
+
+// DefaultMaxRetries is Config.MaxRetries's default.
+const DefaultMaxRetries = 2
+
+// MaxRetriesFlag turns a --max-retries flag value into Config.MaxRetries: 0 on the
+// command line means no retry.
+func MaxRetriesFlag(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // QueuePollFlag turns a --queue-poll flag value into Config.QueuePoll: 0 on the command
@@ -87,6 +103,7 @@ type tracked struct {
 	detail   string
 	reason   string
 	lastBeat time.Time
+	retryAt  time.Time // a failed resubmission is tried again from then on
 }
 
 // New applies defaults.
@@ -120,6 +137,9 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	if cfg.FullEvery <= 0 {
 		cfg.FullEvery = cfg.PollMax
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}
 	if q, ok := cfg.Scheduler.(slurm.QueueLister); ok && cfg.QueuePoll > 0 {
@@ -215,6 +235,18 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 			_ = m.Ack() // completed before a restart; nothing left to watch
 			return
 		}
+		if err == nil && rec.Phase == events.PhaseSubmitted && rec.JobID != ev.JobID &&
+			events.AttemptOf(rec.Attempt) > events.AttemptOf(ev.Attempt) {
+			// An earlier attempt, submitted again before a restart: make sure the new
+			// attempt's event went out (its id dedupes it), and let the old one go.
+			if perr := w.publishSubmitted(ctx, &ev, &rec, r); perr != nil {
+				w.log.Warn("republish the next attempt's submitted event", "test", ev.TestID, "err", perr)
+				_ = m.NakWithDelay(time.Second)
+				return
+			}
+			_ = m.Ack()
+			return
+		}
 		rev = r
 	}
 	w.mu.Lock()
@@ -299,7 +331,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				w.complete(ctx, e.t, e.s, nil)
+				w.finish(ctx, e.t, e.s)
 			}()
 		}
 		wg.Wait()
@@ -313,7 +345,11 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 		if limit <= 0 {
 			limit = w.cfg.TimeLimit
 		}
-		if ok && slurm.IsTerminal(s.State) {
+		_, inQueue := queued[t.ev.JobID]
+		if ok && (slurm.IsTerminal(s.State) || (s.State == slurm.Preempted && !inQueue)) {
+			if now.Before(t.retryAt) {
+				continue
+			}
 			ending = append(ending, ended{t, s})
 			changed = true
 			continue
@@ -414,7 +450,8 @@ func (w *Watcher) noteState(ctx context.Context, t *tracked, s slurm.JobStatus) 
 		return false
 	}
 	t.state, t.detail, t.reason = s.State, s.Detail, s.Reason
-	ev := events.JobState{Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, JobID: t.ev.JobID, State: s.State, Detail: s.Detail, Reason: s.Reason}
+	ev := events.JobState{Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, JobID: t.ev.JobID, State: s.State, Detail: s.Detail, Reason: s.Reason,
+		Attempt: events.AttemptOf(t.ev.Attempt)}
 	if err := w.cfg.Bus.Publish(ctx, events.JobSubject(t.ev.RunID, t.ev.TestID, events.KindState),
 		events.StateID(t.ev.RunID, t.ev.TestID, t.ev.JobID, s.Detail+"|"+s.Reason), ev); err != nil {
 		w.log.Warn("publish state", "err", err)
@@ -465,7 +502,7 @@ func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, r
 		Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, Index: t.ev.Index, JobID: t.ev.JobID,
 		State: s.State, Detail: s.Detail, ExitCode: s.ExitCode, Signal: s.Signal,
 		Submit: t.ev.Submitted, Start: s.Start, End: s.End, NodeList: s.NodeList, LogDir: t.ev.LogDir, Reasons: reasons,
-		Spec: t.ev.Spec,
+		Spec: t.ev.Spec, Attempt: events.AttemptOf(t.ev.Attempt),
 	}
 	if ev.Detail == "" {
 		ev.Detail = s.State
@@ -494,6 +531,7 @@ func (w *Watcher) markCompleted(ctx context.Context, t *tracked, state string) e
 			RunID: t.ev.RunID, TestID: t.ev.TestID, Index: t.ev.Index, Phase: events.PhaseCompleted,
 			JobID: t.ev.JobID, JobName: t.ev.JobName, State: state, LogDir: t.ev.LogDir,
 			Submitted: t.ev.Submitted, TimeLimit: t.ev.TimeLimit, Debug: t.ev.Debug,
+			Attempt: events.AttemptOf(t.ev.Attempt), Exclude: t.ev.Exclude,
 		}
 		data, _ := json.Marshal(rec)
 		_, err := w.cfg.Bus.Jobs.Update(ctx, key, data, t.rev)

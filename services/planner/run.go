@@ -32,6 +32,7 @@ type followFlags struct {
 	pollMin, pollMax time.Duration
 	timeout          time.Duration
 	queuePoll        time.Duration
+	maxRetries       int
 	junitXML         string
 	wide             bool
 	giveUpAfter      time.Duration
@@ -41,6 +42,7 @@ func (f *followFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.pollMin, "poll-min", 0, "shortest status poll interval (default 200ms local, 2s slurm)")
 	fs.DurationVar(&f.pollMax, "poll-max", 0, "longest status poll interval (default 5s local, 60s slurm)")
 	fs.DurationVar(&f.queuePoll, "queue-poll", time.Second, "slurm: interval of the squeue check while jobs run; 0 turns it off")
+	fs.IntVar(&f.maxRetries, "max-retries", watch.DefaultMaxRetries, "submit a test again at most this many times after NODE_FAIL, BOOT_FAIL or PREEMPTED, excluding the failed nodes; 0 never")
 	fs.DurationVar(&f.timeout, "timeout", watch.DefaultTimeLimit, "cancel a job that has not finished this long after submission")
 	fs.StringVar(&f.junitXML, "junit-xml", "", "write the run's results as JUnit XML to `FILE` (as pytest --junit-xml)")
 	fs.BoolVar(&f.wide, "wide", false, "full test ids in the summary, however wide")
@@ -115,7 +117,7 @@ func open(ctx context.Context, c *settings.Common, ff *followFlags, env config.E
 		}
 		s.stages, err = pipeline.Start(context.WithoutCancel(ctx), s.b, pipeline.Options{
 			OutputPath: c.OutputPath, Scheduler: s.sched, Log: s.log, View: s.logOut,
-			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(ff.queuePoll), TimeLimit: ff.timeout, Env: env, GiveUpAfter: ff.giveUpAfter,
+			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(ff.queuePoll), MaxRetries: watch.MaxRetriesFlag(ff.maxRetries), TimeLimit: ff.timeout, Env: env, GiveUpAfter: ff.giveUpAfter,
 		})
 		if err != nil {
 			s.close()

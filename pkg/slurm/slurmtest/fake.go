@@ -9,6 +9,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,14 @@ type Fake struct {
 	// AccountingLag keeps an ended job RUNNING in Status answers this long after its end,
 	// as slurmdbd may lag behind the controller.
 	AccountingLag time.Duration
+	// States, when set, gives the states the n-th submission (from 1) of a job name goes
+	// through: each but the last for an equal share of its duration, the last (even a
+	// state SLURM does not call final, PREEMPTED) from then on. Nil or empty: as
+	// without it.
+	States func(req slurm.JobRequest, n int) []string
+	// NodeList, when set, is the node list Status reports for the n-th submission of a
+	// job name (default "fake-node").
+	NodeList func(req slurm.JobRequest, n int) string
 
 	mu           sync.Mutex
 	next         int
@@ -48,6 +57,9 @@ type Fake struct {
 
 type job struct {
 	req       slurm.JobRequest
+	deps      []string // job ids of an afterany dependency: PENDING until one ends
+	states    []string
+	nodes     string
 	id        string
 	submitted time.Time
 	ended     time.Time
@@ -75,13 +87,24 @@ func (f *Fake) Submit(ctx context.Context, req slurm.JobRequest) (string, error)
 	}
 	f.next++
 	id := strconv.Itoa(1000 + f.next)
-	j := &job{req: req, id: id, submitted: time.Now()}
+	f.submits[req.Name]++
+	j := &job{req: req, id: id, submitted: time.Now(), nodes: "fake-node"}
 	if f.Outcome != nil {
 		j.own = true
 		j.dur, j.final = f.Outcome(req)
 	}
+	if f.States != nil {
+		j.states = f.States(req, f.submits[req.Name])
+	}
+	if f.NodeList != nil {
+		j.nodes = f.NodeList(req, f.submits[req.Name])
+	}
+	for _, d := range strings.Split(req.Dependency, "?") {
+		if dep, ok := strings.CutPrefix(d, "afterany:"); ok {
+			j.deps = append(j.deps, dep)
+		}
+	}
 	f.jobs[id] = j
-	f.submits[req.Name]++
 	f.startedOrder = append(f.startedOrder, req.Name)
 	if f.Duration > 0 || f.FinalState != "" {
 		f.maxActive = max(f.maxActive, f.activeLocked(time.Now()))
@@ -89,25 +112,88 @@ func (f *Fake) Submit(ctx context.Context, req slurm.JobRequest) (string, error)
 	return id, nil
 }
 
+// startLocked is when the job started running: at submission, or when the first of the
+// jobs it depends on ended; ok is false while it waits.
+func (f *Fake) startLocked(j *job, now time.Time) (time.Time, bool) {
+	if len(j.deps) == 0 {
+		return j.submitted, true
+	}
+	var first time.Time
+	for _, id := range j.deps {
+		d, ok := f.jobs[id]
+		if !ok || !f.endedLocked(d, now) {
+			continue
+		}
+		if _, end := f.stateLocked(d, now); first.IsZero() || end.Before(first) {
+			first = end
+		}
+	}
+	if first.IsZero() {
+		return first, false
+	}
+	if first.Before(j.submitted) {
+		first = j.submitted
+	}
+	return first, true
+}
+
+func (f *Fake) durationLocked(j *job) (time.Duration, string) {
+	if j.own {
+		return j.dur, j.final
+	}
+	return f.Duration, f.FinalState
+}
+
 func (f *Fake) stateLocked(j *job, now time.Time) (string, time.Time) {
 	if j.state != "" {
 		return j.state, j.ended
 	}
-	dur, final := f.Duration, f.FinalState
-	if j.own {
-		dur, final = j.dur, j.final
+	start, ok := f.startLocked(j, now)
+	if !ok {
+		return slurm.Pending, time.Time{}
 	}
-	end := j.submitted.Add(dur)
+	dur, final := f.durationLocked(j)
+	end := start.Add(dur)
+	if n := len(j.states); n > 0 {
+		if now.Before(end) {
+			if n == 1 {
+				return slurm.Running, time.Time{}
+			}
+			k := int(now.Sub(start) * time.Duration(n-1) / dur)
+			return j.states[min(k, n-2)], time.Time{}
+		}
+		return j.states[n-1], end
+	}
 	if now.Before(end) {
 		return slurm.Running, time.Time{}
 	}
 	return cmp.Or(final, slurm.Completed), end
 }
 
+// endedLocked reports whether the job has left the queue: cancelled, or past its
+// duration.
+func (f *Fake) endedLocked(j *job, now time.Time) bool {
+	if j.state != "" {
+		return true
+	}
+	start, ok := f.startLocked(j, now)
+	dur, _ := f.durationLocked(j)
+	return ok && !now.Before(start.Add(dur))
+}
+
+// AfterAny makes the Fake a slurm.Dependent: "afterany:A?afterany:B".
+func (f *Fake) AfterAny(ids []string) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = "afterany:" + id
+	}
+	return strings.Join(parts, "?")
+}
+
 func (f *Fake) activeLocked(now time.Time) int {
 	n := 0
 	for _, j := range f.jobs {
-		if st, _ := f.stateLocked(j, now); !slurm.IsTerminal(st) {
+		if !f.endedLocked(j, now) {
 			n++
 		}
 	}
@@ -139,7 +225,7 @@ func (f *Fake) Status(ctx context.Context, since time.Time, ids []string) (map[s
 			code = 1
 		}
 		out[id] = slurm.JobStatus{ID: id, State: slurm.BaseState(st), Detail: st, Start: j.submitted, End: end,
-			ExitCode: code, NodeList: "fake-node", Name: j.req.Name}
+			ExitCode: code, NodeList: j.nodes, Name: j.req.Name}
 	}
 	return out, nil
 }
@@ -151,7 +237,7 @@ func (f *Fake) Cancel(ctx context.Context, id string) error {
 	if !ok {
 		return errors.New("no such job " + id)
 	}
-	if st, _ := f.stateLocked(j, time.Now()); !slurm.IsTerminal(st) {
+	if !f.endedLocked(j, time.Now()) {
 		j.state, j.ended = "CANCELLED by 0", time.Now()
 	}
 	return nil
@@ -219,7 +305,9 @@ func (f *Fake) Order() []string {
 // JobInfo is what a test may check of a fake job.
 type JobInfo struct {
 	ID, Name  string
+	Req       slurm.JobRequest
 	Submitted time.Time
+	Start     time.Time // zero while it waits on its dependency
 	End       time.Time // zero while it runs
 	State     string
 }
@@ -233,7 +321,8 @@ func (f *Fake) Jobs() []JobInfo {
 	for i := 1; i <= f.next; i++ {
 		j := f.jobs[strconv.Itoa(1000+i)]
 		st, end := f.stateLocked(j, now)
-		out = append(out, JobInfo{ID: j.id, Name: j.req.Name, Submitted: j.submitted, End: end, State: st})
+		start, _ := f.startLocked(j, now)
+		out = append(out, JobInfo{ID: j.id, Name: j.req.Name, Req: j.req, Submitted: j.submitted, Start: start, End: end, State: st})
 	}
 	return out
 }
@@ -252,7 +341,8 @@ func (q Queued) Queue(ctx context.Context, ids []string) (map[string]slurm.Queue
 	out := map[string]slurm.QueueEntry{}
 	for _, id := range ids {
 		if j, ok := f.jobs[id]; ok {
-			if st, _ := f.stateLocked(j, now); !slurm.IsTerminal(st) {
+			if !f.endedLocked(j, now) {
+				st, _ := f.stateLocked(j, now)
 				out[id] = slurm.QueueEntry{State: slurm.BaseState(st), Detail: st}
 			}
 		}
