@@ -139,6 +139,13 @@ type Commenter interface {
 	Comment(ctx context.Context, id string) (string, error)
 }
 
+// Dependent is implemented by schedulers that can hold a job until others end (SLURM's
+// --dependency): AfterAny is the JobRequest.Dependency that releases a job when any of
+// the given jobs ends, however it ends.
+type Dependent interface {
+	AfterAny(ids []string) string
+}
+
 // PendingReasoner is implemented by schedulers that can say why jobs wait.
 type PendingReasoner interface {
 	PendingReasons(ctx context.Context, ids []string) (map[string]string, error)

@@ -83,18 +83,3 @@ func JobEnviron(base []string, extra map[string]string) []string {
 	}
 	return env
 }
-
-// exportList is sbatch's --export value for an environment: the variables' names only
-// (sbatch takes their values from its own environment), so no value is ever on a
-// command line. NONE when there is nothing to pass.
-func exportList(env []string) string {
-	names := make([]string, 0, len(env))
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		names = append(names, k)
-	}
-	if len(names) == 0 {
-		return "NONE"
-	}
-	return strings.Join(names, ",")
-}

@@ -19,6 +19,7 @@ type (
 	QueueEntry      = scheduler.QueueEntry
 	Commenter       = scheduler.Commenter
 	PendingReasoner = scheduler.PendingReasoner
+	Dependent       = scheduler.Dependent
 	SubmitError     = scheduler.SubmitError
 )
 
@@ -92,6 +93,7 @@ func SbatchArgs(req JobRequest) []string {
 	if req.Segment > 0 {
 		args = append(args, fmt.Sprintf("--segment=%d", req.Segment))
 	}
+	add("--dependency", req.Dependency)
 	add("--chdir", req.WorkDir)
 	out, errf := req.Output, req.Error
 	if out == "" && req.LogDir != "" {

@@ -574,7 +574,7 @@ func TestIntegrationControllerRestart(t *testing.T) {
 	}
 }
 
-// On a real SLURM, a job's environment is the --export list the scheduler builds: the
+// On a real SLURM, a job's environment is sbatch's, which the scheduler builds: the
 // submitter's variables without the bus's credentials and the project's own, so
 // HF_TOKEN reaches the job and NATS_PASSWORD does not; squeue reports the job's comment
 // for the watcher's ownership check.

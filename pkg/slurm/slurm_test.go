@@ -297,14 +297,15 @@ func TestSubmit(t *testing.T) {
 	if fi, err := os.Stat(logDir); err != nil || !fi.IsDir() {
 		t.Errorf("log folder not created: %v", err)
 	}
-	// Not sbatch's default --export=ALL: the names of the job's environment.
+	// --export=ALL of sbatch's own environment, which is the job's.
 	want := append([]string{"sbatch"}, SbatchArgs(req)...)
-	want = slices.Insert(want, 2, "--export="+exportList(JobEnviron(os.Environ(), req.Env)))
+	want = slices.Insert(want, 2, "--export=ALL")
 	if !reflect.DeepEqual(f.calls[0], want) {
 		t.Errorf("argv %q\nwant %q", f.calls[0], want)
 	}
-	if want := []string{"A=1", "B=2", "SLURM_CONF=/etc/test/slurm.conf"}; !reflect.DeepEqual(f.envs[0], want) {
-		t.Errorf("env %q, want %q", f.envs[0], want)
+	if env := f.envs[0]; !reflect.DeepEqual(env, append(JobEnviron(os.Environ(), req.Env), "SLURM_CONF=/etc/test/slurm.conf")) ||
+		!slices.Contains(env, "A=1") || !slices.Contains(env, "B=2") {
+		t.Errorf("env %q, want the job's environment with A=1, B=2 and SLURM_CONF", env)
 	}
 }
 
@@ -474,6 +475,7 @@ func TestExecRunsArgvWithEnvironment(t *testing.T) {
 	record := filepath.Join(dir, "record")
 	sbatch := writeFakeCommand(t, dir, "sbatch", `printf '%s\n' "$@" > "`+record+`"
 echo "conf=$SLURM_CONF job=$JOB_VAR" >> "`+record+`"
+env > "`+record+`.env"
 echo "77;cluster"
 `)
 	s := NewSLURM(SLURMOptions{Sbatch: sbatch, Conf: "/x/slurm.conf"})
@@ -483,25 +485,37 @@ echo "77;cluster"
 	}
 	got, _ := os.ReadFile(record)
 	lines := strings.Split(string(got), "\n")
-	export, ok := strings.CutPrefix(lines[1], "--export=")
-	if !ok {
-		t.Fatalf("no --export list after --parsable: %q", got)
+	if lines[1] != "--export=ALL" {
+		t.Fatalf("no --export=ALL after --parsable: %q", got)
 	}
 	rest := strings.Join(append([]string{lines[0]}, lines[2:]...), "\n")
 	if want := "--parsable\n--job-name=a b;c\n/j.sh\nconf=/x/slurm.conf job=$(x)\n"; rest != want {
 		t.Errorf("sbatch saw\n%s\nwant\n%s", rest, want)
 	}
-	// Names only: the job gets HF_TOKEN and its own variable, never the bus's or the
-	// project's secrets, and no value is on the command line.
-	names := strings.Split(export, ",")
+	// sbatch's environment, all of which the job gets: HF_TOKEN and the job's own
+	// variable, never the bus's or the project's secrets; no value on the command line.
+	envData, err := os.ReadFile(record + ".env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, kv := range strings.Split(string(envData), "\n") {
+		k, _, _ := strings.Cut(kv, "=")
+		names = append(names, k)
+	}
 	for _, n := range []string{"HF_TOKEN", "JOB_VAR", "PATH"} {
 		if !slices.Contains(names, n) {
-			t.Errorf("--export list lacks %s: %s", n, export)
+			t.Errorf("sbatch's environment lacks %s", n)
 		}
 	}
 	for _, n := range []string{"NATS_PASSWORD", "DISAGGBENCH_TOKEN"} {
 		if slices.Contains(names, n) {
-			t.Errorf("--export list passes %s to the job", n)
+			t.Errorf("sbatch's environment (and so the job's) holds %s", n)
+		}
+	}
+	for _, v := range []string{"bus-secret-1", "project-secret-2"} {
+		if strings.Contains(string(envData), v) {
+			t.Errorf("secret %q is in sbatch's environment", v)
 		}
 	}
 	if strings.Contains(string(got), "secret") {
