@@ -278,6 +278,12 @@ type BatchOf[J any] struct {
 	Policy    string `json:"policy"`
 	Tests     int    `json:"tests"` // jobs in the whole run
 	Jobs      []J    `json:"jobs"`
+	// QueueAhead (sliding window): with the window full, one more job is submitted held
+	// until any of the window's jobs ends (sbatch --dependency=afterany:A?afterany:B), so
+	// the scheduler starts it the moment a slot frees instead of after the watcher has
+	// seen the end; at most BatchSize jobs run at once all the same. Only for schedulers
+	// that hold jobs on others (slurm.Dependent).
+	QueueAhead bool `json:"queue_ahead,omitempty"`
 }
 
 // JobSubmitted: the scheduler took the job.
@@ -462,6 +468,8 @@ type JobRecord struct {
 	// the nodes that submission was kept off (JobSubmitted.Exclude).
 	Attempt int      `json:"attempt,omitempty"`
 	Exclude []string `json:"exclude,omitempty"`
+	// After is the job ids a queued-ahead job was held on (BatchOf.QueueAhead).
+	After []string `json:"after,omitempty"`
 }
 
 // RunRecord is a run's entry in the bench_runs bucket.

@@ -61,7 +61,8 @@ func makespanConfigs(tb testing.TB, dir string, durations []int) string {
 // (poll 2 s to 60 s, squeue every second), and reports the makespan against its lower
 // bound, the slots' idle time, and the latencies from a job's end to its completed
 // event, its verdict and the next submission. It also prints what the seed's polling
-// (60 s and 180 s) would give on the same mix. BENCH_ORDER=lpt submits longest first.
+// (60 s and 180 s) would give on the same mix. BENCH_ORDER=lpt submits longest first;
+// BENCH_QUEUE_AHEAD=1 queues one job ahead of the full window (plan.Options.QueueAhead).
 //
 //	go test -run '^$' -bench SLURMMakespan -benchtime=1x ./pkg/plan
 func BenchmarkSLURMMakespan(b *testing.B) {
@@ -94,6 +95,7 @@ func BenchmarkSLURMMakespan(b *testing.B) {
 			}
 			p.Order = plan.OrderLPT
 		}
+		p.QueueAhead = os.Getenv("BENCH_QUEUE_AHEAD") == "1"
 		opts := h.stageOptions(out)
 		opts.PollMin, opts.PollMax = 2*time.Second, 60*time.Second
 		stages, err := pipeline.Start(h.ctx, h.b, opts)
@@ -119,6 +121,15 @@ func BenchmarkSLURMMakespan(b *testing.B) {
 		b.ReportMetric(span.Seconds()/bound.Seconds(), "x-bound")
 		b.ReportMetric(percentile(m.endToCompleted, 50).Seconds(), "end-completed-p50-s")
 		b.ReportMetric(percentile(m.endToVerdict, 50).Seconds(), "end-verdict-p50-s")
+		others := 0
+		for _, j := range h.sacct("-a", "-o", "JobIDRaw,State,Submit,Start,End,NodeList,JobName") {
+			if !strings.Contains(j.Name, p.RunID) && !j.Start.IsZero() && j.Start.Before(last) && (j.End.IsZero() || j.End.After(first)) {
+				others++
+			}
+		}
+		b.Logf("jobs of others on the cluster during the run: %d (they take slots: the figures then overstate)", others)
+		b.Logf("queue ahead %v; SLURM start -> script start: mean %v; script end -> SLURM end: mean %v (sacct's whole seconds, +0.5 s)",
+			p.QueueAhead, mean(m.startToScript).Round(10*time.Millisecond), mean(m.scriptToEnd).Round(10*time.Millisecond))
 		b.Logf("order %s: makespan %v (SLURM's first start to last end), bound %v: %.3fx; publish to finished %v; slot idle %v",
 			p.Order, span.Round(100*time.Millisecond), bound, span.Seconds()/bound.Seconds(), wall.Round(100*time.Millisecond), (time.Duration(slots)*span - m.busy).Round(100*time.Millisecond))
 		b.Logf("job end (script) -> completed event: p50 %v p90 %v p99 %v max %v", p50(m.endToCompleted), percentile(m.endToCompleted, 90), percentile(m.endToCompleted, 99), percentile(m.endToCompleted, 100))
@@ -143,6 +154,18 @@ type makespanFigures struct {
 	endToCompleted, endToVerdict []time.Duration
 	sacctEndToCompleted          []time.Duration
 	refill, startDelay           []time.Duration
+	startToScript, scriptToEnd   []time.Duration
+}
+
+func mean(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return sum / time.Duration(len(d))
 }
 
 // measureMakespan reads SLURM's times, the jobs' own end times and the event stream.
@@ -175,6 +198,12 @@ func measureMakespan(tb testing.TB, h *slurmHarness, run, out string) makespanFi
 			_ = json.Unmarshal(ev.data, &c)
 			end := readUnixTime(tb, filepath.Join(c.LogDir, "job_end.txt"))
 			scriptEnd[ev.test] = end
+			if j, ok := jobs[c.JobID]; ok && !j.Start.IsZero() && !j.End.IsZero() {
+				start := readUnixTime(tb, filepath.Join(c.LogDir, "job_start.txt"))
+				// sacct's times are whole seconds: take the middle of the second.
+				m.startToScript = append(m.startToScript, start.Sub(j.Start.Add(time.Second/2)))
+				m.scriptToEnd = append(m.scriptToEnd, j.End.Add(time.Second/2).Sub(end))
+			}
 			m.endToCompleted = append(m.endToCompleted, ev.at.Sub(end))
 			if j, ok := jobs[c.JobID]; ok && !j.End.IsZero() {
 				// sacct's End has whole seconds: count from the end of that second.

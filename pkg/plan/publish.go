@@ -42,6 +42,9 @@ type Options struct {
 	// Order of submission: OrderFile, OrderLPT, or empty for LPT when any selected test
 	// has a duration history and file order otherwise.
 	Order string
+	// QueueAhead: with a sliding window full, one more job is submitted held on the
+	// window's jobs (events.BatchOf.QueueAhead).
+	QueueAhead bool
 }
 
 // Submission orders.
@@ -61,8 +64,9 @@ type Plan struct {
 	Policy    string
 	// Order is the submission order asked for; Publish settles "" to file or lpt and
 	// counts the tests whose history it found in Known.
-	Order string
-	Known int
+	Order      string
+	Known      int
+	QueueAhead bool
 }
 
 // NewRunID is sortable by time and unique enough: 20261127-014512-3fa9c2.
@@ -111,7 +115,7 @@ func Prepare(opts Options, env config.Env) (*Plan, error) {
 	if opts.Order != "" && opts.Order != OrderFile && opts.Order != OrderLPT {
 		return nil, fmt.Errorf("--order %q: want file or lpt", opts.Order)
 	}
-	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy, Order: opts.Order}
+	p := &Plan{RunID: run, Selected: sel, BatchSize: size, Policy: policy, Order: opts.Order, QueueAhead: opts.QueueAhead}
 	var tools string
 	var toolsErr error
 	toolsDone := false
@@ -296,7 +300,7 @@ func (p *Plan) Publish(ctx context.Context, b *bus.Bus) error {
 	for k, jobs := range chunks {
 		// The jobs as chunk encoded them: each is encoded once.
 		ev := events.BatchOf[json.RawMessage]{Header: events.NewHeader(p.RunID), Index: k, Total: len(chunks),
-			BatchSize: p.BatchSize, Policy: p.Policy, Tests: len(p.Specs), Jobs: jobs}
+			BatchSize: p.BatchSize, Policy: p.Policy, Tests: len(p.Specs), Jobs: jobs, QueueAhead: p.QueueAhead}
 		if err := b.Publish(ctx, events.BatchSubject(p.RunID, k), events.BatchID(p.RunID, k), ev); err != nil {
 			return err
 		}

@@ -345,7 +345,8 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		return true, nil
 	}
 	if rev == 0 {
-		if err := s.admit(ctx, tr, b, j); err != nil {
+		after, err := s.admit(ctx, tr, b, j)
+		if err != nil {
 			return false, err
 		}
 		if (b.BatchSize > 0 && j.Index%b.BatchSize == 0) || (b.BatchSize <= 0 && j.Index == 0) {
@@ -354,7 +355,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		rec = events.JobRecord{
 			RunID: b.RunID, TestID: j.TestID, Index: j.Index, Phase: events.PhaseClaimed,
 			JobName: j.Request.Name, LogDir: j.LogDir, TimeLimit: j.TimeLimit, Owner: s.cfg.Owner,
-			Claimed: time.Now().UTC(),
+			Claimed: time.Now().UTC(), After: after,
 		}
 		if p.refused {
 			rec.JobName, rec.LogDir = "", ""
@@ -455,7 +456,20 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
-		id, err = s.cfg.Scheduler.Submit(ctx, j.Request)
+		req := j.Request
+		dep, _ := s.cfg.Scheduler.(slurm.Dependent)
+		if len(rec.After) > 0 && dep != nil {
+			// Queued ahead: held until any of the window's jobs ends.
+			req.Dependency = dep.AfterAny(rec.After)
+		}
+		id, err = s.cfg.Scheduler.Submit(ctx, req)
+		if err != nil && req.Dependency != "" && strings.Contains(strings.ToLower(err.Error()), "dependency") {
+			// A job it was to wait on is gone from the controller, so it ended long ago:
+			// a slot is free.
+			s.log.Info("dependency refused; submitting without it", "test", j.TestID, "err", err)
+			req.Dependency = ""
+			id, err = s.cfg.Scheduler.Submit(ctx, req)
+		}
 		<-s.submitting
 	}
 	if err != nil {
@@ -601,18 +615,27 @@ func (s *Submitter) batchHeader(b *events.Batch, index int) {
 }
 
 // admit blocks until the run's policy lets job j be submitted.
-func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec) error {
+func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec) (after []string, err error) {
 	if b.BatchSize <= 0 {
-		return nil
+		return nil, nil
 	}
+	_, dependent := s.cfg.Scheduler.(slurm.Dependent)
+	ahead := b.QueueAhead && b.Policy == events.PolicySliding && dependent && !s.cfg.DebugMode
 	for {
 		ch := tr.changed()
-		if tr.claimedBelow(j.Index) && tr.admits(b.Policy, b.BatchSize, b.Tests, j.Index) {
-			return nil
+		if tr.claimedBelow(j.Index) {
+			if tr.admits(b.Policy, b.BatchSize, b.Tests, j.Index) {
+				return nil, nil
+			}
+			if ahead {
+				if ids, ok := tr.ahead(b.BatchSize); ok {
+					return ids, nil
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-ch:
 		}
 	}

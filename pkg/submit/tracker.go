@@ -3,6 +3,7 @@ package submit
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -182,6 +183,43 @@ func (t *tracker) admits(policy string, size, tests, index int) bool {
 		return done == hi-lo
 	}
 	return t.active < size
+}
+
+// ahead says whether a job may be queued ahead of a full sliding window of size, and
+// on which jobs it is then held: every active job, when all of them have a job id and
+// none is itself held on jobs that are all still active (one job waits at a time).
+func (t *tracker) ahead(size int) ([]string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.active != size {
+		return nil, false
+	}
+	active := make(map[string]bool, size)
+	ids := make([]string, 0, size)
+	for _, e := range t.recs {
+		if e.rec.Phase == events.PhaseCompleted {
+			continue
+		}
+		if e.rec.JobID == "" {
+			return nil, false // being submitted
+		}
+		active[e.rec.JobID] = true
+		ids = append(ids, e.rec.JobID)
+	}
+	for _, e := range t.recs {
+		if e.rec.Phase == events.PhaseCompleted || len(e.rec.After) == 0 {
+			continue
+		}
+		held := true
+		for _, id := range e.rec.After {
+			held = held && active[id]
+		}
+		if held {
+			return nil, false
+		}
+	}
+	slices.Sort(ids)
+	return ids, true
 }
 
 // get returns the ledger entry the tracker knows for key (revision 0: none).

@@ -120,7 +120,7 @@ func (w *Watcher) retry(ctx context.Context, t *tracked, s slurm.JobStatus) erro
 			return fmt.Errorf("submit attempt %d: %w", attempt+1, err)
 		}
 	}
-	rec.JobID, rec.Submitted, rec.Attempt, rec.Exclude, rec.State = id, time.Now().UTC(), attempt+1, exclude, ""
+	rec.JobID, rec.Submitted, rec.Attempt, rec.Exclude, rec.State, rec.After = id, time.Now().UTC(), attempt+1, exclude, "", nil
 	data, _ := json.Marshal(rec)
 	nrev, err := w.cfg.Bus.Jobs.Update(ctx, key, data, rev)
 	if err != nil {

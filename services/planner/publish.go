@@ -25,6 +25,7 @@ type runFlags struct {
 	batchSize         int
 	policy            string
 	order             string
+	queueAhead        bool
 	cancelOnInterrupt bool
 	follow            followFlags
 	ids               []string // only these tests (planner rerun)
@@ -41,6 +42,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.Var((*optInt)(&f.batchSize), "batch-size", "at most `N` jobs of the run queued or running at once (env DISAGG_BATCH_SIZE; default 5; 0 = no limit)")
 	fs.StringVar(&f.order, "order", "", "submission order: file (sorted ids) or lpt (longest expected duration first, from earlier runs); default lpt when any selected test has history")
 	fs.StringVar(&f.policy, "policy", events.PolicySliding, "sliding: refill a slot as soon as a job ends; barrier: next batch after the whole batch ended")
+	fs.BoolVar(&f.queueAhead, "queue-ahead", false, "sliding, slurm: with the window full, submit the next job held on the window's jobs (sbatch --dependency=afterany:A?afterany:B...), so SLURM starts it the moment one ends")
 	if run {
 		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
 		f.follow.register(fs)
@@ -55,7 +57,7 @@ func (f *runFlags) options(env config.Env) plan.Options {
 	if f.gpuType != "" {
 		sel.Flags["GPU_TYPE"] = f.gpuType
 	}
-	return plan.Options{Selection: sel, BatchSize: f.batchSize, Policy: f.policy, Order: f.order, Scheduler: f.common.Scheduler, OutputPath: f.common.OutputPath}
+	return plan.Options{Selection: sel, BatchSize: f.batchSize, Policy: f.policy, Order: f.order, QueueAhead: f.queueAhead, Scheduler: f.common.Scheduler, OutputPath: f.common.OutputPath}
 }
 
 // parseRunFlags parses the flags `planner publish` and `planner run` share; a nil
