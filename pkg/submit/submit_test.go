@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -465,5 +466,67 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 		if j.State != slurm.Completed {
 			t.Errorf("job %s ended %s", j.Name, j.State)
 		}
+	}
+}
+
+// TestQueueAheadHoldsOneJobOnTheWindow: with QueueAhead, a full window of two gets one
+// more job, held on the window's jobs (afterany); the scheduler starts it when one of
+// them ends, so no more than two ever run at once, and every test runs once.
+func TestQueueAheadHoldsOneJobOnTheWindow(t *testing.T) {
+	e := setup(t, 200*time.Millisecond)
+	e.start(false)
+	const n, size = 8, 2
+	var specs []events.JobSpec
+	for i := range n {
+		id := fmt.Sprintf("disagg_perf_t%02d", i)
+		dir := filepath.Join(e.dir, "slurm_logs", id, "r1")
+		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: dir, Request: slurmtest.Request("r1", id, dir, "job.sh"),
+			Files: []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755}}})
+	}
+	for k := range n / size {
+		ev := events.Batch{Header: events.NewHeader("r1"), Index: k, Total: n / size, BatchSize: size, Policy: events.PolicySliding,
+			Tests: n, Jobs: specs[k*size : (k+1)*size], QueueAhead: true}
+		if err := e.bus.Publish(e.ctx, events.BatchSubject("r1", k), events.BatchID("r1", k), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitCompleted("r1", n)
+	jobs := e.fake.Jobs()
+	if len(jobs) != n {
+		t.Fatalf("%d submissions for %d tests", len(jobs), n)
+	}
+	held := 0
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	ids := map[string]bool{}
+	for _, j := range jobs {
+		ids[j.ID] = true
+		if j.Req.Dependency != "" {
+			held++
+			for _, d := range strings.Split(j.Req.Dependency, "?") {
+				dep, ok := strings.CutPrefix(d, "afterany:")
+				if !ok || !ids[dep] {
+					t.Errorf("job %s held on %q: not an earlier job", j.ID, j.Req.Dependency)
+				}
+			}
+		}
+		edges = append(edges, edge{j.Start, +1}, edge{j.End, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta
+	})
+	running, peak := 0, 0
+	for _, ed := range edges {
+		running += ed.delta
+		peak = max(peak, running)
+	}
+	if held == 0 || peak > size || e.fake.MaxActive() > size+1 {
+		t.Errorf("%d jobs held, %d running at once (want <= %d), %d at the scheduler at once (want <= %d)", held, peak, size, e.fake.MaxActive(), size+1)
 	}
 }
