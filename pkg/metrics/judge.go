@@ -349,6 +349,11 @@ func (j *judge) readBlocks(name string) map[int]*Block {
 	}
 	defer f.Close()
 	byC := map[int]*Block{}
+	// Blocks gather in chunks joined once at the end: one growing slice would allocate
+	// (and clear) about five times its final size, as append grows large slices by a
+	// quarter.
+	var chunks [][]Block
+	cur := make([]Block, 0, 64)
 	err = ScanBench(&limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile}, func(b Block) error {
 		if !b.Warmup && b.LogConcurrency > 0 {
 			c, ok := j.configConcurrency(b.LogConcurrency)
@@ -360,9 +365,14 @@ func (j *judge) readBlocks(name string) map[int]*Block {
 		} else {
 			b.Concurrency = 0
 		}
-		j.res.Blocks = append(j.res.Blocks, b)
+		if len(cur) == cap(cur) {
+			chunks = append(chunks, cur)
+			cur = make([]Block, 0, min(2*cap(cur), 4096))
+		}
+		cur = append(cur, b)
 		return nil
 	})
+	j.res.Blocks = slices.Concat(append(append([][]Block{j.res.Blocks}, chunks...), cur)...)
 	if err != nil {
 		j.reason("client log %s: %v", path, err)
 	}
