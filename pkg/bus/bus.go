@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/redact"
 )
 
@@ -76,6 +77,10 @@ type Options struct {
 	Duplicates time.Duration
 	// MaxAge is how long events are kept (default 90 days).
 	MaxAge time.Duration
+	// Replicas of the stream, the stages' consumers and the KV buckets on a cluster. 0
+	// creates them with one and keeps what exists; another value creates them with it
+	// and updates an existing deployment whose replicas differ.
+	Replicas int
 }
 
 // Bus is a connection with JetStream handles and the pipeline's buckets.
@@ -98,6 +103,11 @@ type Bus struct {
 	stopWatch chan struct{}
 	watching  sync.WaitGroup
 	log       *slog.Logger
+
+	replicas  int
+	mu        sync.Mutex
+	consumers map[string]jetstream.Consumer // the durables bound by this process
+	untrack   []func()
 }
 
 // Connect reaches NATS (or starts the embedded server) and provisions everything.
@@ -106,7 +116,10 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{log: log}
+	if o.Replicas < 0 {
+		return nil, fmt.Errorf("replicas %d: want 1 or more (0: keep what exists)", o.Replicas)
+	}
+	b := &Bus{log: log, replicas: o.Replicas, consumers: map[string]jetstream.Consumer{}}
 	nopts := []nats.Option{
 		nats.Name(cmp.Or(o.Name, "disaggbench")),
 		nats.MaxReconnects(-1),
@@ -309,19 +322,34 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 		MaxAge:      age,
 		Duplicates:  dup,
 		MaxMsgSize:  8 << 20,
+		Replicas:    max(o.Replicas, 1),
 	}
 	// A stage on a shared server may only look: the stream as provisioned is used when
 	// it has what the pipeline needs, and only otherwise created or updated.
 	st, err := b.JS.Stream(ctx, events.Stream)
+	exists := err == nil
 	if err == nil {
 		c := st.CachedInfo().Config
-		if !slices.Equal(c.Subjects, want.Subjects) || c.MaxAge != want.MaxAge || c.Duplicates != want.Duplicates || c.MaxMsgSize != want.MaxMsgSize {
+		if o.Replicas == 0 {
+			want.Replicas = c.Replicas // keep what exists
+		}
+		if !slices.Equal(c.Subjects, want.Subjects) || c.MaxAge != want.MaxAge || c.Duplicates != want.Duplicates || c.MaxMsgSize != want.MaxMsgSize || c.Replicas != want.Replicas {
 			err = errors.New("differs")
 		}
 	}
 	if err != nil {
+		var was int
+		if exists {
+			was = st.CachedInfo().Config.Replicas
+		}
 		if st, err = b.JS.CreateOrUpdateStream(ctx, want); err != nil {
+			if exists && was != want.Replicas {
+				return replicasError("stream "+events.Stream, was, want.Replicas, err)
+			}
 			return fmt.Errorf("provision stream %s: %w", events.Stream, err)
+		}
+		if exists && was != want.Replicas {
+			b.log.Info("replicas changed", "stream", events.Stream, "from", was, "to", want.Replicas)
 		}
 	}
 	b.Stream = st
@@ -335,11 +363,19 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 		{&b.Results, BucketResults, "collector claims on written results"},
 		{&b.History, BucketHistory, "each test's latest durations per GPU type, for ordering runs"},
 	} {
+		cfg := jetstream.KeyValueConfig{
+			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
+		}
 		h, err := b.JS.KeyValue(ctx, kv.name)
-		if err != nil {
-			h, err = b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
-			})
+		if err == nil && o.Replicas > 0 {
+			if was := bucketReplicas(ctx, h); was != o.Replicas {
+				if h, err = b.JS.UpdateKeyValue(ctx, cfg); err != nil {
+					return replicasError("KV bucket "+kv.name, was, o.Replicas, err)
+				}
+				b.log.Info("replicas changed", "bucket", kv.name, "from", was, "to", o.Replicas)
+			}
+		} else if err != nil {
+			h, err = b.JS.CreateOrUpdateKeyValue(ctx, cfg)
 		}
 		if err != nil {
 			return fmt.Errorf("provision KV %s: %w", kv.name, err)
@@ -347,6 +383,35 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 		*kv.dst = h
 	}
 	return nil
+}
+
+// bucketReplicas is a bucket's replicas as its stream says (0 when unknown).
+func bucketReplicas(ctx context.Context, kv jetstream.KeyValue) int {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0
+	}
+	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		return s.StreamInfo().Config.Replicas
+	}
+	return 0
+}
+
+// replicasError says that a deployment could not be moved to other replicas, and what
+// to run instead: a planner command (the role allowed to update the stream and
+// buckets) with --replicas, or the nats CLI with an account that may.
+func replicasError(what string, was, want int, err error) error {
+	return fmt.Errorf("%s has %d replicas and --replicas asks for %d, but updating it failed (%w): "+
+		"run `planner list --replicas %d` as the planner user (or `nats stream edit %s --replicas %d`), "+
+		"or start this command with --replicas %d; a server that is not clustered takes only 1",
+		what, was, want, err, want, streamOf(what), want, was)
+}
+
+func streamOf(what string) string {
+	if b, ok := strings.CutPrefix(what, "KV bucket "); ok {
+		return "KV_" + b
+	}
+	return strings.TrimPrefix(what, "stream ")
 }
 
 // Publish sends an event with a message id; JetStream drops a repeat of the id within
@@ -375,11 +440,41 @@ func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWai
 		AckWait:       ackWait,
 		MaxAckPending: maxPending,
 		MaxDeliver:    -1,
+		// 0 follows the stream's replicas.
+		Replicas: b.replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", durable, err)
 	}
+	b.mu.Lock()
+	b.consumers[durable] = c
+	b.untrack = append(b.untrack, obs.TrackConsumer(durable, c))
+	b.mu.Unlock()
 	return c, nil
+}
+
+// Ready says why the bus is not ready to work (nil: it is): the connection is down, the
+// stream cannot be read, or one of the named durable consumers is not bound by this
+// process or not known to the server.
+func (b *Bus) Ready(ctx context.Context, durables ...string) error {
+	if st := b.NC.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("NATS %s", strings.ToLower(st.String()))
+	}
+	if _, err := b.Stream.Info(ctx); err != nil {
+		return fmt.Errorf("stream %s: %w", events.Stream, err)
+	}
+	for _, d := range durables {
+		b.mu.Lock()
+		c, ok := b.consumers[d]
+		b.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("consumer %s not bound yet", d)
+		}
+		if _, err := c.Info(ctx); err != nil {
+			return fmt.Errorf("consumer %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // LastPerSubject counts the subjects matching filter that hold a message and, with fn,
@@ -442,6 +537,30 @@ func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.
 	if err != nil {
 		return err
 	}
+	for {
+		consume(ctx, it, cons, log, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// The server ended the pull (the consumer moved, or the connection was
+		// replaced): bind again, however long it takes, so the stage carries on.
+		log.Warn("consumer stopped delivering; binding again", "consumer", cons.CachedInfo().Name)
+		for delay := 250 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+			if it, err = cons.Messages(jetstream.PullMaxMessages(batch)); err == nil {
+				break
+			}
+			log.Warn("bind consumer", "consumer", cons.CachedInfo().Name, "err", err)
+		}
+	}
+}
+
+// consume gives fn the iterator's messages until it is closed.
+func consume(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer, log *slog.Logger, fn func(jetstream.Msg)) {
 	defer context.AfterFunc(ctx, it.Drain)()
 	for {
 		msg, err := it.Next(jetstream.NextMaxWait(500 * time.Millisecond))
@@ -449,7 +568,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.
 		case err == nil:
 			fn(msg)
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return nil
+			return
 		case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat):
 			// ask again
 		case ctx.Err() == nil:
@@ -461,6 +580,12 @@ func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.
 
 // Close drains the connection and stops the embedded server, if any.
 func (b *Bus) Close() {
+	b.mu.Lock()
+	for _, f := range b.untrack {
+		f()
+	}
+	b.untrack = nil
+	b.mu.Unlock()
 	if b.stopWatch != nil {
 		close(b.stopWatch)
 		b.watching.Wait()

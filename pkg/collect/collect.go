@@ -28,6 +28,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/metrics"
+	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
@@ -72,7 +73,12 @@ type Collector struct {
 
 	mu      sync.Mutex
 	failing map[string]*trouble // by ledger key: tests whose collection keeps failing
+	held    map[*item]struct{}  // completions taken and not yet settled
 }
+
+// DefaultAckWait is how long a completion goes without a heartbeat before another
+// collector takes it; the collector beats four times per ack-wait.
+const DefaultAckWait = 8 * time.Second
 
 // trouble is a test's run of failed collection attempts.
 type trouble struct {
@@ -90,7 +96,7 @@ func New(cfg Config) (*Collector, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 2 * time.Minute
+		cfg.AckWait = DefaultAckWait
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
@@ -101,7 +107,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.GiveUpAfter <= 0 {
 		cfg.GiveUpAfter = DefaultGiveUpAfter
 	}
-	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), failing: map[string]*trouble{}}
+	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), failing: map[string]*trouble{}, held: map[*item]struct{}{}}
 	c.csv = results.NewCSVAppender(c.CSVPath(), results.NoSync())
 	return c, nil
 }
@@ -147,6 +153,9 @@ func (c *Collector) Run(ctx context.Context) error {
 		defer close(committed)
 		c.commitLoop(wctx, ordered)
 	}()
+	hbCtx, stopHB := context.WithCancel(wctx)
+	defer stopHB()
+	go c.heartbeats(hbCtx)
 	err = bus.Consume(ctx, cons, 64, c.log, func(m jetstream.Msg) {
 		if ctx.Err() != nil {
 			_ = m.Nak() // stopping: hand it back at once
@@ -157,8 +166,14 @@ func (c *Collector) Run(ctx context.Context) error {
 			// Never retried: no later delivery makes it valid.
 			c.log.Error("malformed completed event; terminating it", "subject", m.Subject(), "bytes", len(m.Data()), "reason", err)
 			_ = m.TermWithReason(err.Error())
+			obs.ParseFailure("collector", "event")
+			obs.Event("collector", obs.Malformed)
 			return
 		}
+		it.start = time.Now()
+		c.mu.Lock()
+		c.held[it] = struct{}{}
+		c.mu.Unlock()
 		ordered <- it
 		work <- it
 	})
@@ -315,13 +330,53 @@ func (c *Collector) settle(it *item, err error) {
 		if c.giveUp(key, it) {
 			return
 		}
+		c.release(it)
 		_ = it.m.NakWithDelay(2 * time.Second)
+		obs.Event("collector", obs.Retry)
 		return
 	}
 	c.mu.Lock()
 	delete(c.failing, key)
 	c.mu.Unlock()
+	c.release(it)
 	_ = it.m.Ack()
+	outcome := obs.OK
+	if it.res != nil && !it.res.Passed {
+		outcome = obs.Failed
+	}
+	obs.Event("collector", outcome)
+	obs.Duration("collector", time.Since(it.start))
+}
+
+// release forgets a settled completion: no more heartbeats for it.
+func (c *Collector) release(it *item) {
+	c.mu.Lock()
+	delete(c.held, it)
+	c.mu.Unlock()
+}
+
+// heartbeats tells the server, a few times per ack-wait, that every held completion is
+// still being worked on, so that the ack-wait can be short: a collector that dies loses
+// its completions to another one after one ack-wait.
+func (c *Collector) heartbeats(ctx context.Context) {
+	t := time.NewTicker(max(c.cfg.AckWait/4, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(c.held))
+		for it := range c.held {
+			msgs = append(msgs, it.m)
+		}
+		c.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
 }
 
 // giveUp reports a test whose collection failed as a problem event, and once it has
@@ -376,8 +431,11 @@ func (c *Collector) giveUp(key string, it *item) bool {
 	}
 	c.mu.Lock()
 	delete(c.failing, key)
+	delete(c.held, it)
 	c.mu.Unlock()
 	_ = it.m.Ack()
+	obs.Event("collector", obs.Failed)
+	obs.Duration("collector", time.Since(it.start))
 	return true
 }
 
@@ -389,6 +447,7 @@ type item struct {
 	payload results.CSVPayload
 	ready   chan struct{} // closed once judged and claimed
 	g       *group
+	start   time.Time // when it was taken
 
 	cl  claim  // the result's claim, as this collector last wrote it
 	rev uint64 // its revision
@@ -411,6 +470,9 @@ func (c *Collector) prepare(ctx context.Context, ev *events.JobCompleted) (*even
 	res, rows, dir, err := judgeEvent(ctx, c.cfg.OutputPath, ev, c.cfg.MaxFailedRequests, c.cfg.TestBudget)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !res.Passed && slurm.BaseState(ev.State) == slurm.Completed {
+		obs.ParseFailure("collector", "log") // the job ended well; its logs gave no passing result
 	}
 	if !res.Passed && dir != "" {
 		if err := markFailed(dir, res); err != nil {

@@ -13,10 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
+	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/redact"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
@@ -35,6 +37,10 @@ type Common struct {
 	OutputPath string
 	Scheduler  string
 	LogLevel   string
+	// Replicas of the stream, consumers and buckets (0: keep what exists, 1 for new).
+	Replicas int
+	// HTTP is where /healthz, /readyz and /metrics are served ("": nowhere).
+	HTTP string
 
 	// Where the output path's embedded server listens, when this command starts it.
 	Listen         string
@@ -45,7 +51,8 @@ type Common struct {
 
 // Register adds the flags to fs; withScheduler adds --scheduler too.
 func (c *Common) Register(fs *flag.FlagSet, withScheduler bool) {
-	fs.StringVar(&c.NATS, "nats", "", "NATS server URL (env NATS_URL); empty: an embedded server with its store under the output path")
+	fs.StringVar(&c.NATS, "nats", "", "NATS server URL, or a comma-separated list of a cluster's (env NATS_URL); empty: an embedded server with its store under the output path")
+	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of the stream, consumers and KV buckets on a NATS cluster (env NATS_REPLICAS; default: 1 for a new deployment, an existing one kept); another value updates an existing deployment")
 	fs.StringVar(&c.Creds, "creds", "", "NATS credentials file (env NATS_CREDS)")
 	fs.StringVar(&c.NKey, "nkey", "", "NATS nkey seed file (env NATS_NKEY)")
 	fs.StringVar(&c.User, "user", "", "NATS user (env NATS_USER; password in NATS_PASSWORD)")
@@ -62,6 +69,11 @@ func (c *Common) Register(fs *flag.FlagSet, withScheduler bool) {
 	if withScheduler {
 		fs.StringVar(&c.Scheduler, "scheduler", "", "local or slurm (env DISAGGBENCH_SCHEDULER; default local)")
 	}
+}
+
+// RegisterHTTP adds --http, for the commands that run stages.
+func (c *Common) RegisterHTTP(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTP, "http", "", "serve /healthz, /readyz and /metrics on HOST:PORT (env DISAGGBENCH_HTTP; default: not served)")
 }
 
 // Resolve fills unset flags from the environment and defaults.
@@ -85,6 +97,20 @@ func (c *Common) Resolve(env map[string]string) error {
 		return fmt.Errorf("--scheduler %q: want local or slurm", c.Scheduler)
 	}
 	c.LogLevel = cmp.Or(c.LogLevel, env["DISAGGBENCH_LOG_LEVEL"], "info")
+	c.HTTP = cmp.Or(c.HTTP, env["DISAGGBENCH_HTTP"])
+	if c.Replicas == 0 && env["NATS_REPLICAS"] != "" {
+		n, err := strconv.Atoi(env["NATS_REPLICAS"])
+		if err != nil {
+			return fmt.Errorf("NATS_REPLICAS %q: want a whole number from 1 to 5", env["NATS_REPLICAS"])
+		}
+		c.Replicas = n
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("--replicas %d: want 1 to 5 (a NATS cluster keeps at most 5 copies)", c.Replicas)
+	}
+	if c.NATS == "" && c.Replicas > 1 {
+		return fmt.Errorf("--replicas %d needs a NATS cluster (--nats): the embedded server keeps one copy", c.Replicas)
+	}
 	c.Listen = cmp.Or(c.Listen, env["DISAGGBENCH_LISTEN"], bus.DefaultListen)
 	c.ListenTLSCert = cmp.Or(c.ListenTLSCert, env["DISAGGBENCH_LISTEN_TLSCERT"])
 	c.ListenTLSKey = cmp.Or(c.ListenTLSKey, env["DISAGGBENCH_LISTEN_TLSKEY"])
@@ -148,7 +174,7 @@ func (c *Common) ConnectMode(ctx context.Context, name string, log *slog.Logger,
 		NKeyFile: c.NKey, CredsFile: c.Creds, TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
 		StoreDir: c.StoreDir(), Listen: true, ListenAddr: c.Listen, ListenTLSCert: c.ListenTLSCert,
 		ListenTLSKey: c.ListenTLSKey, ListenInsecure: c.ListenInsecure,
-		NoCreate: m.ReadOnly, Hold: m.Hold, Wait: m.Wait, Logger: log,
+		NoCreate: m.ReadOnly, Hold: m.Hold, Wait: m.Wait, Logger: log, Replicas: c.Replicas,
 	})
 }
 
@@ -163,6 +189,32 @@ func (c *Common) NewScheduler() (slurm.Scheduler, error) {
 	}
 }
 
+// ServeHTTP starts the health and metrics server at --http (nil when not asked for).
+func (c *Common) ServeHTTP(log *slog.Logger) (*obs.Server, error) {
+	if c.HTTP == "" {
+		return nil, nil
+	}
+	return obs.Listen(c.HTTP, log)
+}
+
+// Ready makes hs (when not nil) report b's readiness, with the named durable consumers
+// bound, and the metrics follow b's connection.
+func Ready(hs *obs.Server, b *bus.Bus, durables ...string) {
+	obs.TrackConnection(b.NC)
+	if hs != nil {
+		hs.SetReady(func(ctx context.Context) error { return b.Ready(ctx, durables...) })
+	}
+}
+
+// StageDurables are the durable consumers the service of this name binds.
+func StageDurables(name string) []string {
+	switch name {
+	case bus.RoleSubmitter, bus.RoleWatcher, bus.RoleCollector:
+		return []string{name}
+	}
+	return nil
+}
+
 // Serve is the body of a stage's main: parse flags, connect, run until SIGINT or
 // SIGTERM, then drain. register adds the stage's own flags; start builds the stage.
 func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
@@ -173,6 +225,7 @@ func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
 	fs.SetOutput(stderr)
 	var c Common
 	c.Register(fs, withScheduler)
+	c.RegisterHTTP(fs)
 	if register != nil {
 		register(fs)
 	}
@@ -186,12 +239,22 @@ func Serve(name string, args []string, stderr io.Writer, withScheduler bool,
 	log := c.Logger(stderr).With("service", name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Alive (and not ready) while it waits for NATS.
+	hs, err := c.ServeHTTP(log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	if hs != nil {
+		defer hs.Close()
+	}
 	b, err := c.ConnectMode(ctx, name, log, Mode{Wait: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	defer b.Close()
+	Ready(hs, b, StageDurables(name)...)
 	run, err := start(ctx, &c, b, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)

@@ -22,11 +22,16 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
 // Durable is the submitter's consumer name.
 const Durable = "submitter"
+
+// DefaultAckWait is how long a batch goes without a heartbeat before another submitter
+// takes it; the submitter beats three times per ack-wait.
+const DefaultAckWait = 6 * time.Second
 
 // Config of a submitter.
 type Config struct {
@@ -84,7 +89,7 @@ func New(cfg Config) (*Submitter, error) {
 	cfg.RetryMax = cmpDur(cfg.RetryMax, time.Minute)
 	cfg.RetryFor = cmpDur(cfg.RetryFor, 30*time.Minute)
 	cfg.QuotaRetry = cmpDur(cfg.QuotaRetry, 10*time.Second)
-	cfg.AckWait = cmpDur(cfg.AckWait, 30*time.Second)
+	cfg.AckWait = cmpDur(cfg.AckWait, DefaultAckWait)
 	if cfg.MaxSubmits <= 0 {
 		cfg.MaxSubmits = 4
 	}
@@ -141,8 +146,11 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 		// Never retried: no later delivery makes it valid.
 		s.log.Error("malformed batch; terminating it", "subject", msg.Subject(), "bytes", len(msg.Data()), "reason", err)
 		_ = msg.TermWithReason(err.Error())
+		obs.ParseFailure("submitter", "event")
+		obs.Event("submitter", obs.Malformed)
 		return
 	}
+	start := time.Now()
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go heartbeat(hbCtx, msg, s.cfg.AckWait/3)
@@ -150,15 +158,19 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 		if ctx.Err() != nil {
 			// Stopping: hand the batch back at once; claims make the rest idempotent.
 			_ = msg.Nak()
+			obs.Event("submitter", obs.Stopping)
 			return
 		}
 		s.log.Error("batch failed; retrying later", "run", b.RunID, "batch", b.Index, "err", err)
 		_ = msg.NakWithDelay(5 * time.Second)
+		obs.Event("submitter", obs.Retry)
 		return
 	}
 	if err := msg.DoubleAck(ctx); err != nil {
 		s.log.Warn("ack batch", "err", err)
 	}
+	obs.Event("submitter", obs.OK)
+	obs.Duration("submitter", time.Since(start))
 }
 
 func heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) {
@@ -462,13 +474,17 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			// Queued ahead: held until any of the window's jobs ends.
 			req.Dependency = dep.AfterAny(rec.After)
 		}
+		t0 := time.Now()
 		id, err = s.cfg.Scheduler.Submit(ctx, req)
+		obs.SchedulerCall("submit", t0, err)
 		if err != nil && req.Dependency != "" && strings.Contains(strings.ToLower(err.Error()), "dependency") {
 			// A job it was to wait on is gone from the controller, so it ended long ago:
 			// a slot is free.
 			s.log.Info("dependency refused; submitting without it", "test", j.TestID, "err", err)
 			req.Dependency = ""
+			t0 = time.Now()
 			id, err = s.cfg.Scheduler.Submit(ctx, req)
+			obs.SchedulerCall("submit", t0, err)
 		}
 		<-s.submitting
 	}
@@ -483,12 +499,14 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 				s.publishQuotaWait(ctx, b, j, err)
 			}
 			p.quota++
+			obs.SubmitRetry()
 			p.first = time.Now() // other transient failures get their full time after the wait
 			p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.quota-1, 5), s.cfg.QuotaRetry))
 			return false, nil
 		}
 		if errors.Is(err, slurm.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
 			p.tries++
+			obs.SubmitRetry()
 			p.next = time.Now().Add(p.delay)
 			s.log.Warn("submission failed, will retry", "test", j.TestID, "try", p.tries, "in", p.delay, "err", err)
 			p.delay = min(p.delay*2, s.cfg.RetryMax)
@@ -511,7 +529,9 @@ func (s *Submitter) findSubmitted(ctx context.Context, rec *events.JobRecord) st
 	if s.cfg.DebugMode || rec.JobName == "" {
 		return ""
 	}
+	t0 := time.Now()
 	jobs, err := s.cfg.Scheduler.FindByName(ctx, time.Now().Add(-7*24*time.Hour), rec.JobName)
+	obs.SchedulerCall("find", t0, err)
 	if err != nil || len(jobs) == 0 {
 		return ""
 	}

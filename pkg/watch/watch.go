@@ -6,6 +6,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,11 +20,16 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
 // Durable is the watcher's consumer name.
 const Durable = "watcher"
+
+// DefaultAckWait is how long a job's message goes without a heartbeat before another
+// watcher takes it; the watcher beats four times per ack-wait.
+const DefaultAckWait = 8 * time.Second
 
 // DefaultTimeLimit is the seed's wait limit: 10 hours.
 const DefaultTimeLimit = 36000 * time.Second
@@ -96,14 +102,13 @@ type Watcher struct {
 }
 
 type tracked struct {
-	ev       events.JobSubmitted
-	rev      uint64 // the ledger entry's revision, when known
-	msg      jetstream.Msg
-	state    string
-	detail   string
-	reason   string
-	lastBeat time.Time
-	retryAt  time.Time // a failed resubmission is tried again from then on
+	ev      events.JobSubmitted
+	rev     uint64 // the ledger entry's revision, when known
+	msg     jetstream.Msg
+	state   string
+	detail  string
+	reason  string
+	retryAt time.Time // a failed resubmission is tried again from then on
 }
 
 // New applies defaults.
@@ -127,7 +132,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg.ReasonsEvery = 10
 	}
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 60 * time.Second
+		cfg.AckWait = DefaultAckWait
 	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = 100000
@@ -166,6 +171,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		defer close(consumed)
 		_ = bus.Consume(ctx, cons, 500, w.log, func(m jetstream.Msg) { w.take(ctx, m) })
 	}()
+	go w.heartbeats(ctx)
 	defer func() {
 		// What is still in the client's buffer comes back through take, which Naks it
 		// once ctx is done; then the jobs this watcher holds are handed back.
@@ -223,6 +229,8 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 		// Never retried: no later delivery makes it valid.
 		w.log.Error("malformed submitted event; terminating it", "subject", m.Subject(), "bytes", len(m.Data()), "reason", err)
 		_ = m.TermWithReason(err.Error())
+		obs.ParseFailure("watcher", "event")
+		obs.Event("watcher", obs.Malformed)
 		return
 	}
 	key := events.Key(ev.RunID, ev.TestID)
@@ -253,12 +261,36 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 	if t, ok := w.jobs[key]; ok {
 		t.msg = m // a redelivery to us: keep the newest handle
 	} else {
-		w.jobs[key] = &tracked{ev: ev, rev: rev, msg: m, lastBeat: time.Now()}
+		w.jobs[key] = &tracked{ev: ev, rev: rev, msg: m}
 	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// heartbeats tells the server, a few times per ack-wait, that every held job is still
+// being watched, however long a scheduler query takes: the jobs of a watcher that dies
+// go to another one after one ack-wait.
+func (w *Watcher) heartbeats(ctx context.Context) {
+	t := time.NewTicker(max(w.cfg.AckWait/4, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(w.jobs))
+		for _, t := range w.jobs {
+			msgs = append(msgs, t.msg)
+		}
+		w.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
 	}
 }
 
@@ -293,11 +325,14 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 	var ids []string
 	since := now
 	changed := false
-	for _, t := range held {
-		if now.Sub(t.lastBeat) > w.cfg.AckWait/3 {
-			_ = t.msg.InProgress()
-			t.lastBeat = now
+	defer func() {
+		byState := map[string]int{}
+		for _, t := range held {
+			byState[cmp.Or(t.state, "SUBMITTED")]++
 		}
+		obs.Jobs(byState)
+	}()
+	for _, t := range held {
 		if t.ev.Debug {
 			// DEBUG_MODE: the job ran earlier (DEBUG_JOB_ID); its logs are read as they are.
 			w.complete(ctx, t, slurm.JobStatus{ID: t.ev.JobID, State: slurm.Completed, Detail: "DEBUG_MODE"}, nil)
@@ -369,7 +404,10 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 				why = fmt.Sprintf("no final state after %s; job %s not cancelled: %v", limit, t.ev.JobID, err)
 			} else {
 				w.log.Warn("job over its time limit; cancelling", "test", t.ev.TestID, "job", t.ev.JobID, "limit", limit)
-				if err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID); err != nil {
+				t0 := time.Now()
+				err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID)
+				obs.SchedulerCall("cancel", t0, err)
+				if err != nil {
 					w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
 				}
 			}
@@ -401,7 +439,9 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 	var queued map[string]slurm.QueueEntry
 	ask := ids
 	if w.queue != nil {
+		t0 := time.Now()
 		q, err := w.queue.Queue(ctx, ids)
+		obs.SchedulerCall("queue", t0, err)
 		if err != nil {
 			w.log.Warn("queue query failed; asking for every job's status", "jobs", len(ids), "err", err)
 			full = true
@@ -423,7 +463,10 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 		w.queries++
 		w.mu.Unlock()
 		var err error
-		if st, err = w.cfg.Scheduler.Status(ctx, since.Add(-time.Minute), ask); err != nil {
+		t0 := time.Now()
+		st, err = w.cfg.Scheduler.Status(ctx, since.Add(-time.Minute), ask)
+		obs.SchedulerCall("status", t0, err)
+		if err != nil {
 			w.log.Warn("status query failed", "jobs", len(ask), "err", err)
 			w.queryErr = err
 			return nil, nil, false
@@ -432,7 +475,9 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 	w.queryErr = nil
 	if w.queue == nil {
 		if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
-			reasons, _ := pr.PendingReasons(ctx, ids)
+			t0 := time.Now()
+			reasons, err := pr.PendingReasons(ctx, ids)
+			obs.SchedulerCall("reasons", t0, err)
 			for id, r := range reasons {
 				if s, ok := st[id]; ok {
 					s.Reason = r
@@ -485,7 +530,9 @@ func (w *Watcher) ours(ctx context.Context, t *tracked, s slurm.JobStatus, known
 		return fmt.Errorf("the scheduler names job %s %q, not %q", id, s.Name, rec.JobName)
 	}
 	if c, ok := w.cfg.Scheduler.(slurm.Commenter); ok {
+		t0 := time.Now()
 		comment, err := c.Comment(ctx, id)
+		obs.SchedulerCall("comment", t0, err)
 		if err != nil {
 			return fmt.Errorf("job %s's comment: %w", id, err)
 		}
@@ -510,13 +557,23 @@ func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, r
 	if err := w.cfg.Bus.Publish(ctx, events.JobSubject(t.ev.RunID, t.ev.TestID, events.KindCompleted),
 		events.CompletedID(t.ev.RunID, t.ev.TestID), ev); err != nil {
 		w.log.Warn("publish completed; will retry", "test", t.ev.TestID, "err", err)
+		obs.Event("watcher", obs.Retry)
 		return
 	}
 	if err := w.markCompleted(ctx, t, s.State); err != nil {
 		w.log.Warn("mark ledger completed; will retry", "test", t.ev.TestID, "err", err)
+		obs.Event("watcher", obs.Retry)
 		return
 	}
 	_ = t.msg.Ack()
+	outcome := obs.OK
+	if s.State != slurm.Completed {
+		outcome = obs.Failed
+	}
+	obs.Event("watcher", outcome)
+	if !t.ev.Submitted.IsZero() {
+		obs.Duration("watcher", time.Since(t.ev.Submitted))
+	}
 	w.mu.Lock()
 	delete(w.jobs, events.Key(t.ev.RunID, t.ev.TestID))
 	w.mu.Unlock()

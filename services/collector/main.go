@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return settings.Serve("collector", args, stderr, false,
 		func(fs *flag.FlagSet) {
 			fs.IntVar(&maxFailed, "max-failed-requests", 0, "failed requests a perf test may have and still pass")
-			fs.DurationVar(&ackWait, "ack-wait", 2*time.Minute, "a completion not acknowledged this long goes to another collector")
+			fs.DurationVar(&ackWait, "ack-wait", collect.DefaultAckWait, "a completion not acknowledged this long goes to another collector")
 			fs.DurationVar(&giveUp, "give-up-after", collect.DefaultGiveUpAfter, "fail a test whose results cannot be written after retrying this long")
 		},
 		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {

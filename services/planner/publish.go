@@ -44,6 +44,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.policy, "policy", events.PolicySliding, "sliding: refill a slot as soon as a job ends; barrier: next batch after the whole batch ended")
 	fs.BoolVar(&f.queueAhead, "queue-ahead", false, "sliding, slurm: with the window full, submit the next job held on the window's jobs (sbatch --dependency=afterany:A?afterany:B...), so SLURM starts it the moment one ends")
 	if run {
+		f.common.RegisterHTTP(fs)
 		fs.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "cancel the run's jobs when interrupted")
 		f.follow.register(fs)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/settings"
@@ -63,6 +64,7 @@ type session struct {
 	tty     bool
 	// prefaced: the command already said the run started (with more than the event has).
 	prefaced bool
+	health   *obs.Server
 }
 
 // shown says whether an event's line is already in the output by other means: each
@@ -95,11 +97,20 @@ func open(ctx context.Context, c *settings.Common, ff *followFlags, env config.E
 		s.logOut = io.MultiWriter(lf, stderr)
 	}
 	s.log = c.Logger(s.logOut)
+	if s.health, err = c.ServeHTTP(s.log); err != nil {
+		s.close()
+		return nil, err
+	}
 	s.b, err = c.ConnectMode(ctx, "planner", s.log, settings.Mode{Hold: true})
 	if err != nil {
 		s.close()
 		return nil, err
 	}
+	var durables []string
+	if c.NATS == "" {
+		durables = []string{bus.RoleSubmitter, bus.RoleWatcher, bus.RoleCollector} // the embedded stages'
+	}
+	settings.Ready(s.health, s.b, durables...)
 	if c.NATS == "" || needSched {
 		if s.sched, err = c.NewScheduler(); err != nil {
 			s.close()
@@ -128,6 +139,9 @@ func open(ctx context.Context, c *settings.Common, ff *followFlags, env config.E
 }
 
 func (s *session) close() {
+	if s.health != nil {
+		s.health.Close()
+	}
 	if s.stages != nil {
 		s.stages.Stop()
 	}

@@ -22,7 +22,7 @@ func run(args []string, stderr io.Writer) int {
 	var ackWait time.Duration
 	return settings.Serve("submitter", args, stderr, true,
 		func(fs *flag.FlagSet) {
-			fs.DurationVar(&ackWait, "ack-wait", 30*time.Second, "a batch without a heartbeat this long goes to another submitter")
+			fs.DurationVar(&ackWait, "ack-wait", submit.DefaultAckWait, "a batch without a heartbeat this long goes to another submitter")
 		},
 		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
 			sched, err := c.NewScheduler()

@@ -26,7 +26,7 @@ func run(args []string, stderr io.Writer) int {
 			fs.DurationVar(&pollMax, "poll-max", 60*time.Second, "longest poll interval while nothing changes; with a queue check, the interval of the full sacct safety net")
 			fs.DurationVar(&queuePoll, "queue-poll", time.Second, "interval of the squeue check while jobs run (sacct is then asked only about jobs that left the queue); 0 turns it off")
 			fs.DurationVar(&timeout, "timeout", watch.DefaultTimeLimit, "cancel a job not finished this long after submission")
-			fs.DurationVar(&ackWait, "ack-wait", 60*time.Second, "a watcher silent this long loses its jobs to another")
+			fs.DurationVar(&ackWait, "ack-wait", watch.DefaultAckWait, "a watcher silent this long loses its jobs to another")
 			fs.IntVar(&maxRetries, "max-retries", watch.DefaultMaxRetries, "submit a test again at most this many times after NODE_FAIL, BOOT_FAIL or PREEMPTED, excluding the failed nodes; 0 never")
 		},
 		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
