@@ -124,6 +124,10 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		nats.Name(cmp.Or(o.Name, "disaggbench")),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
+		// A server cut off by the network sends no reset: unanswered pings find it
+		// within 10 s, and the client moves to another server of the list.
+		nats.PingInterval(5*time.Second),
+		nats.MaxPingsOutstanding(2),
 		// Asynchronous trouble (a slow consumer dropping messages, a lost pull) is
 		// otherwise silent.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -164,12 +168,16 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		return nil, err
 	}
 	b.JS = js
+	began := time.Now()
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 		err := b.provision(ctx, o)
 		if err == nil {
 			break
 		}
-		if !o.Wait || ctx.Err() != nil {
+		// A cluster replacing a server or a leader answers again within seconds: a
+		// command waits that long for it; a service waits however long it takes.
+		transient := o.URL != "" && IsTransient(err) && time.Since(began) < 30*time.Second
+		if !o.Wait && !transient || ctx.Err() != nil {
 			b.noLinger = true
 			b.Close()
 			return nil, err
@@ -184,6 +192,14 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		}
 	}
 	return b, nil
+}
+
+// IsTransient reports an error a cluster gives while it replaces a server or a leader.
+func IsTransient(err error) bool {
+	var api *jetstream.APIError
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		errors.As(err, &api) && api.Code == 503
 }
 
 // dial connects to the server at o.URL. It fails within two seconds with the cause
@@ -328,6 +344,10 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 	// it has what the pipeline needs, and only otherwise created or updated.
 	st, err := b.JS.Stream(ctx, events.Stream)
 	exists := err == nil
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Not known now (a server or leader being replaced): never a reason to recreate.
+		return fmt.Errorf("stream %s: %w", events.Stream, err)
+	}
 	if err == nil {
 		c := st.CachedInfo().Config
 		if o.Replicas == 0 {
@@ -374,8 +394,10 @@ func (b *Bus) provision(ctx context.Context, o Options) error {
 				}
 				b.log.Info("replicas changed", "bucket", kv.name, "from", was, "to", o.Replicas)
 			}
-		} else if err != nil {
-			h, err = b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+		} else if errors.Is(err, jetstream.ErrBucketNotFound) {
+			if h, err = b.JS.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+				h, err = b.JS.KeyValue(ctx, kv.name) // created meanwhile by another command
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("provision KV %s: %w", kv.name, err)

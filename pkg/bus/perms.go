@@ -113,13 +113,15 @@ func Permissions() map[string]*server.Permissions {
 			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory), kvWrite(BucketRuns),
 			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
 		RoleSubmitter: perm(RoleSubmitter,
-			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted},
+			// state: a test waiting for the scheduler's quota
+			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted, "bench.jobs.*.*." + events.KindState},
 			durable("submitter"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleWatcher: perm(RoleWatcher,
 			[]string{"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindCompleted},
 			durable("watcher"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleCollector: perm(RoleCollector,
-			[]string{"bench.results.*.*", "bench.runs.*.finished"},
+			// problem: a test whose results cannot be written yet
+			[]string{"bench.results.*.*", "bench.runs.*.finished", "bench.jobs.*.*." + events.KindProblem},
 			durable("collector"), kvRead(BucketRuns), kvWrite(BucketRuns), kvRead(BucketResults), kvWrite(BucketResults),
 			kvRead(BucketHistory), kvWrite(BucketHistory),
 			readEvents("bench.results.*.*", "bench.jobs.*.*."+events.KindCompleted)),
@@ -140,6 +142,14 @@ type ServerConfigOptions struct {
 	StoreDir string // JetStream store, default /data
 	// TLS files; with them, clients must present a certificate the CA signed.
 	TLSCert, TLSKey, TLSCA string
+	// A cluster: this server's unique name, the cluster's name, where it listens for the
+	// other servers (host:port) and their route URLs (nats-route://host:port).
+	ServerName    string
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	// HTTPListen is the monitoring endpoint (host:port; "": none).
+	HTTPListen string
 }
 
 // PasswordVar is the environment variable the printed configuration reads a role's
@@ -160,8 +170,19 @@ func ServerConfig(o ServerConfigOptions) string {
 		b.WriteString(" " + PasswordVar(r))
 	}
 	b.WriteString("\n# The planner provisions the stream and buckets: run a planner command once before the stages.\n\n")
+	if o.ServerName != "" {
+		fmt.Fprintf(&b, "server_name: %q\n", o.ServerName)
+	}
 	fmt.Fprintf(&b, "listen: %q\n", cmpOr(o.Listen, "0.0.0.0:4222"))
+	if o.HTTPListen != "" {
+		fmt.Fprintf(&b, "http: %q\n", o.HTTPListen)
+	}
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", cmpOr(o.StoreDir, "/data"))
+	if o.ClusterName != "" {
+		// The routes carry JetStream's replication; a client moved between servers
+		// learns the others' client URLs from the one it is connected to.
+		fmt.Fprintf(&b, "cluster {\n  name: %q\n  listen: %q\n  routes: %s\n}\n", o.ClusterName, cmpOr(o.ClusterListen, "0.0.0.0:6222"), list(o.Routes))
+	}
 	if o.TLSCert != "" {
 		fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n  ca_file: %q\n  verify: true\n}\n", o.TLSCert, o.TLSKey, o.TLSCA)
 	}

@@ -256,7 +256,13 @@ func Lookup(ctx context.Context, b *bus.Bus, run string) (*events.RunRecord, err
 	if run == "" {
 		return nil, fmt.Errorf("%w: empty run id", ErrUnknownRun)
 	}
-	if _, err := bus.GetJSON(ctx, b.Runs, events.Token(run), &rec); err != nil {
+	_, err := bus.GetJSON(ctx, b.Runs, events.Token(run), &rec)
+	// A cluster replacing a server answers again within seconds.
+	for began := time.Now(); err != nil && bus.IsTransient(err) && ctx.Err() == nil && time.Since(began) < 30*time.Second; {
+		time.Sleep(500 * time.Millisecond)
+		_, err = bus.GetJSON(ctx, b.Runs, events.Token(run), &rec)
+	}
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, fmt.Errorf("%w %q: no such run in this store", ErrUnknownRun, run)
 		}
