@@ -424,7 +424,7 @@ func bucketReplicas(ctx context.Context, kv jetstream.KeyValue) int {
 // buckets) with --replicas, or the nats CLI with an account that may.
 func replicasError(what string, was, want int, err error) error {
 	return fmt.Errorf("%s has %d replicas and --replicas asks for %d, but updating it failed (%w): "+
-		"run `planner list --replicas %d` as the planner user (or `nats stream edit %s --replicas %d`), "+
+		"run `planner provision --replicas %d` as the planner user (or `nats stream edit %s --replicas %d`), "+
 		"or start this command with --replicas %d; a server that is not clustered takes only 1",
 		what, was, want, err, want, streamOf(what), want, was)
 }

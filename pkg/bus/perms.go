@@ -113,8 +113,7 @@ func Permissions() map[string]*server.Permissions {
 			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory), kvWrite(BucketRuns),
 			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
 		RoleSubmitter: perm(RoleSubmitter,
-			// state: a test waiting for the scheduler's quota
-			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted, "bench.jobs.*.*." + events.KindState},
+			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted},
 			durable("submitter"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleWatcher: perm(RoleWatcher,
 			[]string{"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindCompleted},

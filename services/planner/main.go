@@ -33,6 +33,7 @@ commands:
   cancel RUN_ID            cancel a run's queued and running jobs
   rerun --failed RUN_ID    a new run of a run's failed, invalid and cancelled tests
   nats-config              print a shared NATS server's configuration: a user per stage
+  provision                create the stream and buckets, or move them to --replicas N
 
 Every command takes -h for its flags; 'planner --version' prints the version.
 Exit status: 0 done, 1 failed, 2 usage error (nothing ran).
@@ -89,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRerun(rest, stdout, stderr)
 	case "nats-config":
 		return runNATSConfig(rest, stdout, stderr)
+	case "provision":
+		return runProvision(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
