@@ -8,7 +8,7 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./services/planner ./services/submitter ./services/watcher ./services/collector ./services/dashboard
 
 FROM debian:bookworm-slim AS runtime
-RUN apt-get update && apt-get install -y --no-install-recommends slurm-client munge ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends slurm-client munge ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
 WORKDIR /work

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
 )
 
 var binDir string
@@ -208,71 +207,6 @@ func sameLines(a, b []byte) bool {
 		}
 	}
 	return true
-}
-
-func TestComposeStartsTheCommandsAsTheyAccept(t *testing.T) {
-	data, err := os.ReadFile("../compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Services map[string]struct {
-			Command     []string          `yaml:"command"`
-			Entrypoint  []string          `yaml:"entrypoint"`
-			Environment map[string]string `yaml:"environment"`
-			Volumes     []string          `yaml:"volumes"`
-			DependsOn   []string          `yaml:"depends_on"`
-			Build       *struct {
-				Context string `yaml:"context"`
-				Target  string `yaml:"target"`
-			} `yaml:"build"`
-		} `yaml:"services"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
-	}
-	docker, err := os.ReadFile("../Dockerfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := doc.Services["nats"]; !ok {
-		t.Fatal("compose.yaml has no nats service")
-	}
-	outputs := map[string]bool{}
-	for _, name := range []string{"submitter", "watcher", "collector", "dashboard", "planner"} {
-		svc, ok := doc.Services[name]
-		if !ok {
-			t.Fatalf("compose.yaml has no %s service", name)
-		}
-		argv := append(append([]string{}, svc.Entrypoint...), svc.Command...)
-		if argv[0] != name {
-			t.Errorf("%s runs %q", name, argv[0])
-		}
-		if svc.Build == nil || !strings.Contains(string(docker), "./services/"+name) || !strings.Contains(string(docker), "AS "+svc.Build.Target) {
-			t.Errorf("%s: the Dockerfile does not build it (target %v)", name, svc.Build)
-		}
-		if !strings.HasPrefix(svc.Environment["NATS_URL"], "nats://nats:") || len(svc.DependsOn) == 0 || svc.DependsOn[0] != "nats" {
-			t.Errorf("%s does not reach the nats service: %v", name, svc.Environment)
-		}
-		out := svc.Environment["OUTPUT_PATH"]
-		for _, v := range svc.Volumes {
-			if strings.HasSuffix(v, ":"+out) || strings.Contains(v, ":"+out+":") {
-				outputs[strings.SplitN(v, ":", 2)[0]] = true
-			}
-		}
-		// The arguments must parse: -h after them prints usage and nothing else.
-		args := append(argv[1:], "-h")
-		if name == "planner" {
-			args = []string{argv[1], "-h"}
-		}
-		res, _ := exec.Command(bin(name), args...).CombinedOutput()
-		if strings.Contains(string(res), "not defined") || strings.Contains(string(res), "unknown command") || !strings.Contains(strings.ToLower(string(res)), "usage") {
-			t.Errorf("%s %v:\n%s", name, args, res)
-		}
-	}
-	if len(outputs) != 1 {
-		t.Errorf("the stages do not share one output folder: %v", outputs)
-	}
 }
 
 // Every binary: a stray word exits 2 and runs nothing, -h prints usage on stdout and
