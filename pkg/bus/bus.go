@@ -126,7 +126,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		// A server cut off by the network sends no reset: unanswered pings find it
 		// within 10 s, and the client moves to another server of the list.
-		nats.PingInterval(5*time.Second),
+		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		// Asynchronous trouble (a slow consumer dropping messages, a lost pull) is
 		// otherwise silent.

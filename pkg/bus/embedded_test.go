@@ -1,11 +1,13 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -347,4 +349,60 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// The embedded server listens on the loopback unless told otherwise, and says where:
+// in the log, and in the store folder for the other commands.
+func TestEmbeddedListensOnLoopbackAndSaysWhere(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	b, err := Connect(ctx, Options{StoreDir: dir, Listen: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	u, err := url.Parse(b.ServerURL())
+	if err != nil || u.Hostname() != "127.0.0.1" || u.Port() == "" {
+		t.Fatalf("embedded server at %q (%v), want the loopback", b.ServerURL(), err)
+	}
+	if !strings.Contains(logs.String(), "embedded NATS server listening") || !strings.Contains(logs.String(), b.ServerURL()) {
+		t.Errorf("the log does not say where the server listens:\n%s", logs.String())
+	}
+	if got := readURL(dir); got != b.ServerURL() {
+		t.Errorf("the store folder advertises %q, the server is at %q", got, b.ServerURL())
+	}
+}
+
+// Replicas: a deployment is created with the asked number, kept by a command that asks
+// none, and one that asks for another number the server cannot give is told what to run.
+func TestReplicasAtProvisioning(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	b, err := Connect(ctx, Options{StoreDir: dir, Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Stream.CachedInfo().Config.Replicas; r != 1 {
+		t.Errorf("stream replicas %d, want 1", r)
+	}
+	if r := bucketReplicas(ctx, b.Jobs); r != 1 {
+		t.Errorf("bucket replicas %d, want 1", r)
+	}
+	b.Close()
+	b, err = Connect(ctx, Options{StoreDir: dir})
+	if err != nil {
+		t.Fatalf("a command asking no replicas: %v", err)
+	}
+	b.Close()
+	_, err = Connect(ctx, Options{StoreDir: dir, Replicas: 3})
+	if err == nil || !strings.Contains(err.Error(), "has 1 replicas and --replicas asks for 3") ||
+		!strings.Contains(err.Error(), "planner provision --replicas 3") {
+		t.Fatalf("--replicas 3 on a single server: %v", err)
+	}
+	if _, err := Connect(ctx, Options{StoreDir: dir, Replicas: -1}); err == nil {
+		t.Error("negative replicas accepted")
+	}
 }

@@ -467,6 +467,9 @@ type claim struct {
 // prepare judges a job from its log folder and marks a failed test's folder (which may
 // be done again without harm). It fails only when ctx ends first.
 func (c *Collector) prepare(ctx context.Context, ev *events.JobCompleted) (*events.Result, []results.Row, error) {
+	if hook := prepareHook.Load(); hook != nil {
+		(*hook)()
+	}
 	res, rows, dir, err := judgeEvent(ctx, c.cfg.OutputPath, ev, c.cfg.MaxFailedRequests, c.cfg.TestBudget)
 	if err != nil {
 		return nil, nil, err
@@ -481,6 +484,9 @@ func (c *Collector) prepare(ctx context.Context, ev *events.JobCompleted) (*even
 	}
 	return res, rows, nil
 }
+
+// prepareHook, when set (by tests), runs before a completion is judged.
+var prepareHook atomic.Pointer[func()]
 
 // DefaultTestBudget is how long reading one job's log folder may take.
 const DefaultTestBudget = time.Minute
