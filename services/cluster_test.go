@@ -415,3 +415,41 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 		leader, map[bool]string{true: "cut off", false: "killed"}[partition], rowsAtCut, newLeader,
 		pause.Round(time.Millisecond), allLed.Round(time.Millisecond), finished.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
+
+// TestPlannerRunServesHealthAndMetrics: `planner run --http` serves the endpoints for
+// the stages it runs in its own process: ready with their three consumers bound, and
+// each stage's series while the run goes on.
+func TestPlannerRunServesHealthAndMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs emulated jobs")
+	}
+	qs := quickstartCopy(t, "0.7")
+	out := filepath.Join(t.TempDir(), "out")
+	addr := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	p := background(t, runArgs(qs, out, "--batch-size", "1", "--http", strings.TrimPrefix(addr, "http://"))...)
+	var body string
+	waitUntil(t, 60*time.Second, "ready and every stage's series", func() bool {
+		if code, _ := httpGet(addr + "/readyz"); code != 200 {
+			return false
+		}
+		_, body = httpGet(addr + "/metrics")
+		for _, stage := range []string{"submitter", "watcher", "collector"} {
+			if !strings.Contains(body, `disaggbench_events_handled_total{outcome="ok",stage="`+stage+`"}`) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, want := range []string{`disaggbench_consumer_pending{consumer="collector"}`, `disaggbench_scheduler_calls_total{command="submit",outcome="ok"}`,
+		`disaggbench_stage_duration_seconds_bucket{stage="watcher"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, body := httpGet(addr + "/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code := p.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("planner run exited %d:\n%s", code, p.stderr())
+	}
+}
