@@ -3,14 +3,24 @@ package services_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,6 +43,8 @@ type natsCluster struct {
 	pw    map[string]string
 	netns []string // the servers' network namespaces (the partition variant)
 	links []string // the host ends of their veth pairs
+	// TLS with client certificates: the CA, and one certificate every client presents.
+	ca, cert, key string
 }
 
 func secret() string {
@@ -97,6 +109,7 @@ func startCluster(t *testing.T, partition bool) *natsCluster {
 			ports[i], cports[i] = 4222, 6222
 		}
 	}
+	c.ca, c.cert, c.key = writeCerts(t, hosts)
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i+1)
 		var routes []string
@@ -108,6 +121,7 @@ func startCluster(t *testing.T, partition bool) *natsCluster {
 		cfg := bus.ServerConfig(bus.ServerConfigOptions{
 			Listen: fmt.Sprintf("%s:%d", hosts[i], ports[i]), StoreDir: filepath.Join(c.dir, name),
 			ServerName: name, ClusterName: "bench", ClusterListen: fmt.Sprintf("%s:%d", hosts[i], cports[i]), Routes: routes,
+			TLSCert: c.cert, TLSKey: c.key, TLSCA: c.ca,
 		})
 		path := filepath.Join(c.dir, name+".conf")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -119,7 +133,7 @@ func startCluster(t *testing.T, partition bool) *natsCluster {
 		} else {
 			p = spawn(t, env, bin("nats-server"), "-c", path)
 		}
-		c.names, c.urls, c.nodes = append(c.names, name), append(c.urls, fmt.Sprintf("nats://%s:%d", hosts[i], ports[i])), append(c.nodes, p)
+		c.names, c.urls, c.nodes = append(c.names, name), append(c.urls, fmt.Sprintf("tls://%s:%d", hosts[i], ports[i])), append(c.nodes, p)
 	}
 	// Ready once JetStream answers: the meta group has a leader.
 	nc, js := c.client(t)
@@ -140,6 +154,43 @@ func startCluster(t *testing.T, partition bool) *natsCluster {
 	return c
 }
 
+// writeCerts makes a CA and one certificate for the servers (valid for hosts) and the
+// clients alike.
+func writeCerts(t *testing.T, hosts []string) (ca, cert, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "disaggbench cluster test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	var ips []net.IP
+	for _, h := range hosts {
+		ips = append(ips, net.ParseIP(h))
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "disaggbench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, IPAddresses: ips}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(k)
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", kder)
+}
+
 func ipRun(t *testing.T, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -153,7 +204,7 @@ func (c *natsCluster) client(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	nc, err := nats.Connect(strings.Join(c.urls, ","), nats.UserInfo(bus.RolePlanner, c.pw[bus.RolePlanner]),
 		nats.CustomInboxPrefix(bus.InboxPrefix(bus.RolePlanner)), nats.MaxReconnects(-1),
 		nats.ReconnectWait(200*time.Millisecond), nats.PingInterval(2*time.Second), nats.Timeout(2*time.Second),
-		nats.RetryOnFailedConnect(true))
+		nats.RetryOnFailedConnect(true), nats.RootCAs(c.ca), nats.ClientCert(c.cert, c.key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +232,8 @@ func streamLeader(js jetstream.JetStream, stream string) (string, int) {
 
 // role runs a command as one of the roles: its user, its password in NATS_PASSWORD.
 func (c *natsCluster) role(r string) ([]string, []string) {
-	return []string{"--nats", strings.Join(c.urls, ","), "--user", r}, []string{"NATS_PASSWORD=" + c.pw[r]}
+	return []string{"--nats", strings.Join(c.urls, ","), "--user", r, "--tlsca", c.ca, "--tlscert", c.cert, "--tlskey", c.key},
+		[]string{"NATS_PASSWORD=" + c.pw[r]}
 }
 
 // twelveTests turns the quickstart copy into 12 perf tests of 3 concurrencies each.
@@ -262,6 +314,12 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 	defer nc.Close()
 
 	pargs, penv := c.role(bus.RolePlanner)
+	// Provisioned first, as compose.yaml does: the stream and buckets with three replicas.
+	prov := exec.Command(bin("planner"), append([]string{"provision", "--replicas", "3", "--wait", "30s"}, pargs...)...)
+	prov.Env = append(os.Environ(), penv...)
+	if pout, err := prov.CombinedOutput(); err != nil || strings.Count(string(pout), "replicas 3") != 5 {
+		t.Fatalf("planner provision: %v\n%s", err, pout)
+	}
 	pub := exec.Command(bin("planner"), append([]string{"publish", "--config-dir", filepath.Join(qs, "test_configs"),
 		"--test-list", filepath.Join(qs, "testlist.txt"), "--batch-size", "4", "--output-path", out, "--replicas", "3"}, pargs...)...)
 	pub.Env = append(os.Environ(), penv...)
@@ -299,10 +357,44 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 	}
 
 	t.Cleanup(func() {
-		if t.Failed() {
+		if !t.Failed() {
+			return
+		}
+		if os.Getenv("DISAGGBENCH_CLUSTER_STACKS") == "1" {
 			for _, s := range stages {
-				t.Logf("--- %s\n%s", s.name, s.p.out)
+				if s.p.cmd.ProcessState == nil {
+					_ = s.p.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines' stacks, in its output
+				}
 			}
+			time.Sleep(time.Second)
+		}
+		for _, s := range stages {
+			t.Logf("--- %s\n%s", s.name, s.p.out)
+			if s.p.cmd.ProcessState == nil {
+				code, ready := httpGet(s.http + "/readyz")
+				_, m := httpGet(s.http + "/metrics")
+				var lines []string
+				for _, l := range strings.Split(m, "\n") {
+					if strings.HasPrefix(l, "disaggbench_consumer") || strings.HasPrefix(l, "disaggbench_events") || strings.HasPrefix(l, "disaggbench_nats") {
+						lines = append(lines, l)
+					}
+				}
+				t.Logf("%s /readyz %d %s%s", s.name, code, ready, strings.Join(lines, "\n"))
+			}
+		}
+		for _, d := range []string{bus.RoleSubmitter, bus.RoleWatcher, bus.RoleCollector} {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if cons, err := js.Consumer(ctx, events.Stream, d); err == nil {
+				in := cons.CachedInfo()
+				leader := ""
+				if in.Cluster != nil {
+					leader = in.Cluster.Leader
+				}
+				t.Logf("consumer %s: leader %s pending %d ack pending %d waiting %d redelivered %d", d, leader, in.NumPending, in.NumAckPending, in.NumWaiting, in.NumRedelivered)
+			} else {
+				t.Logf("consumer %s: %v", d, err)
+			}
+			cancel()
 		}
 	})
 	// Mid-run: once the first test's rows are written, while the others run.
@@ -324,11 +416,34 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 		c.nodes[victim].stop(syscall.SIGKILL)
 	}
 	if killStages {
+		// The submitter killed is one that runs jobs (the local scheduler's jobs are its
+		// children): they end NODE_FAIL, as on a node that died, and fail once.
+		running := map[int]bool{}
+		recs, _ := filepath.Glob(filepath.Join(out, ".local-scheduler", "jobs", "*.json"))
+		for _, f := range recs {
+			var r struct {
+				State      string `json:"state"`
+				Supervisor int    `json:"supervisor"`
+			}
+			if data, err := os.ReadFile(f); err == nil && json.Unmarshal(data, &r) == nil && (r.State == "RUNNING" || r.State == "PENDING") {
+				running[r.Supervisor] = true
+			}
+		}
 		seen := map[string]bool{}
 		for _, s := range stages {
-			if s.name != bus.RoleDashboard && !seen[s.name] {
-				seen[s.name] = true
-				s.p.stop(syscall.SIGKILL)
+			if s.name == bus.RoleDashboard || seen[s.name] || s.name == bus.RoleSubmitter && !running[s.p.cmd.Process.Pid] {
+				continue
+			}
+			seen[s.name] = true
+			s.p.stop(syscall.SIGKILL)
+		}
+		if !seen[bus.RoleSubmitter] {
+			t.Logf("no submitter runs a job at the cut: killing the first")
+			for _, s := range stages {
+				if s.name == bus.RoleSubmitter {
+					s.p.stop(syscall.SIGKILL)
+					break
+				}
 			}
 		}
 	}
@@ -358,10 +473,19 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 	watch := exec.CommandContext(ctx, bin("planner"), append([]string{"watch", run, "--output-path", out}, wargs...)...)
 	watch.Env = append(os.Environ(), wenv...)
 	wout, err := watch.CombinedOutput()
-	if err != nil || !strings.Contains(string(wout), "finished: 12 passed, 0 failed") {
+	fin := regexp.MustCompile(`finished: (\d+) passed, (\d+) failed`).FindStringSubmatch(string(wout))
+	if err != nil || fin == nil {
 		t.Fatalf("planner watch: %v\n%s", err, wout)
 	}
 	finished := time.Since(cut)
+	passed, _ := strconv.Atoi(fin[1])
+	failed, _ := strconv.Atoi(fin[2])
+	if passed+failed != 12 || !killStages && failed > 0 {
+		t.Fatalf("the run finished with %d passed and %d failed:\n%s", passed, failed, wout)
+	}
+	if failed > 0 && strings.Count(string(wout), "NODE_FAIL") < failed {
+		t.Errorf("%d tests failed, not all of them jobs of the killed submitter (NODE_FAIL):\n%s", failed, wout)
+	}
 
 	rows := csvRows(t, out)
 	lines := map[string]int{}
@@ -373,8 +497,10 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 			t.Errorf("CSV row written %d times: %s", k, l)
 		}
 	}
-	if len(rows) != 72 {
-		t.Errorf("%d CSV rows, want 72 (12 tests x 3 concurrencies x 2 metrics)", len(rows))
+	// 12 tests x 3 concurrencies x 2 metrics; a job killed with its submitter keeps
+	// the rows of the steps it finished.
+	if len(rows) > 72 || len(rows) < 6*passed || failed == 0 && len(rows) != 72 {
+		t.Errorf("%d CSV rows, want 72 (%d from the %d passed tests at least)", len(rows), 6*passed, passed)
 	}
 	jobs, _ := filepath.Glob(filepath.Join(out, ".local-scheduler", "jobs", "*.json"))
 	if len(jobs) != 12 {
@@ -411,9 +537,9 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 			t.Errorf("%s /metrics (%d) lacks %s", s.name, code, want)
 		}
 	}
-	t.Logf("stream leader %s %s at %d of 72 rows; new leader %s after %v, every bucket led after %v; run finished %v after the cut; variant took %v",
+	t.Logf("stream leader %s %s at %d of 72 rows; new leader %s after %v, every bucket led after %v; run finished %v after the cut (%d passed, %d failed); variant took %v",
 		leader, map[bool]string{true: "cut off", false: "killed"}[partition], rowsAtCut, newLeader,
-		pause.Round(time.Millisecond), allLed.Round(time.Millisecond), finished.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+		pause.Round(time.Millisecond), allLed.Round(time.Millisecond), finished.Round(time.Millisecond), passed, failed, time.Since(began).Round(time.Millisecond))
 }
 
 // TestPlannerRunServesHealthAndMetrics: `planner run --http` serves the endpoints for

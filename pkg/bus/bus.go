@@ -545,59 +545,45 @@ func (b *Bus) LastPerSubject(ctx context.Context, filter string, fn func(jetstre
 	return n, nil
 }
 
-// Consume calls fn with each message of cons, one at a time, until ctx ends; then the
-// messages already pulled into the client are still given to fn (which should hand them
+// Consume calls fn with each message of cons, one at a time, until ctx ends; the
+// messages of a pull already under way are still given to fn (which should hand them
 // back) before it returns. batch is how many messages are asked for at once.
 //
-// It waits for each message at most half a second at a time. The client asks the server
-// for more only while it waits, and skips asking while its previous request is still
-// being sent; under load the messages of that request can come back first, and an
-// unbounded wait would then sit until the missed-heartbeat check, 30 s later. Each
-// bounded wait that ends asks again.
+// Each pull asks for up to batch messages and lasts at most a second; the next one is
+// asked for as soon as it ends. No pull outlives a second, so one lost with its
+// consumer's leader (a server of a cluster that died) or with a connection costs at
+// most that second: nothing waits for a heartbeat to notice it.
 func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.Logger, fn func(jetstream.Msg)) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		return err
-	}
-	for {
-		consume(ctx, it, cons, log, fn)
-		if ctx.Err() != nil {
-			return nil
+	name := cons.CachedInfo().Name
+	failing := time.Time{}
+	for ctx.Err() == nil {
+		msgs, err := cons.Fetch(batch, jetstream.FetchMaxWait(time.Second))
+		if err == nil {
+			for m := range msgs.Messages() {
+				fn(m)
+			}
+			err = msgs.Error()
 		}
-		// The server ended the pull (the consumer moved, or the connection was
-		// replaced): bind again, however long it takes, so the stage carries on.
-		log.Warn("consumer stopped delivering; binding again", "consumer", cons.CachedInfo().Name)
-		for delay := 250 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		switch {
+		case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat):
+			failing = time.Time{}
+		case ctx.Err() != nil:
+		default:
+			// The consumer's leader or the connection is being replaced: ask again,
+			// and say so once it lasts.
+			if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) > 5*time.Second {
+				log.Warn("pull messages", "consumer", name, "err", err)
+				failing = time.Now()
+			}
 			select {
 			case <-ctx.Done():
-				return nil
-			case <-time.After(delay):
+			case <-time.After(250 * time.Millisecond):
 			}
-			if it, err = cons.Messages(jetstream.PullMaxMessages(batch)); err == nil {
-				break
-			}
-			log.Warn("bind consumer", "consumer", cons.CachedInfo().Name, "err", err)
 		}
 	}
-}
-
-// consume gives fn the iterator's messages until it is closed.
-func consume(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer, log *slog.Logger, fn func(jetstream.Msg)) {
-	defer context.AfterFunc(ctx, it.Drain)()
-	for {
-		msg, err := it.Next(jetstream.NextMaxWait(500 * time.Millisecond))
-		switch {
-		case err == nil:
-			fn(msg)
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return
-		case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat):
-			// ask again
-		case ctx.Err() == nil:
-			log.Warn("next message", "consumer", cons.CachedInfo().Name, "err", err)
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	return nil
 }
 
 // Close drains the connection and stops the embedded server, if any.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -27,6 +28,9 @@ type tracker struct {
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 }
+
+// resync is how long a run's ledger watch may stay silent before it is replaced.
+const resync = 5 * time.Second
 
 type entry struct {
 	rec events.JobRecord
@@ -62,25 +66,49 @@ func (s *Submitter) tracker(ctx context.Context, run string, window bool) (*trac
 	}
 	go func() {
 		defer close(t.stopped)
-		defer w.Stop()
+		defer func() {
+			if w != nil {
+				_ = w.Stop()
+			}
+		}()
+		// A watch can end, or go silent when the bucket's leader moves to another server
+		// of a cluster: one quiet for resync is replaced by a new one, which replays the
+		// entries (applied only when newer), so the window never waits on a lost watch.
+		tick := time.NewTicker(resync)
+		defer tick.Stop()
+		var updates <-chan jetstream.KeyValueEntry
+		if w != nil {
+			updates = w.Updates()
+		}
+		last := time.Now()
 		for {
 			select {
 			case <-wctx.Done():
 				return
-			case e, ok := <-w.Updates():
+			case e, ok := <-updates:
 				if !ok {
-					// The watch ends when the connection is lost; start it again.
-					nw, err := s.cfg.Bus.Jobs.Watch(wctx, events.Token(run)+".*")
-					if err != nil {
-						return
-					}
-					w = nw
+					updates = nil // replaced at the next tick
 					continue
 				}
+				last = time.Now()
 				if e != nil {
 					t.apply(e)
 				}
+				continue
+			case <-tick.C:
 			}
+			if updates != nil && time.Since(last) < resync {
+				continue
+			}
+			if w != nil {
+				_ = w.Stop()
+				w = nil
+			}
+			nw, err := s.cfg.Bus.Jobs.Watch(wctx, events.Token(run)+".*")
+			if err != nil {
+				continue // tried again at the next tick
+			}
+			w, updates, last = nw, nw.Updates(), time.Now()
 		}
 	}()
 	s.runs[run] = t
