@@ -546,8 +546,8 @@ func (b *Bus) LastPerSubject(ctx context.Context, filter string, fn func(jetstre
 }
 
 // Consume calls fn with each message of cons, one at a time, until ctx ends; the
-// messages of a pull already under way are still given to fn (which should hand them
-// back) before it returns. batch is how many messages are asked for at once.
+// messages a pull already brought are still given to fn (which should hand them back)
+// before it returns. batch is how many messages are asked for at once.
 //
 // Each pull asks for up to batch messages and lasts at most a second; the next one is
 // asked for as soon as it ends. No pull outlives a second, so one lost with its
@@ -557,15 +557,19 @@ func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.
 	name := cons.CachedInfo().Name
 	failing := time.Time{}
 	for ctx.Err() == nil {
-		msgs, err := cons.Fetch(batch, jetstream.FetchMaxWait(time.Second))
+		// Stopping ends the pull at once; what it already brought is still given to fn.
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		msgs, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
 		if err == nil {
 			for m := range msgs.Messages() {
 				fn(m)
 			}
 			err = msgs.Error()
 		}
+		cancel()
 		switch {
-		case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat):
+		case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat),
+			errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			failing = time.Time{}
 		case ctx.Err() != nil:
 		default:
