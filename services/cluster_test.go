@@ -345,8 +345,8 @@ func clusterRun(t *testing.T, killStages, partition bool) {
 			case bus.RoleSubmitter:
 				args = append(args, "--scheduler", "local")
 			case bus.RoleWatcher:
-				// No resubmission after NODE_FAIL: on the shared-server layout the watcher
-				// may not publish the new job's submitted event.
+				// No resubmission after NODE_FAIL: the local jobs of a killed submitter die
+				// with it (NODE_FAIL), and the test counts them as failed, once.
 				args = append(args, "--scheduler", "local", "--poll-min", "200ms", "--poll-max", "1s", "--max-retries", "0")
 			case bus.RoleDashboard:
 				args = append(args, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))

@@ -113,10 +113,15 @@ func Permissions() map[string]*server.Permissions {
 			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory), kvWrite(BucketRuns),
 			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
 		RoleSubmitter: perm(RoleSubmitter,
-			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted},
+			// state: a submission waiting for quota; problem: sbatch failing transiently
+			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted,
+				"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindProblem},
 			durable("submitter"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleWatcher: perm(RoleWatcher,
-			[]string{"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindCompleted},
+			// submitted: a test submitted again after NODE_FAIL, BOOT_FAIL or PREEMPTED;
+			// problem: the scheduler cannot be asked about a job
+			[]string{"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindCompleted,
+				"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindProblem},
 			durable("watcher"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleCollector: perm(RoleCollector,
 			// problem: a test whose results cannot be written yet

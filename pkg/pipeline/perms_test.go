@@ -158,10 +158,10 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	refused := map[string][]string{
 		bus.RolePlanner: {"bench.results.rp.x", "bench.jobs.rp.x.submitted", "bench.runs.rp.finished",
 			"$JS.API.CONSUMER.MSG.NEXT.BENCH.submitter", "$KV.bench_jobs.x", "$JS.API.STREAM.DELETE.BENCH"},
-		bus.RoleSubmitter: {"bench.batches.rp.9", "bench.results.rp.x", "bench.jobs.rp.x.state", "bench.runs.rp.started",
+		bus.RoleSubmitter: {"bench.batches.rp.9", "bench.results.rp.x", "bench.runs.rp.started", "bench.runs.rp.finished",
 			"$JS.API.CONSUMER.MSG.NEXT.BENCH.collector", "$JS.API.CONSUMER.CREATE.BENCH.watcher.bench.>",
 			"$KV.bench_results.x", "$KV.bench_runs.x", "$JS.API.STREAM.DELETE.BENCH", "$JS.API.STREAM.UPDATE.BENCH"},
-		bus.RoleWatcher: {"bench.jobs.rp.x.submitted", "bench.batches.rp.9", "bench.results.rp.x",
+		bus.RoleWatcher: {"bench.batches.rp.9", "bench.results.rp.x", "bench.runs.rp.finished",
 			"$JS.API.CONSUMER.MSG.NEXT.BENCH.submitter", "$JS.ACK.BENCH.submitter.1.1.1.1.1.1", "$KV.bench_runs.x"},
 		bus.RoleCollector: {"bench.batches.rp.9", "bench.jobs.rp.x.completed", "bench.jobs.rp.x.submitted",
 			"$JS.API.CONSUMER.MSG.NEXT.BENCH.watcher", "$KV.bench_jobs.x", "$JS.API.STREAM.PURGE.BENCH"},
@@ -197,6 +197,30 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 			if _, err := nc.SubscribeSync(subj); err == nil {
 				_ = nc.Flush()
 				check("subscribe " + subj)
+			}
+		}
+		nc.Close()
+	}
+	// What the stages publish beyond their main events: the submitter's quota waits and
+	// problems, the watcher's resubmissions (after NODE_FAIL) and problems.
+	allowed := map[string][]string{
+		bus.RoleSubmitter: {"bench.jobs.rq.x.state", "bench.jobs.rq.x.problem"},
+		bus.RoleWatcher:   {"bench.jobs.rq.x.submitted", "bench.jobs.rq.x.problem"},
+	}
+	for role, subjects := range allowed {
+		errs := make(chan error, 64)
+		nc, err := nats.Connect(url, nats.UserInfo(role, pass[role]), nats.CustomInboxPrefix(bus.InboxPrefix(role)),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, subj := range subjects {
+			_ = nc.Publish(subj, []byte("{}"))
+			_ = nc.Flush()
+			select {
+			case err := <-errs:
+				t.Errorf("%s may not publish %s: %v", role, subj, err)
+			case <-time.After(300 * time.Millisecond):
 			}
 		}
 		nc.Close()
