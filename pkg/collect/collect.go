@@ -27,6 +27,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/metrics"
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/refs"
@@ -71,6 +72,8 @@ type Collector struct {
 	log *slog.Logger
 	csv *results.CSVAppender
 
+	ledger *ledger.Ledger
+
 	mu      sync.Mutex
 	failing map[string]*trouble // by ledger key: tests whose collection keeps failing
 	held    map[*item]struct{}  // completions taken and not yet settled
@@ -107,7 +110,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.GiveUpAfter <= 0 {
 		cfg.GiveUpAfter = DefaultGiveUpAfter
 	}
-	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), failing: map[string]*trouble{}, held: map[*item]struct{}{}}
+	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), ledger: ledger.New(cfg.Bus), failing: map[string]*trouble{}, held: map[*item]struct{}{}}
 	c.csv = results.NewCSVAppender(c.CSVPath(), results.NoSync())
 	return c, nil
 }
@@ -455,14 +458,8 @@ type item struct {
 	err error
 }
 
-// claim is the collector's KV record of one result.
-type claim struct {
-	CSV     results.CSVClaim `json:"csv"`
-	Rows    int              `json:"rows"`
-	Parquet string           `json:"parquet,omitempty"`
-	Done    bool             `json:"done"`
-	Passed  bool             `json:"passed"`
-}
+// claim is the collector's record of one result, kept by the ledger.
+type claim = ledger.ResultClaim
 
 // prepare judges a job from its log folder and marks a failed test's folder (which may
 // be done again without harm). It fails only when ctx ends first.
@@ -558,7 +555,6 @@ func checkLogDir(out string, ev *events.JobCompleted) string {
 // claim creates the result's claim, or reads the one an earlier delivery left.
 func (c *Collector) claim(ctx context.Context, it *item) (claim, uint64, error) {
 	key := events.Key(it.ev.RunID, it.ev.TestID)
-	kv := c.cfg.Bus.Results
 	// Most completions are new: claim first, and read the claim only when one exists.
 	var cl claim
 	var err error
@@ -566,12 +562,7 @@ func (c *Collector) claim(ctx context.Context, it *item) (claim, uint64, error) 
 		return cl, 0, err
 	}
 	cl.Rows = len(it.rows)
-	data, _ := json.Marshal(cl)
-	rev, err := kv.Create(ctx, key, data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		cl = claim{}
-		rev, err = bus.GetJSON(ctx, kv, key, &cl)
-	}
+	cl, rev, err := c.ledger.ClaimResult(ctx, it.ev.RunID, it.ev.TestID, cl)
 	if err != nil {
 		return cl, 0, fmt.Errorf("result claim %s: %w", key, err)
 	}
@@ -622,8 +613,7 @@ func (c *Collector) finish(ctx context.Context, it *item) error {
 	key := events.Key(it.ev.RunID, it.ev.TestID)
 	if !it.cl.Done || it.add {
 		it.cl.Done, it.cl.Passed = true, it.res.Passed
-		data, _ := json.Marshal(it.cl)
-		rev, err := c.cfg.Bus.Results.Update(ctx, key, data, it.rev)
+		rev, err := c.ledger.UpdateResultClaim(ctx, it.ev.RunID, it.ev.TestID, it.cl, it.rev)
 		if err != nil {
 			return fmt.Errorf("update result claim %s: %w", key, err)
 		}
@@ -640,11 +630,10 @@ func (c *Collector) finish(ctx context.Context, it *item) error {
 // the planner orders later runs by. A redelivered result may add its duration twice;
 // the history is a hint, so that is harmless, and a failure to record is only logged.
 func (c *Collector) recordDuration(ctx context.Context, res *events.Result) {
-	if res.State != slurm.Completed || res.Duration <= 0 || res.GPUType == "" || c.cfg.Bus.History == nil {
+	if res.State != slurm.Completed || res.Duration <= 0 || res.GPUType == "" {
 		return
 	}
-	key := events.HistoryKey(res.TestID, res.GPUType)
-	if _, err := bus.UpdateJSON(ctx, c.cfg.Bus.History, key, func(h *events.DurationHistory) error {
+	if err := c.ledger.MutateHistory(ctx, res.TestID, res.GPUType, func(h *events.DurationHistory) error {
 		h.Add(res.Duration)
 		return nil
 	}); err != nil {
@@ -658,8 +647,8 @@ func (c *Collector) recordDuration(ctx context.Context, res *events.Result) {
 // is not counted twice. At the end the verdicts are read back, the run's finish is
 // published (its id makes that once) and recorded.
 func (c *Collector) runEnd(ctx context.Context, run string) error {
-	var rec events.RunRecord
-	if _, err := bus.GetJSON(ctx, c.cfg.Bus.Runs, events.Token(run), &rec); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	rec, err := c.ledger.Run(ctx, run)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("read run %s: %w", run, err)
 	}
 	if rec.Finished || rec.Tests == 0 {
@@ -671,7 +660,7 @@ func (c *Collector) runEnd(ctx context.Context, run string) error {
 	}
 	if n < rec.Tests {
 		if n > rec.Done {
-			_, err = bus.UpdateJSON(ctx, c.cfg.Bus.Runs, events.Token(run), func(r *events.RunRecord) error {
+			_, err = c.ledger.MutateRun(ctx, run, func(r *events.RunRecord) error {
 				r.Done = max(r.Done, n)
 				return nil
 			})
@@ -699,7 +688,7 @@ func (c *Collector) runEnd(ctx context.Context, run string) error {
 	if err := PublishFinished(ctx, c.cfg.Bus, rec); err != nil {
 		return err
 	}
-	_, err = bus.UpdateJSON(ctx, c.cfg.Bus.Runs, events.Token(run), func(r *events.RunRecord) error {
+	_, err = c.ledger.MutateRun(ctx, run, func(r *events.RunRecord) error {
 		r.RunID, r.Done, r.Passed, r.Failed, r.Finished = run, rec.Done, passed, failed, true
 		return nil
 	})

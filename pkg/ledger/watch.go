@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,12 +23,16 @@ type JobWatch struct {
 	stopped chan struct{}
 }
 
+// resync is how long a run's job watch may stay silent before it is replaced.
+var resync = 5 * time.Second
+
 // WatchRunJobs delivers every job record of a run to fn: the current ones before it
 // returns (ctx bounds that start), then each change, one at a time from one goroutine,
-// until Stop. Deleted records and records that do not decode are not delivered. When the
-// connection drops the KV watch ends; it is started again, delivering the current
-// records once more (their revisions tell a repeat from a change). If it cannot be
-// started again the watch stops: Done is closed.
+// until Stop. Deleted records and records that do not decode are not delivered. A KV
+// watch can end (the connection is lost) or go silent (the bucket's leader moves to
+// another server of a cluster): one ended or quiet for resync is replaced by a new one,
+// tried again every resync until it starts, which delivers the current records once
+// more (their revisions tell a repeat from a change).
 func (l *Ledger) WatchRunJobs(ctx context.Context, run string, fn func(JobEntry)) (*JobWatch, error) {
 	filter := events.Token(run) + ".*"
 	w, err := l.b.Jobs.Watch(ctx, filter)
@@ -45,25 +50,43 @@ func (l *Ledger) WatchRunJobs(ctx context.Context, run string, fn func(JobEntry)
 	jw := &JobWatch{stop: cancel, stopped: make(chan struct{})}
 	go func() {
 		defer close(jw.stopped)
-		defer func() { w.Stop() }()
+		defer func() {
+			if w != nil {
+				_ = w.Stop()
+			}
+		}()
+		tick := time.NewTicker(resync)
+		defer tick.Stop()
+		updates := w.Updates()
+		last := time.Now()
 		for {
 			select {
 			case <-wctx.Done():
 				return
-			case e, ok := <-w.Updates():
+			case e, ok := <-updates:
 				if !ok {
-					// The watch ends when the connection is lost; start it again.
-					nw, err := l.b.Jobs.Watch(wctx, filter)
-					if err != nil {
-						return
-					}
-					w = nw
+					updates = nil // replaced at the next tick
 					continue
 				}
+				last = time.Now()
 				if e != nil {
 					deliver(e, fn)
 				}
+				continue
+			case <-tick.C:
 			}
+			if updates != nil && time.Since(last) < resync {
+				continue
+			}
+			if w != nil {
+				_ = w.Stop()
+				w = nil
+			}
+			nw, err := l.b.Jobs.Watch(wctx, filter)
+			if err != nil {
+				continue // tried again at the next tick
+			}
+			w, updates, last = nw, nw.Updates(), time.Now()
 		}
 	}()
 	return jw, nil
@@ -72,7 +95,7 @@ func (l *Ledger) WatchRunJobs(ctx context.Context, run string, fn func(JobEntry)
 // Stop ends the watch; fn is not called once Done is closed.
 func (w *JobWatch) Stop() { w.stop() }
 
-// Done is closed when the watch has stopped.
+// Done is closed when the watch has stopped after Stop.
 func (w *JobWatch) Done() <-chan struct{} { return w.stopped }
 
 func deliver(e jetstream.KeyValueEntry, fn func(JobEntry)) {

@@ -2,15 +2,12 @@ package plan
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -36,7 +33,7 @@ func Cancel(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run string) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := bus.UpdateJSON(ctx, b.Runs, events.Token(run), func(r *events.RunRecord) error {
+	if _, err := ledger.New(b).MutateRun(ctx, run, func(r *events.RunRecord) error {
 		r.Cancelled = true
 		return nil
 	}); err != nil {
@@ -61,32 +58,22 @@ func Cancel(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run string) 
 func cancelTest(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run, test string) (*Cancelled, error) {
 	key := events.Key(run, test)
 	c := &Cancelled{TestID: test}
-	var rec events.JobRecord
-	for {
-		rev, err := bus.GetJSON(ctx, b.Jobs, key, &rec)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+	ended := false
+	rec, _, err := ledger.New(b).MutateJob(ctx, run, test, func(r *events.JobRecord, found bool) error {
+		if !found {
 			// Never claimed: a cancelled entry keeps every submitter off it.
-			rec = events.JobRecord{RunID: run, TestID: test, Index: -1, Phase: events.PhaseCompleted, State: slurm.Cancelled}
-			data, _ := json.Marshal(rec)
-			if _, err := b.Jobs.Create(ctx, key, data); errors.Is(err, jetstream.ErrKeyExists) {
-				continue
-			} else if err != nil {
-				return nil, fmt.Errorf("ledger %s: %w", key, err)
-			}
-			break
+			*r = events.JobRecord{RunID: run, TestID: test, Index: -1, Phase: events.PhaseCompleted, State: slurm.Cancelled}
+			return nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ledger %s: %w", key, err)
-		}
-		if rec.Phase == events.PhaseCompleted {
-			return nil, nil // ended meanwhile: its own completion tells
+		if ended = r.Phase == events.PhaseCompleted; ended {
+			return ledger.ErrSkip // ended meanwhile: its own completion tells
 		}
 		ids := []string{}
-		if rec.JobID != "" {
-			ids = append(ids, rec.JobID)
-		} else if rec.Phase == events.PhaseClaimed && rec.JobName != "" {
+		if r.JobID != "" {
+			ids = append(ids, r.JobID)
+		} else if r.Phase == events.PhaseClaimed && r.JobName != "" {
 			// A submission in flight: find the job by the name it carries.
-			if jobs, err := sched.FindByName(ctx, time.Now().Add(-7*24*time.Hour), rec.JobName); err == nil {
+			if jobs, err := sched.FindByName(ctx, time.Now().Add(-7*24*time.Hour), r.JobName); err == nil {
 				for _, j := range jobs {
 					ids = append(ids, j.ID)
 				}
@@ -98,14 +85,14 @@ func cancelTest(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run, tes
 				c.Err = err
 			}
 		}
-		rec.Phase, rec.State = events.PhaseCompleted, slurm.Cancelled
-		data, _ := json.Marshal(rec)
-		if _, err := b.Jobs.Update(ctx, key, data, rev); bus.IsRevMismatch(err) {
-			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("ledger %s: %w", key, err)
-		}
-		break
+		r.Phase, r.State = events.PhaseCompleted, slurm.Cancelled
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", key, err)
+	}
+	if ended {
+		return nil, nil
 	}
 	ev := events.JobCompleted{
 		Header: events.NewHeader(run), TestID: test, Index: rec.Index, JobID: c.JobID, State: slurm.Cancelled,

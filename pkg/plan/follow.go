@@ -15,6 +15,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
@@ -252,18 +253,18 @@ var ErrUnknownRun = errors.New("unknown run")
 
 // Lookup reads a run's record; a run the store does not know is ErrUnknownRun, named.
 func Lookup(ctx context.Context, b *bus.Bus, run string) (*events.RunRecord, error) {
-	var rec events.RunRecord
 	if run == "" {
 		return nil, fmt.Errorf("%w: empty run id", ErrUnknownRun)
 	}
-	_, err := bus.GetJSON(ctx, b.Runs, events.Token(run), &rec)
+	l := ledger.New(b)
+	rec, err := l.Run(ctx, run)
 	// A cluster replacing a server answers again within seconds.
 	for began := time.Now(); err != nil && bus.IsTransient(err) && ctx.Err() == nil && time.Since(began) < 30*time.Second; {
 		time.Sleep(500 * time.Millisecond)
-		_, err = bus.GetJSON(ctx, b.Runs, events.Token(run), &rec)
+		rec, err = l.Run(ctx, run)
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		if errors.Is(err, ledger.ErrNotFound) {
 			return nil, fmt.Errorf("%w %q: no such run in this store", ErrUnknownRun, run)
 		}
 		return nil, fmt.Errorf("read run %s: %w", run, err)

@@ -22,7 +22,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/jobscript"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 )
 
 // DefaultBatchSize is the seed's default window.
@@ -282,7 +282,7 @@ func chunk(specs []events.JobSpec, size int) [][]json.RawMessage {
 // Publish records the run and publishes its start, its batches and its invalid tests.
 func (p *Plan) Publish(ctx context.Context, b *bus.Bus) error {
 	rec := events.RunRecord{RunID: p.RunID, Started: p.Started.Time, Tests: p.Started.Tests, BatchSize: p.BatchSize, Policy: p.Policy}
-	if _, err := bus.UpdateJSON(ctx, b.Runs, events.Token(p.RunID), func(r *events.RunRecord) error {
+	if _, err := ledger.New(b).MutateRun(ctx, p.RunID, func(r *events.RunRecord) error {
 		done, passed, failed := r.Done, r.Passed, r.Failed
 		*r = rec
 		r.Done, r.Passed, r.Failed = done, passed, failed
@@ -327,7 +327,7 @@ func (p *Plan) order(ctx context.Context, b *bus.Bus) error {
 		p.Order = cmp.Or(p.Order, OrderFile)
 		return nil
 	}
-	hist, err := readHistory(ctx, b)
+	hist, err := ledger.New(b).AllHistory(ctx)
 	if err != nil {
 		return fmt.Errorf("read duration history: %w", err)
 	}
@@ -358,33 +358,6 @@ func (p *Plan) order(ctx context.Context, b *bus.Bus) error {
 		p.Specs[i].Index = i
 	}
 	return nil
-}
-
-// readHistory reads every duration history in one pass over the bucket.
-func readHistory(ctx context.Context, b *bus.Bus) (map[string]events.DurationHistory, error) {
-	out := map[string]events.DurationHistory{}
-	if b.History == nil {
-		return out, nil
-	}
-	w, err := b.History.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e := <-w.Updates():
-			if e == nil { // every current value has been delivered
-				return out, nil
-			}
-			var h events.DurationHistory
-			if json.Unmarshal(e.Value(), &h) == nil {
-				out[e.Key()] = h
-			}
-		}
-	}
 }
 
 func debugOn(env config.Env) bool {

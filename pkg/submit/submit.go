@@ -7,7 +7,6 @@ package submit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
@@ -68,6 +68,7 @@ type Submitter struct {
 	log        *slog.Logger
 	mu         sync.Mutex
 	runs       map[string]*tracker
+	ledger     *ledger.Ledger
 }
 
 // New checks the config and applies defaults.
@@ -97,7 +98,7 @@ func New(cfg Config) (*Submitter, error) {
 		h, _ := os.Hostname()
 		cfg.Owner = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
-	return &Submitter{cfg: cfg, log: cfg.Log.With("stage", "submitter"), runs: map[string]*tracker{},
+	return &Submitter{cfg: cfg, log: cfg.Log.With("stage", "submitter"), runs: map[string]*tracker{}, ledger: ledger.New(cfg.Bus),
 		submitting: make(chan struct{}, cfg.MaxSubmits), writing: make(chan struct{}, 16)}, nil
 }
 
@@ -344,7 +345,6 @@ type pending struct {
 func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pending) (done bool, err error) {
 	j := p.job
 	key := events.Key(b.RunID, j.TestID)
-	kv := s.cfg.Bus.Jobs
 	// The tracker holds the run's ledger (its watch started with every entry), so only a
 	// claim made elsewhere since then costs a read: Create below fails and we look again.
 	rec, rev := tr.get(key)
@@ -372,12 +372,10 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		if p.refused {
 			rec.JobName, rec.LogDir = "", ""
 		}
-		data, _ := json.Marshal(rec)
-		rev, err = kv.Create(ctx, key, data)
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		rev, err = s.ledger.CreateJob(ctx, rec)
+		if errors.Is(err, ledger.ErrConflict) {
 			// Claimed elsewhere: read the entry, let the tracker know, look again.
-			var cur events.JobRecord
-			crev, gerr := bus.GetJSON(ctx, kv, key, &cur)
+			cur, crev, gerr := s.ledger.Job(ctx, b.RunID, j.TestID)
 			if gerr != nil {
 				return false, fmt.Errorf("read ledger %s: %w", key, gerr)
 			}
@@ -404,8 +402,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 				}
 				if !tr.watching {
 					// Nothing tells this tracker of the owner's progress: look.
-					var cur events.JobRecord
-					crev, err := bus.GetJSON(ctx, kv, key, &cur)
+					cur, crev, err := s.ledger.Job(ctx, b.RunID, j.TestID)
 					if err != nil {
 						return false, fmt.Errorf("read ledger %s: %w", key, err)
 					}
@@ -416,11 +413,9 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		}
 		// Take the claim over, or renew ours before another try.
 		rec.Owner, rec.Claimed = s.cfg.Owner, time.Now().UTC()
-		data, _ := json.Marshal(rec)
-		nrev, err := kv.Update(ctx, key, data, rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			var cur events.JobRecord
-			crev, gerr := bus.GetJSON(ctx, kv, key, &cur)
+		nrev, err := s.ledger.UpdateJob(ctx, b.RunID, j.TestID, rec, rev)
+		if errors.Is(err, ledger.ErrConflict) {
+			cur, crev, gerr := s.ledger.Job(ctx, b.RunID, j.TestID)
 			if gerr != nil {
 				return false, fmt.Errorf("read ledger %s: %w", key, gerr)
 			}
@@ -541,8 +536,7 @@ func (s *Submitter) findSubmitted(ctx context.Context, rec *events.JobRecord) st
 func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, id string, at time.Time) error {
 	rec.Phase, rec.JobID, rec.Submitted, rec.Debug = events.PhaseSubmitted, id, at, s.cfg.DebugMode
 	rec.Attempt = 1
-	data, _ := json.Marshal(rec)
-	nrev, err := s.cfg.Bus.Jobs.Update(ctx, key, data, rev)
+	nrev, err := s.ledger.UpdateJob(ctx, b.RunID, j.TestID, rec, rev)
 	if err != nil {
 		return fmt.Errorf("record job %s of %s: %w", id, j.TestID, err)
 	}
@@ -610,8 +604,7 @@ func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *e
 	s.log.Error("test not submitted", "test", j.TestID, "reason", reason)
 	fmt.Fprintf(s.cfg.View, "  [  x] %s not submitted: %s\n", j.TestID, reason)
 	rec.Phase, rec.State = events.PhaseCompleted, events.StateSubmitFailed
-	data, _ := json.Marshal(rec)
-	nrev, err := s.cfg.Bus.Jobs.Update(ctx, key, data, rev)
+	nrev, err := s.ledger.UpdateJob(ctx, b.RunID, j.TestID, rec, rev)
 	if err != nil {
 		return err
 	}

@@ -2,14 +2,11 @@ package submit
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"sync"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 )
 
 // tracker follows one run's ledger entries through a KV watch, so the window can be
@@ -25,17 +22,16 @@ type tracker struct {
 	prefix   int          // every index below it has a ledger entry
 	refs     int          // batches using the tracker
 	notify   chan struct{}
-	cancel   context.CancelFunc
-	stopped  chan struct{}
+	cancel   func()
+	stopped  <-chan struct{}
 }
-
-// resync is how long a run's ledger watch may stay silent before it is replaced.
-const resync = 5 * time.Second
 
 type entry struct {
 	rec events.JobRecord
 	rev uint64
 }
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (s *Submitter) tracker(ctx context.Context, run string, window bool) (*tracker, error) {
 	s.mu.Lock()
@@ -44,73 +40,17 @@ func (s *Submitter) tracker(ctx context.Context, run string, window bool) (*trac
 		t.refs++
 		return t, nil
 	}
-	wctx, cancel := context.WithCancel(context.Background())
 	t := &tracker{recs: map[string]entry{}, doneBy: map[int]int{}, claimed: map[int]bool{}, refs: 1,
-		notify: make(chan struct{}), cancel: cancel, stopped: make(chan struct{}), watching: window}
+		notify: make(chan struct{}), cancel: func() {}, stopped: closed, watching: window}
 	if !window {
-		close(t.stopped)
 		s.runs[run] = t
 		return t, nil
 	}
-	w, err := s.cfg.Bus.Jobs.Watch(ctx, events.Token(run)+".*")
+	jw, err := s.ledger.WatchRunJobs(ctx, run, func(e ledger.JobEntry) { t.set(e.Key, e.Record, e.Rev) })
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	// Wait for the initial values so the first window check sees the whole ledger.
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
-		t.apply(e)
-	}
-	go func() {
-		defer close(t.stopped)
-		defer func() {
-			if w != nil {
-				_ = w.Stop()
-			}
-		}()
-		// A watch can end, or go silent when the bucket's leader moves to another server
-		// of a cluster: one quiet for resync is replaced by a new one, which replays the
-		// entries (applied only when newer), so the window never waits on a lost watch.
-		tick := time.NewTicker(resync)
-		defer tick.Stop()
-		var updates <-chan jetstream.KeyValueEntry
-		if w != nil {
-			updates = w.Updates()
-		}
-		last := time.Now()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case e, ok := <-updates:
-				if !ok {
-					updates = nil // replaced at the next tick
-					continue
-				}
-				last = time.Now()
-				if e != nil {
-					t.apply(e)
-				}
-				continue
-			case <-tick.C:
-			}
-			if updates != nil && time.Since(last) < resync {
-				continue
-			}
-			if w != nil {
-				_ = w.Stop()
-				w = nil
-			}
-			nw, err := s.cfg.Bus.Jobs.Watch(wctx, events.Token(run)+".*")
-			if err != nil {
-				continue // tried again at the next tick
-			}
-			w, updates, last = nw, nw.Updates(), time.Now()
-		}
-	}()
+	t.cancel, t.stopped = jw.Stop, jw.Done()
 	s.runs[run] = t
 	return t, nil
 }
@@ -141,17 +81,6 @@ func (s *Submitter) closeTrackers() {
 		t.cancel()
 		<-t.stopped
 	}
-}
-
-func (t *tracker) apply(e jetstream.KeyValueEntry) {
-	if e.Operation() != jetstream.KeyValuePut {
-		return
-	}
-	var rec events.JobRecord
-	if json.Unmarshal(e.Value(), &rec) != nil {
-		return
-	}
-	t.set(e.Key(), rec, e.Revision())
 }
 
 // set records a ledger entry unless a newer revision is already known.

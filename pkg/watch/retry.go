@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
@@ -73,9 +71,7 @@ func (e *retryLater) Unwrap() error { return e.err }
 func (w *Watcher) retry(ctx context.Context, t *tracked, s slurm.JobStatus) error {
 	run, test, old := t.ev.RunID, t.ev.TestID, t.ev.JobID
 	attempt := events.AttemptOf(t.ev.Attempt)
-	key := events.Key(run, test)
-	var rec events.JobRecord
-	rev, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, key, &rec)
+	rec, rev, err := w.ledger.Job(ctx, run, test)
 	if err != nil {
 		return &retryLater{fmt.Errorf("read ledger: %w", err)}
 	}
@@ -121,8 +117,7 @@ func (w *Watcher) retry(ctx context.Context, t *tracked, s slurm.JobStatus) erro
 		}
 	}
 	rec.JobID, rec.Submitted, rec.Attempt, rec.Exclude, rec.State, rec.After = id, time.Now().UTC(), attempt+1, exclude, "", nil
-	data, _ := json.Marshal(rec)
-	nrev, err := w.cfg.Bus.Jobs.Update(ctx, key, data, rev)
+	nrev, err := w.ledger.UpdateJob(ctx, run, test, rec, rev)
 	if err != nil {
 		// The new job exists: the next try finds it by name instead of submitting again.
 		return &retryLater{fmt.Errorf("record attempt %d (job %s) in the ledger: %w", attempt+1, id, err)}

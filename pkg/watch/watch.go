@@ -8,7 +8,6 @@ package watch
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
@@ -89,6 +89,8 @@ type Watcher struct {
 	cfg Config
 	log *slog.Logger
 
+	ledger *ledger.Ledger
+
 	queue slurm.QueueLister // nil: every cycle asks Status about every job
 
 	mu   sync.Mutex
@@ -146,7 +148,7 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = DefaultMaxRetries
 	}
-	w := &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}
+	w := &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), ledger: ledger.New(cfg.Bus), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}
 	if q, ok := cfg.Scheduler.(slurm.QueueLister); ok && cfg.QueuePoll > 0 {
 		w.queue = q
 	}
@@ -237,8 +239,7 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 	rev := ev.LedgerRev
 	if md, err := m.Metadata(); err != nil || md.NumDelivered > 1 || rev == 0 {
 		// Delivered before: the job may have ended while no watcher held it.
-		var rec events.JobRecord
-		r, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, key, &rec)
+		rec, r, err := w.ledger.Job(ctx, ev.RunID, ev.TestID)
 		if err == nil && rec.Phase == events.PhaseCompleted {
 			_ = m.Ack() // completed before a restart; nothing left to watch
 			return
@@ -513,9 +514,9 @@ var errNotLedgers = errors.New("not the job the run ledger records")
 // nothing: whoever may publish could name any job id.
 func (w *Watcher) ours(ctx context.Context, t *tracked, s slurm.JobStatus, known bool) error {
 	run, test, id := t.ev.RunID, t.ev.TestID, t.ev.JobID
-	var rec events.JobRecord
-	if _, err := bus.GetJSON(ctx, w.cfg.Bus.Jobs, events.Key(run, test), &rec); err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+	rec, _, err := w.ledger.Job(ctx, run, test)
+	if err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("%w: no ledger entry for run %s test %s", errNotLedgers, run, test)
 		}
 		return fmt.Errorf("read ledger: %w", err)
@@ -582,7 +583,6 @@ func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, r
 // markCompleted records the job's end in the ledger: over the revision the job was
 // submitted (or found) with, so without a read, unless the entry changed since.
 func (w *Watcher) markCompleted(ctx context.Context, t *tracked, state string) error {
-	key := events.Key(t.ev.RunID, t.ev.TestID)
 	if t.rev > 0 {
 		rec := events.JobRecord{
 			RunID: t.ev.RunID, TestID: t.ev.TestID, Index: t.ev.Index, Phase: events.PhaseCompleted,
@@ -590,13 +590,12 @@ func (w *Watcher) markCompleted(ctx context.Context, t *tracked, state string) e
 			Submitted: t.ev.Submitted, TimeLimit: t.ev.TimeLimit, Debug: t.ev.Debug,
 			Attempt: events.AttemptOf(t.ev.Attempt), Exclude: t.ev.Exclude,
 		}
-		data, _ := json.Marshal(rec)
-		_, err := w.cfg.Bus.Jobs.Update(ctx, key, data, t.rev)
-		if err == nil || !bus.IsRevMismatch(err) {
+		_, err := w.ledger.UpdateJob(ctx, t.ev.RunID, t.ev.TestID, rec, t.rev)
+		if err == nil || !errors.Is(err, ledger.ErrConflict) {
 			return err
 		}
 	}
-	_, err := bus.UpdateJSON(ctx, w.cfg.Bus.Jobs, key, func(r *events.JobRecord) error {
+	_, _, err := w.ledger.MutateJob(ctx, t.ev.RunID, t.ev.TestID, func(r *events.JobRecord, _ bool) error {
 		r.Phase, r.State = events.PhaseCompleted, state
 		if r.RunID == "" {
 			r.RunID, r.TestID, r.Index, r.JobID = t.ev.RunID, t.ev.TestID, t.ev.Index, t.ev.JobID
