@@ -113,7 +113,7 @@ func newSLURMHarness(t testing.TB, timeout time.Duration) *slurmHarness {
 	logs := &syncBuffer{}
 	h := &slurmHarness{t: t, ctx: ctx, logs: logs, since: time.Now().Add(-2 * time.Second),
 		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		sched: slurm.NewSLURM(slurm.SLURMOptions{Conf: slurmConf}),
+		sched: slurm.New(slurm.Options{Conf: slurmConf}),
 	}
 	h.store = filepath.Join(t.TempDir(), "nats")
 	b, err := bus.Connect(ctx, bus.Options{StoreDir: h.store, Listen: true, Logger: h.log})

@@ -183,7 +183,7 @@ func (c *Common) ConnectMode(ctx context.Context, name string, log *slog.Logger,
 func (c *Common) NewScheduler() (slurm.Scheduler, error) {
 	switch c.Scheduler {
 	case "slurm":
-		return slurm.NewSLURM(slurm.SLURMOptions{}), nil
+		return slurm.New(slurm.Options{}), nil
 	default:
 		return slurm.NewLocal(filepath.Join(c.OutputPath, ".local-scheduler"), slurm.LocalOptions{})
 	}

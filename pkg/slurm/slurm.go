@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Defaults of SLURMOptions.
+// Defaults of Options.
 const (
 	DefaultCommandTimeout = 30 * time.Second
 	// DefaultMaxIDsPerCall keeps one sacct call per poll cycle up to a thousand tracked jobs
@@ -25,9 +25,9 @@ const (
 	DefaultMaxIDsPerCall = 1000
 )
 
-// SLURMOptions configures the SLURM scheduler. The zero value runs sbatch, sacct, squeue and
+// Options configures the SLURM scheduler. The zero value runs sbatch, sacct, squeue and
 // scancel from PATH with the caller's environment.
-type SLURMOptions struct {
+type Options struct {
 	// Sbatch, Sacct, Squeue and Scancel are the commands to run; empty means the bare name,
 	// looked up in PATH.
 	Sbatch, Sacct, Squeue, Scancel string
@@ -49,7 +49,7 @@ type SLURMOptions struct {
 // SLURM is the Scheduler for a real SLURM cluster. Every call runs one SLURM command as an
 // argument vector (never through a shell) with a timeout. It is safe for concurrent use.
 type SLURM struct {
-	opts SLURMOptions
+	opts Options
 
 	mu    sync.Mutex
 	calls map[string]int64
@@ -75,8 +75,8 @@ func (s *SLURM) AfterAny(ids []string) string {
 	return strings.Join(parts, "?")
 }
 
-// NewSLURM returns a SLURM scheduler with the options' defaults applied.
-func NewSLURM(opts SLURMOptions) *SLURM {
+// New returns a SLURM scheduler with the options' defaults applied.
+func New(opts Options) *SLURM {
 	opts.Sbatch = cmp.Or(opts.Sbatch, "sbatch")
 	opts.Sacct = cmp.Or(opts.Sacct, "sacct")
 	opts.Squeue = cmp.Or(opts.Squeue, "squeue")

@@ -77,7 +77,7 @@ func realSLURM(t *testing.T) *SLURM {
 	if integrationReason != "" {
 		realSkipOrFail(t, "%s", integrationReason)
 	}
-	return NewSLURM(SLURMOptions{Conf: integrationConf, Timeout: 40 * time.Second})
+	return New(Options{Conf: integrationConf, Timeout: 40 * time.Second})
 }
 
 func realFileExists(p string) bool {

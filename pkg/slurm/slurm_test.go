@@ -34,7 +34,7 @@ func (f *sbatchFakeRun) run(ctx context.Context, argv, env []string) ([]byte, []
 func newFakeSLURM(t *testing.T, reply func(argv []string) (string, string, error)) (*SLURM, *sbatchFakeRun) {
 	t.Helper()
 	f := &sbatchFakeRun{reply: reply}
-	return NewSLURM(SLURMOptions{Run: f.run, Conf: "/etc/test/slurm.conf", MaxIDsPerCall: 3}), f
+	return New(Options{Run: f.run, Conf: "/etc/test/slurm.conf", MaxIDsPerCall: 3}), f
 }
 
 var errSLURMExit1 = errors.New("exit status 1")
@@ -478,7 +478,7 @@ echo "conf=$SLURM_CONF job=$JOB_VAR" >> "`+record+`"
 env > "`+record+`.env"
 echo "77;cluster"
 `)
-	s := NewSLURM(SLURMOptions{Sbatch: sbatch, Conf: "/x/slurm.conf"})
+	s := New(Options{Sbatch: sbatch, Conf: "/x/slurm.conf"})
 	id, err := s.Submit(context.Background(), JobRequest{Name: "a b;c", Script: "/j.sh", Env: map[string]string{"JOB_VAR": "$(x)"}})
 	if err != nil || id != "77" {
 		t.Fatalf("Submit = %q, %v", id, err)
@@ -527,7 +527,7 @@ func TestExecTimeoutIsTransient(t *testing.T) {
 	dir := t.TempDir()
 	sbatch := writeFakeCommand(t, dir, "sbatch", "exec sleep 30\n")
 	sacct := writeFakeCommand(t, dir, "sacct", "exec sleep 30\n")
-	s := NewSLURM(SLURMOptions{Sbatch: sbatch, Sacct: sacct, Timeout: 200 * time.Millisecond})
+	s := New(Options{Sbatch: sbatch, Sacct: sacct, Timeout: 200 * time.Millisecond})
 	start := time.Now()
 	_, err := s.Submit(context.Background(), JobRequest{Script: "/j.sh"})
 	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "timed out") {
@@ -542,7 +542,7 @@ func TestExecTimeoutIsTransient(t *testing.T) {
 }
 
 func TestExecMissingBinary(t *testing.T) {
-	s := NewSLURM(SLURMOptions{Sbatch: filepath.Join(t.TempDir(), "no-sbatch")})
+	s := New(Options{Sbatch: filepath.Join(t.TempDir(), "no-sbatch")})
 	if _, err := s.Submit(context.Background(), JobRequest{Script: "/j.sh"}); !errors.Is(err, ErrPermanent) {
 		t.Errorf("missing sbatch: %v, want ErrPermanent", err)
 	}
@@ -573,7 +573,7 @@ func BenchmarkStatusParse1000(b *testing.B) {
 		fmt.Fprintf(&out, "%s|%s|RUNNING|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|Unknown|00:10:00|gb200-[001-004]|None|1|run-test-%d\n", ids[i], ids[i], i)
 	}
 	reply := []byte(out.String())
-	s := NewSLURM(SLURMOptions{MaxIDsPerCall: 1000, Run: func(context.Context, []string, []string) ([]byte, []byte, error) {
+	s := New(Options{MaxIDsPerCall: 1000, Run: func(context.Context, []string, []string) ([]byte, []byte, error) {
 		return reply, nil, nil
 	}})
 	b.ReportAllocs()
