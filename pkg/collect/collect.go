@@ -32,7 +32,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Durable is the collector's consumer name.
@@ -471,7 +471,7 @@ func (c *Collector) prepare(ctx context.Context, ev *events.JobCompleted) (*even
 	if err != nil {
 		return nil, nil, err
 	}
-	if !res.Passed && slurm.BaseState(ev.State) == slurm.Completed {
+	if !res.Passed && scheduler.BaseState(ev.State) == scheduler.Completed {
 		obs.ParseFailure("collector", "log") // the job ended well; its logs gave no passing result
 	}
 	if !res.Passed && dir != "" {
@@ -630,7 +630,7 @@ func (c *Collector) finish(ctx context.Context, it *item) error {
 // the planner orders later runs by. A redelivered result may add its duration twice;
 // the history is a hint, so that is harmless, and a failure to record is only logged.
 func (c *Collector) recordDuration(ctx context.Context, res *events.Result) {
-	if res.State != slurm.Completed || res.Duration <= 0 || res.GPUType == "" {
+	if res.State != scheduler.Completed || res.Duration <= 0 || res.GPUType == "" {
 		return
 	}
 	if err := c.ledger.MutateHistory(ctx, res.TestID, res.GPUType, func(h *events.DurationHistory) error {
@@ -764,8 +764,8 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	m := metrics.Judge(ev.LogDir, in)
 	res.Partial = m.Partial
 	res.Reasons = append(res.Reasons, m.Reasons...)
-	state := slurm.BaseState(ev.State)
-	if state != slurm.Completed {
+	state := scheduler.BaseState(ev.State)
+	if state != scheduler.Completed {
 		// The job's end in the scheduler's words, with its exit code, in place of the
 		// parser's shorter note on the state.
 		why := fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmp.Or(ev.Detail, ev.State), ev.ExitCode)
@@ -780,7 +780,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 			res.Reasons = append(res.Reasons, why)
 		}
 	}
-	res.Passed = m.Valid && state == slurm.Completed
+	res.Passed = m.Valid && state == scheduler.Completed
 	verdict := "fail"
 	if res.Passed {
 		verdict = "pass"

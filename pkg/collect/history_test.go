@@ -10,7 +10,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // A job that ran to its end adds its duration to its test's history on its GPU type,
@@ -36,7 +36,7 @@ func TestCollectorRecordsDurations(t *testing.T) {
 	for _, tc := range []struct {
 		test, state string
 		secs        int
-	}{{"t1", slurm.Completed, 42}, {"t2", slurm.Cancelled, 7}} {
+	}{{"t1", scheduler.Completed, 42}, {"t2", scheduler.Cancelled, 7}} {
 		spec := &events.JobSpec{TestID: tc.test, TestType: "disagg", Category: "perf", GPUType: "GB200"}
 		ev := events.JobCompleted{Header: events.NewHeader("r"), TestID: tc.test, JobID: "1", State: tc.state,
 			Start: start, End: start.Add(time.Duration(tc.secs) * time.Second), Spec: spec}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 func fp(v float64) *float64 { return &v }
@@ -20,7 +20,7 @@ func TestReferencesJudgeTheRun(t *testing.T) {
 		spec := &events.JobSpec{TestID: "disagg_perf_x", TestType: "disagg", Category: "perf", GPUType: "GB200",
 			Concurrencies: []int{1, 2, 4}, NumGenServers: 2, CtxGPUs: 4, GenGPUs: 4, References: rs}
 		start := time.Now().Add(-time.Minute)
-		ev := &events.JobCompleted{Header: events.NewHeader("r"), TestID: spec.TestID, JobID: "7", State: slurm.Completed,
+		ev := &events.JobCompleted{Header: events.NewHeader("r"), TestID: spec.TestID, JobID: "7", State: scheduler.Completed,
 			Start: start, End: start.Add(time.Minute), LogDir: "../metrics/testdata/jobs/disagg_ok"}
 		res, rows := collect.Judge(ev, spec, 0)
 		failing := 0

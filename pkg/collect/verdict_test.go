@@ -9,7 +9,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // TestEveryEndLeavesARow: a test that never measured anything still has one row (for
@@ -19,8 +19,8 @@ func TestEveryEndLeavesARow(t *testing.T) {
 	for _, ev := range []events.JobCompleted{
 		{TestID: "disagg_perf_x", State: events.StateInvalid, Reasons: []string{"x.yaml:3:5: benchmark.concurrency_list: not a number"}},
 		{TestID: "disagg_perf_x", State: events.StateSubmitFailed, Reasons: []string{"submission failed: sbatch: invalid partition"}},
-		{TestID: "disagg_perf_x", JobID: "7", State: slurm.Cancelled, Reasons: []string{"cancelled by planner cancel"}, LogDir: t.TempDir()},
-		{TestID: "disagg_perf_x", JobID: "8", State: slurm.Failed, ExitCode: 1, LogDir: t.TempDir()},
+		{TestID: "disagg_perf_x", JobID: "7", State: scheduler.Cancelled, Reasons: []string{"cancelled by planner cancel"}, LogDir: t.TempDir()},
+		{TestID: "disagg_perf_x", JobID: "8", State: scheduler.Failed, ExitCode: 1, LogDir: t.TempDir()},
 	} {
 		ev.RunID = "r"
 		res, rows := Judge(&ev, spec, 0)
@@ -51,7 +51,7 @@ func TestIterationRows(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "concurrency_2", "gen_only_0.txt"), []byte(
 		"iter = 1, host_step_time = 12.5ms, num_scheduled_requests: 2, states = {'num_ctx_requests': 0, 'num_ctx_tokens': 0, 'num_generation_tokens': 2}\n"), 0o644)
 	spec := &events.JobSpec{TestID: "disagg_perf_x", TestType: "disagg", Category: "perf", Model: "m", NumGenServers: 2, Concurrencies: []int{2}}
-	ev := events.JobCompleted{TestID: "disagg_perf_x", JobID: "9", State: slurm.Completed, LogDir: dir}
+	ev := events.JobCompleted{TestID: "disagg_perf_x", JobID: "9", State: scheduler.Completed, LogDir: dir}
 	ev.RunID = "r"
 	res, rows := Judge(&ev, spec, 0)
 	if !res.Passed {
@@ -85,9 +85,9 @@ func TestEndsFailWithTheirReasonAndAttempt(t *testing.T) {
 		ev   events.JobCompleted
 		want string
 	}{
-		{events.JobCompleted{JobID: "7", State: slurm.OutOfMemory, Detail: "OUT_OF_MEMORY", ExitCode: 0, Attempt: 1}, "job 7 ended OUT_OF_MEMORY (exit code 0)"},
-		{events.JobCompleted{JobID: "8", State: slurm.Failed, Detail: "FAILED", ExitCode: 3, Attempt: 1}, "job 8 ended FAILED (exit code 3)"},
-		{events.JobCompleted{JobID: "9", State: slurm.NodeFail, Detail: "NODE_FAIL", Attempt: 3,
+		{events.JobCompleted{JobID: "7", State: scheduler.OutOfMemory, Detail: "OUT_OF_MEMORY", ExitCode: 0, Attempt: 1}, "job 7 ended OUT_OF_MEMORY (exit code 0)"},
+		{events.JobCompleted{JobID: "8", State: scheduler.Failed, Detail: "FAILED", ExitCode: 3, Attempt: 1}, "job 8 ended FAILED (exit code 3)"},
+		{events.JobCompleted{JobID: "9", State: scheduler.NodeFail, Detail: "NODE_FAIL", Attempt: 3,
 			Reasons: []string{"job 9 ended NODE_FAIL on attempt 3; no retry left (--max-retries 2)"}}, "no retry left"},
 	} {
 		ev := tc.ev

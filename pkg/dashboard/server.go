@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 //go:embed web
@@ -332,7 +332,7 @@ func streamEvent(seq uint64, subject string, data []byte) ([]byte, error) {
 			if err := json.Unmarshal(raw, &j); err != nil {
 				return nil, err
 			}
-			j.Files, j.Request = nil, slurm.JobRequest{} // the files and the sbatch request are the submitter's business
+			j.Files, j.Request = nil, scheduler.JobRequest{} // the files and the sbatch request are the submitter's business
 			if b.Jobs[i], err = json.Marshal(j); err != nil {
 				return nil, err
 			}

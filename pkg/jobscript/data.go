@@ -33,7 +33,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Ports of the rendered servers: workers count up from WorkerBasePort (ctx servers
@@ -175,7 +175,7 @@ var (
 	flagName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 )
 
-func newData(t *config.Test, opts Options, req slurm.JobRequest) (*Data, error) {
+func newData(t *config.Test, opts Options, req scheduler.JobRequest) (*Data, error) {
 	c := &t.Config
 	d := &Data{
 		Test:             t,

@@ -15,7 +15,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/fileio"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Options are what the caller decides about a job, beyond the test's config.
@@ -42,9 +42,9 @@ type File struct {
 
 // Job is a rendered job: its files and the request that submits it.
 type Job struct {
-	Files   []File           // relative to Options.LogDir, in a stable order
-	Script  string           // the job script's name among Files
-	Request slurm.JobRequest // Script is LogDir/Script
+	Files   []File               // relative to Options.LogDir, in a stable order
+	Script  string               // the job script's name among Files
+	Request scheduler.JobRequest // Script is LogDir/Script
 }
 
 // Names of the files the job writes or reads in its log folder (the seed framework's).
@@ -115,21 +115,21 @@ func Render(t *config.Test, opts Options) (*Job, error) {
 
 // request fills the scheduler request from the config, the GPU type's resources and
 // the options.
-func request(t *config.Test, opts Options) (slurm.JobRequest, error) {
+func request(t *config.Test, opts Options) (scheduler.JobRequest, error) {
 	c := &t.Config
 	gpu, err := config.LookupGPU(cmp.Or(opts.GPUType, config.DefaultGPUType))
 	if err != nil {
-		return slurm.JobRequest{}, err
+		return scheduler.JobRequest{}, err
 	}
 	if c.Hardware.GPUsPerNode <= 0 {
-		return slurm.JobRequest{}, fmt.Errorf("hardware.gpus_per_node: must be positive, got %d", c.Hardware.GPUsPerNode)
+		return scheduler.JobRequest{}, fmt.Errorf("hardware.gpus_per_node: must be positive, got %d", c.Hardware.GPUsPerNode)
 	}
 	if c.Hardware.NumCtxServers < 0 || c.Hardware.NumGenServers <= 0 {
-		return slurm.JobRequest{}, fmt.Errorf("hardware: need num_gen_servers > 0 and num_ctx_servers >= 0, got %d and %d",
+		return scheduler.JobRequest{}, fmt.Errorf("hardware: need num_gen_servers > 0 and num_ctx_servers >= 0, got %d and %d",
 			c.Hardware.NumGenServers, c.Hardware.NumCtxServers)
 	}
 	nodes := c.Nodes()
-	req := slurm.JobRequest{
+	req := scheduler.JobRequest{
 		Name:      cmp.Or(opts.JobName, c.Slurm.JobName, t.ID),
 		Comment:   opts.Comment,
 		LogDir:    opts.LogDir,

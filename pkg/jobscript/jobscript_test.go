@@ -15,7 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -304,7 +304,7 @@ func TestServerPlacement(t *testing.T) {
 	}
 }
 
-func mustRequest(t *testing.T, tc *config.Test) slurm.JobRequest {
+func mustRequest(t *testing.T, tc *config.Test) scheduler.JobRequest {
 	t.Helper()
 	r, err := request(tc, goldenOptions(tc))
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // LMEvalConfigDir is the folder of the log folder that holds the lm_eval task files of
@@ -155,7 +155,7 @@ func substituteEnv(s string, lookup func(string) (string, bool)) string {
 // secrets.
 func taskEnvLookup(accuracy map[string]string, job config.Env) func(string) (string, bool) {
 	return func(name string) (string, bool) {
-		if slurm.SecretEnv(name) {
+		if scheduler.SecretEnv(name) {
 			return "", false
 		}
 		if v, ok := accuracy[name]; ok {

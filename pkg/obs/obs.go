@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Registry holds every series the services expose.
@@ -105,11 +105,11 @@ func SchedulerCall(command string, start time.Time, err error) {
 	outcome := OK
 	switch {
 	case err == nil:
-	case errors.Is(err, slurm.ErrQuota):
+	case errors.Is(err, scheduler.ErrQuota):
 		outcome = "quota"
-	case errors.Is(err, slurm.ErrTransient):
+	case errors.Is(err, scheduler.ErrTransient):
 		outcome = "transient"
-	case errors.Is(err, slurm.ErrPermanent):
+	case errors.Is(err, scheduler.ErrPermanent):
 		outcome = "permanent"
 	default:
 		outcome = "error"

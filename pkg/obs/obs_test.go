@@ -17,7 +17,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/obs"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -69,7 +69,7 @@ func TestEndpointsOverARealBus(t *testing.T) {
 	}
 	obs.Event("submitter", obs.OK)
 	obs.Duration("submitter", 1500*time.Millisecond)
-	obs.SchedulerCall("submit", time.Now(), errors.Join(slurm.ErrTransient))
+	obs.SchedulerCall("submit", time.Now(), errors.Join(scheduler.ErrTransient))
 	obs.SubmitRetry()
 	obs.ParseFailure("collector", "log")
 	obs.Jobs(map[string]int{"RUNNING": 2})

@@ -12,7 +12,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
@@ -29,7 +29,7 @@ type Stages struct {
 // Options configure the stages.
 type Options struct {
 	OutputPath       string
-	Scheduler        slurm.Scheduler
+	Scheduler        scheduler.Scheduler
 	Log              *slog.Logger
 	View             io.Writer
 	PollMin, PollMax time.Duration

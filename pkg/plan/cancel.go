@@ -8,7 +8,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Cancelled is one test that Cancel ended.
@@ -25,7 +25,7 @@ const CancelReason = "cancelled by planner cancel"
 // submitter submits it), its job, if any, is cancelled in the scheduler, and its end is
 // published as a CANCELLED completion, which the collector turns into a failed result.
 // The run record says it was cancelled.
-func Cancel(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run string) ([]Cancelled, error) {
+func Cancel(ctx context.Context, b *bus.Bus, sched scheduler.Scheduler, run string) ([]Cancelled, error) {
 	if _, err := Lookup(ctx, b, run); err != nil {
 		return nil, err
 	}
@@ -55,14 +55,14 @@ func Cancel(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run string) 
 	return out, nil
 }
 
-func cancelTest(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run, test string) (*Cancelled, error) {
+func cancelTest(ctx context.Context, b *bus.Bus, sched scheduler.Scheduler, run, test string) (*Cancelled, error) {
 	key := events.Key(run, test)
 	c := &Cancelled{TestID: test}
 	ended := false
 	rec, _, err := ledger.New(b).MutateJob(ctx, run, test, func(r *events.JobRecord, found bool) error {
 		if !found {
 			// Never claimed: a cancelled entry keeps every submitter off it.
-			*r = events.JobRecord{RunID: run, TestID: test, Index: -1, Phase: events.PhaseCompleted, State: slurm.Cancelled}
+			*r = events.JobRecord{RunID: run, TestID: test, Index: -1, Phase: events.PhaseCompleted, State: scheduler.Cancelled}
 			return nil
 		}
 		if ended = r.Phase == events.PhaseCompleted; ended {
@@ -85,7 +85,7 @@ func cancelTest(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run, tes
 				c.Err = err
 			}
 		}
-		r.Phase, r.State = events.PhaseCompleted, slurm.Cancelled
+		r.Phase, r.State = events.PhaseCompleted, scheduler.Cancelled
 		return nil
 	})
 	if err != nil {
@@ -95,8 +95,8 @@ func cancelTest(ctx context.Context, b *bus.Bus, sched slurm.Scheduler, run, tes
 		return nil, nil
 	}
 	ev := events.JobCompleted{
-		Header: events.NewHeader(run), TestID: test, Index: rec.Index, JobID: c.JobID, State: slurm.Cancelled,
-		Detail: slurm.Cancelled + " by planner cancel", Submit: rec.Submitted, End: time.Now().UTC(),
+		Header: events.NewHeader(run), TestID: test, Index: rec.Index, JobID: c.JobID, State: scheduler.Cancelled,
+		Detail: scheduler.Cancelled + " by planner cancel", Submit: rec.Submitted, End: time.Now().UTC(),
 		LogDir: rec.LogDir, Reasons: []string{CancelReason},
 	}
 	if rec.LogDir == "" {

@@ -17,7 +17,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/refs"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Progress is what a run's events say so far.
@@ -64,7 +64,7 @@ func (p *Progress) Counts() Tally {
 			if !t.Result.Passed {
 				c.Failed++
 			}
-		case t.Ended || slurm.IsTerminal(t.State):
+		case t.Ended || scheduler.IsTerminal(t.State):
 			c.Collecting++
 		case t.JobID != "":
 			c.Running++
@@ -96,7 +96,7 @@ func (p *Progress) Problems() []*TestProgress {
 func (p *Progress) RunningTests() []*TestProgress {
 	var out []*TestProgress
 	for _, t := range p.Tests {
-		if t.Result == nil && !t.Ended && t.JobID != "" && !slurm.IsTerminal(t.State) && !t.Running.IsZero() {
+		if t.Result == nil && !t.Ended && t.JobID != "" && !scheduler.IsTerminal(t.State) && !t.Running.IsZero() {
 			out = append(out, t)
 		}
 	}
@@ -170,7 +170,7 @@ func (p *Progress) applyJob(sub events.Subject, data []byte) (string, error) {
 			t.Problem = nil // submitted after all
 		}
 		if t.State == "QUEUED" || t.State == events.StateRetry {
-			t.State = slurm.Pending
+			t.State = scheduler.Pending
 		}
 		if a := events.AttemptOf(ev.Attempt); a > 1 {
 			return fmt.Sprintf("job %s <- %s submitted (attempt %d, excluding %s)", ev.JobID, test, a, strings.Join(ev.Exclude, ",")), nil
@@ -181,10 +181,10 @@ func (p *Progress) applyJob(sub events.Subject, data []byte) (string, error) {
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return "", err
 		}
-		if !slurm.IsTerminal(t.State) {
+		if !scheduler.IsTerminal(t.State) {
 			t.State = ev.State
 		}
-		if ev.State == slurm.Running && t.Running.IsZero() {
+		if ev.State == scheduler.Running && t.Running.IsZero() {
 			t.Running = ev.Time
 		}
 		if ev.JobID == "" {

@@ -12,7 +12,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // slowQuickstart is copyQuickstart with jobs that sleep pause at each step.
@@ -89,7 +89,7 @@ func TestSLURMCancel(t *testing.T) {
 	}
 	h.waitFor("the first job running in SLURM", func() bool {
 		jobs := h.sacctRun(p.RunID)
-		return len(jobs) == 1 && jobs[0].State == slurm.Running
+		return len(jobs) == 1 && jobs[0].State == scheduler.Running
 	})
 	stages.Stop()
 
@@ -102,7 +102,7 @@ func TestSLURMCancel(t *testing.T) {
 	}
 	h.waitFor("SLURM to report the job cancelled", func() bool {
 		jobs := h.sacctRun(p.RunID)
-		return len(jobs) == 1 && slurm.BaseState(jobs[0].State) == slurm.Cancelled
+		return len(jobs) == 1 && scheduler.BaseState(jobs[0].State) == scheduler.Cancelled
 	})
 	var rec events.RunRecord
 	if _, err := bus.GetJSON(h.ctx, h.b.Runs, events.Token(p.RunID), &rec); err != nil || !rec.Cancelled {
@@ -119,7 +119,7 @@ func TestSLURMCancel(t *testing.T) {
 		t.Fatalf("run finished as %+v\n%s", prog.Finished, prog.Summary())
 	}
 	for id, tp := range prog.Tests {
-		if tp.Result == nil || tp.Result.Passed || slurm.BaseState(tp.Result.State) != slurm.Cancelled {
+		if tp.Result == nil || tp.Result.Passed || scheduler.BaseState(tp.Result.State) != scheduler.Cancelled {
 			t.Errorf("%s: result %+v, want CANCELLED", id, tp.Result)
 		}
 	}

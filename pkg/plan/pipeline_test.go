@@ -19,6 +19,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -183,7 +184,7 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 		t.Errorf("%d Parquet rows, %d of them judged; want 120 judged and every other printed value", len(rows), len(judged))
 	}
 	for _, r := range rows {
-		if r.RunID != p.RunID || r.Verdict != "pass" || r.SlurmState != slurm.Completed || r.JobID == "" {
+		if r.RunID != p.RunID || r.Verdict != "pass" || r.SlurmState != scheduler.Completed || r.JobID == "" {
 			t.Fatalf("Parquet row %+v", r)
 		}
 	}

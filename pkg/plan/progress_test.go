@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 func feed(t *testing.T, p *Progress, subject string, v any) {
@@ -29,13 +29,13 @@ func sampleRun(t *testing.T) *Progress {
 		TestIDs: []string{"a", "b", "c", "d", longID}, Skipped: []events.Skip{{TestID: "s", Reason: "not supported on GB200"}}})
 	// a: passed; b: failed; c: ended, result not collected; d: running; long: queued.
 	feed(t, p, events.JobSubject(run, "a", events.KindSubmitted), events.JobSubmitted{JobID: "1"})
-	feed(t, p, events.ResultSubject(run, "a"), events.Result{TestID: "a", State: slurm.Completed, Passed: true, Duration: 12.5})
+	feed(t, p, events.ResultSubject(run, "a"), events.Result{TestID: "a", State: scheduler.Completed, Passed: true, Duration: 12.5})
 	feed(t, p, events.JobSubject(run, "b", events.KindSubmitted), events.JobSubmitted{JobID: "2"})
-	feed(t, p, events.ResultSubject(run, "b"), events.Result{TestID: "b", State: slurm.Failed, Reasons: []string{"job 2 ended FAILED (exit code 1)"}})
+	feed(t, p, events.ResultSubject(run, "b"), events.Result{TestID: "b", State: scheduler.Failed, Reasons: []string{"job 2 ended FAILED (exit code 1)"}})
 	feed(t, p, events.JobSubject(run, "c", events.KindSubmitted), events.JobSubmitted{JobID: "3"})
-	feed(t, p, events.JobSubject(run, "c", events.KindCompleted), events.JobCompleted{JobID: "3", State: slurm.Completed})
+	feed(t, p, events.JobSubject(run, "c", events.KindCompleted), events.JobCompleted{JobID: "3", State: scheduler.Completed})
 	feed(t, p, events.JobSubject(run, "d", events.KindSubmitted), events.JobSubmitted{JobID: "4"})
-	feed(t, p, events.JobSubject(run, "d", events.KindState), events.JobState{Header: events.Header{Time: time.Now().Add(-90 * time.Second)}, JobID: "4", State: slurm.Running})
+	feed(t, p, events.JobSubject(run, "d", events.KindState), events.JobState{Header: events.Header{Time: time.Now().Add(-90 * time.Second)}, JobID: "4", State: scheduler.Running})
 	return p
 }
 

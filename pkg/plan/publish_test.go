@@ -15,7 +15,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/plan"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // A run too big for one message is published in batches that each stay under the limit
@@ -35,7 +35,7 @@ func TestPublishSplitsBigRunsAndKeepsJobsIntact(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("disagg_perf_t%04d", i)
 		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, Concurrencies: []int{1, 8},
-			Request: slurm.JobRequest{Name: run + "." + id},
+			Request: scheduler.JobRequest{Name: run + "." + id},
 			Files:   []events.File{{Name: "job.sh", Data: bytes.Repeat([]byte{byte(i)}, 1024), Mode: 0o755}}})
 	}
 	if err := p.Publish(ctx, b); err != nil {

@@ -38,6 +38,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
@@ -353,7 +354,7 @@ func (h *slurmHarness) checkRun(p *plan.Plan, prog *plan.Progress, out string) m
 		t.Errorf("run %s finished as %+v, want %d passed\n%s", p.RunID, prog.Finished, n, prog.Summary())
 	}
 	for id, tp := range prog.Tests {
-		if tp.Result == nil || !tp.Result.Passed || tp.State != slurm.Completed {
+		if tp.Result == nil || !tp.Result.Passed || tp.State != scheduler.Completed {
 			t.Errorf("%s: state %s, result %+v", id, tp.State, tp.Result)
 		}
 	}
@@ -369,7 +370,7 @@ func (h *slurmHarness) checkRun(p *plan.Plan, prog *plan.Progress, out string) m
 			t.Errorf("%s: sacct --name %s shows %d jobs, want 1: %+v", s.TestID, s.Request.Name, len(jobs), jobs)
 			continue
 		}
-		if jobs[0].State != slurm.Completed {
+		if jobs[0].State != scheduler.Completed {
 			t.Errorf("%s: job %s is %s in sacct", s.TestID, jobs[0].ID, jobs[0].State)
 		}
 		byTest[s.TestID] = jobs[0]
@@ -439,7 +440,7 @@ func (h *slurmHarness) checkRun(p *plan.Plan, prog *plan.Progress, out string) m
 		runRows = append(runRows, r)
 		perTest[r.TestID]++
 		j := byTest[r.TestID]
-		if r.Verdict != "pass" || r.SlurmState != slurm.Completed || r.JobID != j.ID || r.NodeList == "" {
+		if r.Verdict != "pass" || r.SlurmState != scheduler.Completed || r.JobID != j.ID || r.NodeList == "" {
 			t.Errorf("Parquet row %s %s c%d: verdict %s, state %s, job %s on %q; sacct: job %s on %q",
 				r.TestID, r.Metric, r.Concurrency, r.Verdict, r.SlurmState, r.JobID, r.NodeList, j.ID, j.NodeList)
 		}
@@ -760,7 +761,7 @@ func TestSLURMControllerOutage(t *testing.T) {
 	h.waitFor("two of the run's jobs running", func() bool {
 		n := 0
 		for _, j := range h.sacctRun(p1.RunID) {
-			if j.State == slurm.Running {
+			if j.State == scheduler.Running {
 				n++
 			}
 		}

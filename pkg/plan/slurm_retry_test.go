@@ -13,7 +13,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // slurmOut runs a SLURM client and returns its output, failing the test on an error.
@@ -81,7 +81,7 @@ func TestSLURMNodeFailRetry(t *testing.T) {
 			return false
 		}
 		f := strings.Split(h.slurmOut("squeue", "-h", "-j", first, "-o", "%T|%N"), "|")
-		if len(f) == 2 && f[0] == slurm.Running && f[1] != "" {
+		if len(f) == 2 && f[0] == scheduler.Running && f[1] != "" {
 			nodes = f[1]
 			return true
 		}
@@ -132,7 +132,7 @@ func TestSLURMNodeFailRetry(t *testing.T) {
 	if len(jobs) != 2 {
 		t.Fatalf("sacct shows %d jobs for the test, want 2: %+v", len(jobs), jobs)
 	}
-	if jobs[0].ID != first || jobs[0].State != slurm.NodeFail || jobs[1].State != slurm.Completed {
+	if jobs[0].ID != first || jobs[0].State != scheduler.NodeFail || jobs[1].State != scheduler.Completed {
 		t.Errorf("jobs %+v, want %s NODE_FAIL then one COMPLETED", jobs, first)
 	}
 	second := jobs[1].ID
@@ -169,7 +169,7 @@ func TestSLURMNodeFailRetry(t *testing.T) {
 	if counts[events.KindSubmitted] != 2 || counts[events.KindCompleted] != 1 || counts["result"] != 1 || counts["retry"] != 1 {
 		t.Errorf("events %v: want 2 submitted, 1 retry, 1 completed, 1 result", counts)
 	}
-	if completed.JobID != second || completed.Attempt != 2 || completed.State != slurm.Completed {
+	if completed.JobID != second || completed.Attempt != 2 || completed.State != scheduler.Completed {
 		t.Errorf("completed %+v, want job %s attempt 2 COMPLETED", completed, second)
 	}
 	rows, err := results.ReadDataset(filepath.Join(out, "results"))

@@ -12,7 +12,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // timeoutJob prints concurrency 1's result block, starts concurrency 2 and never
@@ -101,7 +101,7 @@ func TestSLURMTimeoutKeepsPartialResults(t *testing.T) {
 		t.Fatalf("run finished as %+v, want 1 failed\n%s", prog.Finished, prog.Summary())
 	}
 	jobs := h.sacctName(p.Specs[0].Request.Name)
-	if len(jobs) != 1 || jobs[0].State != slurm.Timeout {
+	if len(jobs) != 1 || jobs[0].State != scheduler.Timeout {
 		t.Errorf("sacct: %+v, want one job, TIMEOUT (no retry)", jobs)
 	}
 	var completed events.JobCompleted
@@ -110,7 +110,7 @@ func TestSLURMTimeoutKeepsPartialResults(t *testing.T) {
 			_ = json.Unmarshal(ev.data, &completed)
 		}
 	}
-	if completed.State != slurm.Timeout || completed.Attempt != 1 {
+	if completed.State != scheduler.Timeout || completed.Attempt != 1 {
 		t.Errorf("completed %s (%s) attempt %d, want TIMEOUT attempt 1", completed.State, completed.Detail, completed.Attempt)
 	}
 	rows, err := results.ReadDataset(filepath.Join(out, "results"))
@@ -123,7 +123,7 @@ func TestSLURMTimeoutKeepsPartialResults(t *testing.T) {
 			continue
 		}
 		measured++
-		if r.Concurrency != 1 || !r.Partial || r.Verdict != "fail" || r.SlurmState != slurm.Timeout {
+		if r.Concurrency != 1 || !r.Partial || r.Verdict != "fail" || r.SlurmState != scheduler.Timeout {
 			t.Errorf("row c%d %s: partial %v verdict %s state %s, want c1, partial, fail, TIMEOUT", r.Concurrency, r.Metric, r.Partial, r.Verdict, r.SlurmState)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/redact"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/slurm"
 )
 
@@ -180,7 +181,7 @@ func (c *Common) ConnectMode(ctx context.Context, name string, log *slog.Logger,
 
 // NewScheduler builds the chosen scheduler. The local one keeps its job records under
 // the output path, so a watcher in another process sees the jobs a submitter started.
-func (c *Common) NewScheduler() (slurm.Scheduler, error) {
+func (c *Common) NewScheduler() (scheduler.Scheduler, error) {
 	switch c.Scheduler {
 	case "slurm":
 		return slurm.New(slurm.Options{}), nil

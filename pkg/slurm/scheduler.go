@@ -120,3 +120,10 @@ func FormatMinutes(d time.Duration) string {
 	}
 	return fmt.Sprintf("%02d:%02d:00", h, mm)
 }
+
+// The job environment's rules, as the scheduler package states them.
+var (
+	JobEnviron  = scheduler.JobEnviron
+	CheckJobEnv = scheduler.CheckJobEnv
+	SecretEnv   = scheduler.SecretEnv
+)

@@ -13,7 +13,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/fileio"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // writeFiles puts a job's files into its log folder. It never deletes anything; a file
@@ -146,7 +146,7 @@ func checkJob(logs, run string, j *events.JobSpec) error {
 		}
 	}
 	for k, v := range r.Env {
-		if err := slurm.CheckJobEnv(k, v); err != nil {
+		if err := scheduler.CheckJobEnv(k, v); err != nil {
 			return fmt.Errorf("request: %w", err)
 		}
 	}

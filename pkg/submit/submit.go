@@ -23,7 +23,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/obs"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Durable is the submitter's consumer name.
@@ -36,7 +36,7 @@ const DefaultAckWait = 6 * time.Second
 // Config of a submitter.
 type Config struct {
 	Bus       *bus.Bus
-	Scheduler slurm.Scheduler
+	Scheduler scheduler.Scheduler
 	// OutputPath is this submitter's output folder: it writes job files only under
 	// OutputPath/slurm_logs, and refuses a job whose folder is anywhere else.
 	OutputPath string
@@ -464,7 +464,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			return false, ctx.Err()
 		}
 		req := j.Request
-		dep, _ := s.cfg.Scheduler.(slurm.Dependent)
+		dep, _ := s.cfg.Scheduler.(scheduler.Dependent)
 		if len(rec.After) > 0 && dep != nil {
 			// Queued ahead: held until any of the window's jobs ends.
 			req.Dependency = dep.AfterAny(rec.After)
@@ -487,7 +487,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		if errors.Is(err, slurm.ErrQuota) {
+		if errors.Is(err, scheduler.ErrQuota) {
 			// The limit frees up as the user's jobs end: wait, however long, and say so.
 			if p.quota == 0 {
 				s.log.Info("submission waits for quota", "test", j.TestID, "err", err)
@@ -499,7 +499,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 			p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.quota-1, 5), s.cfg.QuotaRetry))
 			return false, nil
 		}
-		if errors.Is(err, slurm.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
+		if errors.Is(err, scheduler.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
 			p.tries++
 			obs.SubmitRetry()
 			p.next = time.Now().Add(p.delay)
@@ -554,7 +554,7 @@ func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.
 // publishQuotaWait tells followers that a test waits for the scheduler's quota.
 func (s *Submitter) publishQuotaWait(ctx context.Context, b *events.Batch, j *events.JobSpec, err error) {
 	reason := err.Error()
-	var se *slurm.SubmitError
+	var se *scheduler.SubmitError
 	if errors.As(err, &se) {
 		reason = se.Msg
 	}
@@ -632,7 +632,7 @@ func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *
 	if b.BatchSize <= 0 {
 		return nil, nil
 	}
-	_, dependent := s.cfg.Scheduler.(slurm.Dependent)
+	_, dependent := s.cfg.Scheduler.(scheduler.Dependent)
 	ahead := b.QueueAhead && b.Policy == events.PolicySliding && dependent && !s.cfg.DebugMode
 	for {
 		ch := tr.changed()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
@@ -184,7 +184,7 @@ func TestBarrierWaitsForTheWholePreviousBatch(t *testing.T) {
 func TestRepeatedBatchSubmitsEachTestOnce(t *testing.T) {
 	e := setup(t, 0)
 	// A slow sbatch keeps the first batch's claims fresh while the repeat arrives.
-	e.fake.SubmitErr = func(slurm.JobRequest) error { time.Sleep(300 * time.Millisecond); return nil }
+	e.fake.SubmitErr = func(scheduler.JobRequest) error { time.Sleep(300 * time.Millisecond); return nil }
 	e.start(false)
 	specs := e.publish("r3", 5, 0, events.PolicySliding)
 	// The same work again under another message id, as a replayed or re-published batch.
@@ -225,7 +225,7 @@ func TestClaimedBeforeCrashIsFoundByName(t *testing.T) {
 	e := setup(t, 0)
 	// A submitter claimed t00 and submitted it, then died before recording the job id.
 	name := "disaggbench.r4.disagg_perf_t00"
-	if _, err := e.fake.Submit(e.ctx, slurm.JobRequest{Name: name}); err != nil {
+	if _, err := e.fake.Submit(e.ctx, scheduler.JobRequest{Name: name}); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ := json.Marshal(events.JobRecord{RunID: "r4", TestID: "disagg_perf_t00", Phase: events.PhaseClaimed, JobName: name})
@@ -248,15 +248,15 @@ func TestTransientErrorsAreRetriedAndPermanentOnesFail(t *testing.T) {
 	e := setup(t, 0)
 	var mu sync.Mutex
 	tries := map[string]int{}
-	e.fake.SubmitErr = func(req slurm.JobRequest) error {
+	e.fake.SubmitErr = func(req scheduler.JobRequest) error {
 		mu.Lock()
 		defer mu.Unlock()
 		tries[req.Name]++
 		switch {
 		case strings.HasSuffix(req.Name, "t00") && tries[req.Name] < 3:
-			return &slurm.SubmitError{Kind: slurm.ErrTransient, Msg: "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits) QOSMaxSubmitJobPerUserLimit"}
+			return &scheduler.SubmitError{Kind: scheduler.ErrTransient, Msg: "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits) QOSMaxSubmitJobPerUserLimit"}
 		case strings.HasSuffix(req.Name, "t01"):
-			return &slurm.SubmitError{Kind: slurm.ErrPermanent, Msg: "sbatch: error: invalid partition specified: nope"}
+			return &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: "sbatch: error: invalid partition specified: nope"}
 		}
 		return nil
 	}
@@ -372,7 +372,7 @@ func TestSeveralSubmittersKeepOneWindow(t *testing.T) {
 // done as soon as the owner has submitted, not when the claim would go stale.
 func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
 	e := setup(t, 0)
-	e.fake.SubmitErr = func(slurm.JobRequest) error { time.Sleep(300 * time.Millisecond); return nil }
+	e.fake.SubmitErr = func(scheduler.JobRequest) error { time.Sleep(300 * time.Millisecond); return nil }
 	var specs []events.JobSpec
 	for i := range 6 {
 		id := fmt.Sprintf("disagg_perf_t%02d", i)
@@ -417,10 +417,10 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 	e := setup(t, 0)
 	var lifted atomic.Bool
 	var refusals atomic.Int32
-	e.fake.SubmitErr = func(req slurm.JobRequest) error {
+	e.fake.SubmitErr = func(req scheduler.JobRequest) error {
 		if strings.HasPrefix(req.Name, "disaggbench.rq.") && !lifted.Load() {
 			refusals.Add(1)
-			return &slurm.SubmitError{Kind: slurm.ErrTransient, Quota: true, Msg: "sbatch: error: QOSMaxSubmitJobPerUserLimit"}
+			return &scheduler.SubmitError{Kind: scheduler.ErrTransient, Quota: true, Msg: "sbatch: error: QOSMaxSubmitJobPerUserLimit"}
 		}
 		return nil
 	}
@@ -463,7 +463,7 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 	lifted.Store(true)
 	e.waitCompleted("rq", 2)
 	for _, j := range e.fake.Jobs() {
-		if j.State != slurm.Completed {
+		if j.State != scheduler.Completed {
 			t.Errorf("job %s ended %s", j.Name, j.State)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // retryPause is how long a resubmission that failed for a passing reason (a busy
@@ -22,8 +22,8 @@ const retryPause = 5 * time.Second
 // and not requeued (PREEMPTED). Other ends are the test's own: TIMEOUT keeps its partial
 // results, OUT_OF_MEMORY and a failing exit code fail with their reason.
 func Retryable(state string) bool {
-	switch slurm.BaseState(state) {
-	case slurm.NodeFail, slurm.BootFail, slurm.Preempted:
+	switch scheduler.BaseState(state) {
+	case scheduler.NodeFail, scheduler.BootFail, scheduler.Preempted:
 		return true
 	}
 	return false
@@ -31,7 +31,7 @@ func Retryable(state string) bool {
 
 // finish ends a job that reached a final state: a retryable end with attempts left
 // submits the test again; anything else is published as completed.
-func (w *Watcher) finish(ctx context.Context, t *tracked, s slurm.JobStatus) {
+func (w *Watcher) finish(ctx context.Context, t *tracked, s scheduler.JobStatus) {
 	var reasons []string
 	if Retryable(s.State) && !t.ev.Debug {
 		attempt := events.AttemptOf(t.ev.Attempt)
@@ -68,7 +68,7 @@ func (e *retryLater) Unwrap() error { return e.err }
 // moves the ledger entry to the new job (over the revision read, so a test is submitted
 // again once, whoever watches it). The new job's submitted event brings it to a watcher;
 // the old event is let go. A request the ledger does not back is never submitted.
-func (w *Watcher) retry(ctx context.Context, t *tracked, s slurm.JobStatus) error {
+func (w *Watcher) retry(ctx context.Context, t *tracked, s scheduler.JobStatus) error {
 	run, test, old := t.ev.RunID, t.ev.TestID, t.ev.JobID
 	attempt := events.AttemptOf(t.ev.Attempt)
 	rec, rev, err := w.ledger.Job(ctx, run, test)
@@ -110,7 +110,7 @@ func (w *Watcher) retry(ctx context.Context, t *tracked, s slurm.JobStatus) erro
 			r.ExtraArgs = append(r.ExtraArgs, "--exclude="+strings.Join(exclude, ","))
 		}
 		if id, err = w.cfg.Scheduler.Submit(ctx, r); err != nil {
-			if errors.Is(err, slurm.ErrTransient) {
+			if errors.Is(err, scheduler.ErrTransient) {
 				return &retryLater{fmt.Errorf("submit attempt %d: %w", attempt+1, err)}
 			}
 			return fmt.Errorf("submit attempt %d: %w", attempt+1, err)

@@ -11,14 +11,14 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
 // submitWithRequest submits one test's job to the scheduler, records it in the ledger
 // and publishes its submitted event with the request, as the submitter does.
-func submitWithRequest(t *testing.T, ctx context.Context, b *bus.Bus, s slurm.Scheduler, run, test string) slurm.JobRequest {
+func submitWithRequest(t *testing.T, ctx context.Context, b *bus.Bus, s scheduler.Scheduler, run, test string) scheduler.JobRequest {
 	t.Helper()
 	logDir := "/out/slurm_logs/" + test + "/" + run
 	req := slurmtest.Request(run, test, logDir, "job.sh")
@@ -55,23 +55,23 @@ func TestRetriesByFinalState(t *testing.T) {
 		final   string
 		exclude []string // of the last submission
 	}{
-		{"node fail then completed", [][]string{{slurm.Running, slurm.NodeFail}, {slurm.Running, slurm.Completed}}, 2, slurm.Completed, []string{"node1"}},
-		{"boot fail then completed", [][]string{{slurm.BootFail}, {slurm.Running, slurm.Completed}}, 2, slurm.Completed, []string{"node1"}},
-		{"preempted then completed", [][]string{{slurm.Running, slurm.Preempted}, {slurm.Running, slurm.Completed}}, 2, slurm.Completed, []string{"node1"}},
-		{"node fail every time", [][]string{{slurm.Running, slurm.NodeFail}}, 3, slurm.NodeFail, []string{"node1", "node2"}},
-		{"timeout", [][]string{{slurm.Running, slurm.Timeout}}, 1, slurm.Timeout, nil},
-		{"out of memory", [][]string{{slurm.Running, slurm.OutOfMemory}}, 1, slurm.OutOfMemory, nil},
-		{"failed", [][]string{{slurm.Running, slurm.Failed}}, 1, slurm.Failed, nil},
-		{"requeued", [][]string{{slurm.Running, slurm.Requeued, slurm.Pending, slurm.Running, slurm.Completed}}, 1, slurm.Completed, nil},
+		{"node fail then completed", [][]string{{scheduler.Running, scheduler.NodeFail}, {scheduler.Running, scheduler.Completed}}, 2, scheduler.Completed, []string{"node1"}},
+		{"boot fail then completed", [][]string{{scheduler.BootFail}, {scheduler.Running, scheduler.Completed}}, 2, scheduler.Completed, []string{"node1"}},
+		{"preempted then completed", [][]string{{scheduler.Running, scheduler.Preempted}, {scheduler.Running, scheduler.Completed}}, 2, scheduler.Completed, []string{"node1"}},
+		{"node fail every time", [][]string{{scheduler.Running, scheduler.NodeFail}}, 3, scheduler.NodeFail, []string{"node1", "node2"}},
+		{"timeout", [][]string{{scheduler.Running, scheduler.Timeout}}, 1, scheduler.Timeout, nil},
+		{"out of memory", [][]string{{scheduler.Running, scheduler.OutOfMemory}}, 1, scheduler.OutOfMemory, nil},
+		{"failed", [][]string{{scheduler.Running, scheduler.Failed}}, 1, scheduler.Failed, nil},
+		{"requeued", [][]string{{scheduler.Running, scheduler.Requeued, scheduler.Pending, scheduler.Running, scheduler.Completed}}, 1, scheduler.Completed, nil},
 	}
 	for _, queued := range []bool{false, true} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/queue=%v", tc.name, queued), func(t *testing.T) {
 				ctx, b := setup(t)
 				f := slurmtest.New(300 * time.Millisecond)
-				f.States = func(_ slurm.JobRequest, n int) []string { return tc.states[min(n, len(tc.states))-1] }
-				f.NodeList = func(_ slurm.JobRequest, n int) string { return fmt.Sprintf("node%d", n) }
-				var s slurm.Scheduler = f
+				f.States = func(_ scheduler.JobRequest, n int) []string { return tc.states[min(n, len(tc.states))-1] }
+				f.NodeList = func(_ scheduler.JobRequest, n int) string { return fmt.Sprintf("node%d", n) }
+				var s scheduler.Scheduler = f
 				if queued {
 					s = slurmtest.Queued{Fake: f}
 				}
@@ -147,7 +147,7 @@ func TestRetriesByFinalState(t *testing.T) {
 				if retries != tc.attempt-1 {
 					t.Errorf("%d RETRYING events, want %d", retries, tc.attempt-1)
 				}
-				if tc.final == slurm.NodeFail && (len(got.Reasons) == 0 || !strings.Contains(got.Reasons[0], "no retry left")) {
+				if tc.final == scheduler.NodeFail && (len(got.Reasons) == 0 || !strings.Contains(got.Reasons[0], "no retry left")) {
 					t.Errorf("reasons %q, want the retries spent", got.Reasons)
 				}
 				// Exactly one completion.
@@ -164,7 +164,7 @@ func TestRetriesByFinalState(t *testing.T) {
 func TestRetryRefusesARequestTheLedgerDoesNotBack(t *testing.T) {
 	ctx, b := setup(t)
 	f := slurmtest.New(200 * time.Millisecond)
-	f.States = func(slurm.JobRequest, int) []string { return []string{slurm.Running, slurm.NodeFail} }
+	f.States = func(scheduler.JobRequest, int) []string { return []string{scheduler.Running, scheduler.NodeFail} }
 	next, stop := completions(t, b, "r")
 	defer stop()
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
@@ -183,7 +183,7 @@ func TestRetryRefusesARequestTheLedgerDoesNotBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := next(1, 10*time.Second)[0]
-	if got.State != slurm.NodeFail || f.TotalSubmits() != 1 || len(got.Reasons) == 0 || !strings.Contains(got.Reasons[0], "not submitted again") {
+	if got.State != scheduler.NodeFail || f.TotalSubmits() != 1 || len(got.Reasons) == 0 || !strings.Contains(got.Reasons[0], "not submitted again") {
 		t.Fatalf("completed %s after %d submissions, reasons %q: want NODE_FAIL, 1, not submitted again", got.State, f.TotalSubmits(), got.Reasons)
 	}
 }

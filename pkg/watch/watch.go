@@ -21,7 +21,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/obs"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Durable is the watcher's consumer name.
@@ -37,7 +37,7 @@ const DefaultTimeLimit = 36000 * time.Second
 // Config of a watcher.
 type Config struct {
 	Bus       *bus.Bus
-	Scheduler slurm.Scheduler
+	Scheduler scheduler.Scheduler
 	Log       *slog.Logger
 	// PollMin is the interval right after any change; it doubles up to PollMax while
 	// nothing changes.
@@ -51,7 +51,7 @@ type Config struct {
 	// MaxJobs caps the jobs one watcher holds (default 100000).
 	MaxJobs int
 	// QueuePoll is the interval of the queue check (squeue) while jobs are held, when the
-	// scheduler has one (slurm.QueueLister); default 1 s, negative turns it off. Then
+	// scheduler has one (scheduler.QueueLister); default 1 s, negative turns it off. Then
 	// Status (sacct) is asked only about jobs that left the queue, and about every held
 	// job once per FullEvery as a safety net.
 	QueuePoll time.Duration
@@ -91,7 +91,7 @@ type Watcher struct {
 
 	ledger *ledger.Ledger
 
-	queue slurm.QueueLister // nil: every cycle asks Status about every job
+	queue scheduler.QueueLister // nil: every cycle asks Status about every job
 
 	mu   sync.Mutex
 	jobs map[string]*tracked // by ledger key
@@ -149,7 +149,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg.MaxRetries = DefaultMaxRetries
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Log.With("stage", "watcher"), ledger: ledger.New(cfg.Bus), jobs: map[string]*tracked{}, wake: make(chan struct{}, 1)}
-	if q, ok := cfg.Scheduler.(slurm.QueueLister); ok && cfg.QueuePoll > 0 {
+	if q, ok := cfg.Scheduler.(scheduler.QueueLister); ok && cfg.QueuePoll > 0 {
 		w.queue = q
 	}
 	return w, nil
@@ -336,7 +336,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 	for _, t := range held {
 		if t.ev.Debug {
 			// DEBUG_MODE: the job ran earlier (DEBUG_JOB_ID); its logs are read as they are.
-			w.complete(ctx, t, slurm.JobStatus{ID: t.ev.JobID, State: slurm.Completed, Detail: "DEBUG_MODE"}, nil)
+			w.complete(ctx, t, scheduler.JobStatus{ID: t.ev.JobID, State: scheduler.Completed, Detail: "DEBUG_MODE"}, nil)
 			changed = true
 			continue
 		}
@@ -355,7 +355,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 	}
 	type ended struct {
 		t *tracked
-		s slurm.JobStatus
+		s scheduler.JobStatus
 	}
 	var ending []ended
 	defer func() {
@@ -382,7 +382,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 			limit = w.cfg.TimeLimit
 		}
 		_, inQueue := queued[t.ev.JobID]
-		if ok && (slurm.IsTerminal(s.State) || (s.State == slurm.Preempted && !inQueue)) {
+		if ok && (scheduler.IsTerminal(s.State) || (s.State == scheduler.Preempted && !inQueue)) {
 			if now.Before(t.retryAt) {
 				continue
 			}
@@ -412,7 +412,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 					w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
 				}
 			}
-			s.ID, s.State, s.Detail = t.ev.JobID, slurm.Timeout, "TIMEOUT (watcher limit)"
+			s.ID, s.State, s.Detail = t.ev.JobID, scheduler.Timeout, "TIMEOUT (watcher limit)"
 			if s.End.IsZero() {
 				s.End = now.UTC()
 			}
@@ -422,7 +422,7 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 		}
 		if q, inQueue := queued[t.ev.JobID]; inQueue {
 			// The controller's view is the newer one while the job is queued or running.
-			s = slurm.JobStatus{ID: t.ev.JobID, State: q.State, Detail: q.Detail, Reason: q.Reason}
+			s = scheduler.JobStatus{ID: t.ev.JobID, State: q.State, Detail: q.Detail, Reason: q.Reason}
 		} else if !ok {
 			continue // not (yet) in the scheduler's answer: still waiting
 		}
@@ -436,8 +436,8 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 // query asks the scheduler about ids: Status for all of them, or, in queue mode, the
 // queue for all of them and Status for those that left it (and for all when full). A
 // failed query is logged and reported as not ok: never a reason to call a job finished.
-func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.Time, ids []string) (map[string]slurm.JobStatus, map[string]slurm.QueueEntry, bool) {
-	var queued map[string]slurm.QueueEntry
+func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.Time, ids []string) (map[string]scheduler.JobStatus, map[string]scheduler.QueueEntry, bool) {
+	var queued map[string]scheduler.QueueEntry
 	ask := ids
 	if w.queue != nil {
 		t0 := time.Now()
@@ -452,13 +452,13 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 			ask = ask[:0:0]
 			for _, id := range ids {
 				e, in := q[id]
-				if !in || e.State == "COMPLETING" || slurm.IsTerminal(e.State) {
+				if !in || e.State == "COMPLETING" || scheduler.IsTerminal(e.State) {
 					ask = append(ask, id)
 				}
 			}
 		}
 	}
-	st := map[string]slurm.JobStatus{}
+	st := map[string]scheduler.JobStatus{}
 	if len(ask) > 0 {
 		w.mu.Lock()
 		w.queries++
@@ -475,7 +475,7 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 	}
 	w.queryErr = nil
 	if w.queue == nil {
-		if pr, ok := w.cfg.Scheduler.(slurm.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
+		if pr, ok := w.cfg.Scheduler.(scheduler.PendingReasoner); ok && cycle%int64(w.cfg.ReasonsEvery) == 0 {
 			t0 := time.Now()
 			reasons, err := pr.PendingReasons(ctx, ids)
 			obs.SchedulerCall("reasons", t0, err)
@@ -491,7 +491,7 @@ func (w *Watcher) query(ctx context.Context, cycle int64, full bool, since time.
 }
 
 // noteState publishes a job's state when it changed; it reports whether it did.
-func (w *Watcher) noteState(ctx context.Context, t *tracked, s slurm.JobStatus) bool {
+func (w *Watcher) noteState(ctx context.Context, t *tracked, s scheduler.JobStatus) bool {
 	if s.State == t.state && s.Detail == t.detail && (s.Reason == t.reason || s.Reason == "") {
 		return false
 	}
@@ -512,7 +512,7 @@ var errNotLedgers = errors.New("not the job the run ledger records")
 // submitted for that run and test: the ledger records this job id for the test, and the
 // scheduler knows the job by the test's name and comment. An event alone proves
 // nothing: whoever may publish could name any job id.
-func (w *Watcher) ours(ctx context.Context, t *tracked, s slurm.JobStatus, known bool) error {
+func (w *Watcher) ours(ctx context.Context, t *tracked, s scheduler.JobStatus, known bool) error {
 	run, test, id := t.ev.RunID, t.ev.TestID, t.ev.JobID
 	rec, _, err := w.ledger.Job(ctx, run, test)
 	if err != nil {
@@ -530,7 +530,7 @@ func (w *Watcher) ours(ctx context.Context, t *tracked, s slurm.JobStatus, known
 	if known && s.Name != rec.JobName {
 		return fmt.Errorf("the scheduler names job %s %q, not %q", id, s.Name, rec.JobName)
 	}
-	if c, ok := w.cfg.Scheduler.(slurm.Commenter); ok {
+	if c, ok := w.cfg.Scheduler.(scheduler.Commenter); ok {
 		t0 := time.Now()
 		comment, err := c.Comment(ctx, id)
 		obs.SchedulerCall("comment", t0, err)
@@ -545,7 +545,7 @@ func (w *Watcher) ours(ctx context.Context, t *tracked, s slurm.JobStatus, known
 }
 
 // complete publishes the job's end, marks the ledger and lets the message go.
-func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, reasons []string) {
+func (w *Watcher) complete(ctx context.Context, t *tracked, s scheduler.JobStatus, reasons []string) {
 	ev := events.JobCompleted{
 		Header: events.NewHeader(t.ev.RunID), TestID: t.ev.TestID, Index: t.ev.Index, JobID: t.ev.JobID,
 		State: s.State, Detail: s.Detail, ExitCode: s.ExitCode, Signal: s.Signal,
@@ -568,7 +568,7 @@ func (w *Watcher) complete(ctx context.Context, t *tracked, s slurm.JobStatus, r
 	}
 	_ = t.msg.Ack()
 	outcome := obs.OK
-	if s.State != slurm.Completed {
+	if s.State != scheduler.Completed {
 		outcome = obs.Failed
 	}
 	obs.Event("watcher", outcome)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
@@ -103,7 +103,7 @@ func TestOneStatusQueryPerCycleForAllJobs(t *testing.T) {
 		t.Fatalf("%d queries for 200 jobs: not batched", queries)
 	}
 	for _, ev := range got {
-		if ev.State != slurm.Completed || ev.NodeList != "fake-node" || ev.End.IsZero() {
+		if ev.State != scheduler.Completed || ev.NodeList != "fake-node" || ev.End.IsZero() {
 			t.Fatalf("completion lacks the final state: %+v", ev)
 		}
 	}
@@ -196,7 +196,7 @@ func TestTimeLimitCancelsAndCompletesAsTimeout(t *testing.T) {
 	run(t, ctx, w)
 	submitAll(t, ctx, b, f, "r", 1, 300*time.Millisecond)
 	ev := next(1, 10*time.Second)[0]
-	if ev.State != slurm.Timeout || len(ev.Reasons) == 0 {
+	if ev.State != scheduler.Timeout || len(ev.Reasons) == 0 {
 		t.Fatalf("completion %+v, want TIMEOUT with a reason", ev)
 	}
 	if st := f.Jobs()[0].State; st != "CANCELLED by 0" {
@@ -244,7 +244,7 @@ func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
 	run(t, ctx, w)
 	for i, stale := range []bool{false, true} {
 		test := fmt.Sprintf("t%d", i)
-		id, _ := f.Submit(ctx, slurm.JobRequest{Name: "r." + test})
+		id, _ := f.Submit(ctx, scheduler.JobRequest{Name: "r." + test})
 		key := events.Key("r", test)
 		rec := events.JobRecord{RunID: "r", TestID: test, Index: i, Phase: events.PhaseSubmitted, JobID: id, JobName: "r." + test, Owner: "submitter-1"}
 		data, _ := json.Marshal(rec)
@@ -271,7 +271,7 @@ func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			_, _ = bus.GetJSON(ctx, b.Jobs, key, &got)
 		}
-		if got.Phase != events.PhaseCompleted || got.State != slurm.Completed || got.JobID != id || got.JobName != "r."+test {
+		if got.Phase != events.PhaseCompleted || got.State != scheduler.Completed || got.JobID != id || got.JobName != "r."+test {
 			t.Fatalf("stale=%v: ledger %+v", stale, got)
 		}
 		if stale && got.LogDir != "/changed" {
@@ -302,7 +302,7 @@ func TestQueueModeAsksStatusOnlyForEndedJobs(t *testing.T) {
 	}
 	got := next(20, 10*time.Second)
 	for _, ev := range got {
-		if ev.State != slurm.Completed || ev.End.IsZero() {
+		if ev.State != scheduler.Completed || ev.End.IsZero() {
 			t.Fatalf("completion lacks the final state: %+v", ev)
 		}
 	}
@@ -328,7 +328,7 @@ func TestQueueModeWaitsForAccounting(t *testing.T) {
 	if since := time.Since(start); since < 950*time.Millisecond {
 		t.Fatalf("completed %v after submission, before accounting knew the end", since)
 	}
-	if got[0].State != slurm.Completed {
+	if got[0].State != scheduler.Completed {
 		t.Fatalf("state %s", got[0].State)
 	}
 	if f.StatusCalls() < 5 {
@@ -363,7 +363,7 @@ func BenchmarkWatcherCallRates(b *testing.B) {
 				go func() { defer close(done); _ = w.Run(wctx) }()
 				for i := range n {
 					test := fmt.Sprintf("t%03d", i)
-					id, _ := f.Submit(ctx, slurm.JobRequest{Name: "r." + test})
+					id, _ := f.Submit(ctx, scheduler.JobRequest{Name: "r." + test})
 					ev := events.JobSubmitted{Header: events.NewHeader("r"), TestID: test, Index: i, JobID: id, Submitted: time.Now()}
 					if err := bs.Publish(ctx, events.JobSubject("r", test, events.KindSubmitted), events.SubmittedID("r", test, id), ev); err != nil {
 						b.Fatal(err)
@@ -393,13 +393,13 @@ func TestWatcherCancelsOnlyItsOwnJobs(t *testing.T) {
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
 	run(t, ctx, w)
 	// Somebody else's job, and a forged event naming it, with no ledger entry.
-	victim, _ := f.Submit(ctx, slurm.JobRequest{Name: "somebody-elses-job"})
+	victim, _ := f.Submit(ctx, scheduler.JobRequest{Name: "somebody-elses-job"})
 	forged := events.JobSubmitted{Header: events.NewHeader("r"), TestID: "forged", JobID: victim, Submitted: time.Now().Add(-time.Hour), TimeLimit: time.Millisecond}
 	if err := b.Publish(ctx, events.JobSubject("r", "forged", events.KindSubmitted), "forged", forged); err != nil {
 		t.Fatal(err)
 	}
 	// A ledger entry that names a job the scheduler knows by another comment.
-	other, _ := f.Submit(ctx, slurm.JobRequest{Name: "disaggbench.r.renamed", Comment: "not ours"})
+	other, _ := f.Submit(ctx, scheduler.JobRequest{Name: "disaggbench.r.renamed", Comment: "not ours"})
 	rec := events.JobRecord{RunID: "r", TestID: "renamed", Phase: events.PhaseSubmitted, JobID: other, JobName: "disaggbench.r.renamed"}
 	data, _ := json.Marshal(rec)
 	rev, err := b.Jobs.Create(ctx, events.Key("r", "renamed"), data)
@@ -411,7 +411,7 @@ func TestWatcherCancelsOnlyItsOwnJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := next(1, 10*time.Second)[0]
-	if got.TestID != "renamed" || got.State != slurm.Timeout || !strings.Contains(strings.Join(got.Reasons, ";"), "not cancelled") {
+	if got.TestID != "renamed" || got.State != scheduler.Timeout || !strings.Contains(strings.Join(got.Reasons, ";"), "not cancelled") {
 		t.Fatalf("completion %+v, want renamed's TIMEOUT with the reason it was not cancelled", got)
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -22,8 +22,8 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/settings"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
@@ -56,7 +56,7 @@ type session struct {
 	common  *settings.Common
 	b       *bus.Bus
 	stages  *pipeline.Stages
-	sched   slurm.Scheduler
+	sched   scheduler.Scheduler
 	log     *slog.Logger
 	logFile *os.File
 	logPath string
@@ -359,7 +359,7 @@ func publishAndFollow(f *runFlags, env config.Env, stdout, stderr io.Writer) int
 }
 
 // cancelAndReport cancels a run's unfinished tests and says what it did.
-func cancelAndReport(b *bus.Bus, sched slurm.Scheduler, run string, w io.Writer) error {
+func cancelAndReport(b *bus.Bus, sched scheduler.Scheduler, run string, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done, err := plan.Cancel(ctx, b, sched, run)
