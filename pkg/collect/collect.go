@@ -766,19 +766,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	res.Reasons = append(res.Reasons, m.Reasons...)
 	state := scheduler.BaseState(ev.State)
 	if state != scheduler.Completed {
-		// The job's end in the scheduler's words, with its exit code, in place of the
-		// parser's shorter note on the state.
-		why := fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmp.Or(ev.Detail, ev.State), ev.ExitCode)
-		replaced := false
-		for i, r := range res.Reasons {
-			if strings.HasPrefix(r, "job ended in state") {
-				res.Reasons[i], replaced = why, true
-				break
-			}
-		}
-		if !replaced {
-			res.Reasons = append(res.Reasons, why)
-		}
+		res.Reasons = jobEndReason(res.Reasons, ev)
 	}
 	res.Passed = m.Valid && state == scheduler.Completed
 	verdict := "fail"
@@ -793,78 +781,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 		CtxGPUs: int64(spec.CtxGPUs), GenGPUs: int64(spec.GenGPUs), ConfigHash: spec.ConfigHash,
 		ContainerImage: spec.Image, Partial: m.Partial,
 	}
-	var rows []results.Row
-	gpus := spec.CtxGPUs + spec.GenGPUs
-	perRow := func(r *results.Row, b *metrics.Block) {
-		if b == nil {
-			return
-		}
-		if v, ok := b.Get(metrics.OutputThroughput); ok && gpus > 0 {
-			r.OutputTokSPerGPU = results.Float(v / float64(gpus))
-		}
-		if v, ok := b.Get(metrics.TotalThroughput); ok && gpus > 0 {
-			r.TotalTokSPerGPU = results.Float(v / float64(gpus))
-		}
-		in, okIn := b.Get(metrics.InputTokens)
-		d, okD := b.Get(metrics.Duration)
-		if okIn && okD && d > 0 && gpus > 0 {
-			r.InputTokSPerGPU = results.Float(in / d / float64(gpus))
-		}
-		if v, ok := b.Get(metrics.UserThroughput); ok {
-			r.TokSPerUser = results.Float(v)
-		}
-	}
-	judged := map[int]map[string]bool{}
-	for _, p := range m.Perf {
-		// Rows carry the concurrency as the client printed it (the configured value times
-		// the gen servers), as the seed's CSV names do.
-		c := p.Concurrency * max(spec.NumGenServers, 1)
-		r := base
-		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed, r.Judged = int64(c), p.Metric, p.Value, p.Unit, m.Valid, true
-		perRow(&r, blockFor(m.Blocks, c))
-		rows = append(rows, r)
-		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: p.Metric, Value: p.Value, Unit: p.Unit, Judged: true})
-		if judged[c] == nil {
-			judged[c] = map[string]bool{}
-		}
-		judged[c][p.Metric] = true
-	}
-	// Everything else the client printed for each configured concurrency that finished.
-	for _, c := range printedConcurrencies(m.Blocks) {
-		b := blockFor(m.Blocks, c)
-		for f := range metrics.NumFields {
-			v, ok := b.Get(f)
-			name := f.Metric()
-			if !ok || math.IsNaN(v) || math.IsInf(v, 0) || judged[c][name] {
-				continue
-			}
-			r := base
-			r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), name, v, f.Unit(), m.Valid
-			perRow(&r, b)
-			rows = append(rows, r)
-			res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: name, Value: v, Unit: f.Unit()})
-		}
-	}
-	// The workers' iteration statistics per point (gen_only and ctx_only slices).
-	for _, it := range m.Iterations {
-		c := it.Concurrency * max(spec.NumGenServers, 1)
-		r := base
-		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), it.Metric, it.Value, it.Unit, m.Valid
-		rows = append(rows, r)
-		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: it.Metric, Value: it.Value, Unit: it.Unit})
-	}
-	for _, a := range m.Accuracy {
-		r := base
-		var th *float64
-		if !math.IsNaN(a.Threshold) {
-			th = results.Float(a.Threshold)
-		}
-		metric := cmp.Or(a.Metric, "exact_match")
-		r.Metric, r.Value, r.Dataset, r.Filter, r.Threshold, r.Passed, r.Unit, r.Judged = metric, a.Value, a.Dataset, a.Filter, th, a.Passed, "fraction", true
-		rows = append(rows, r)
-		passed := a.Passed
-		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed, Judged: true})
-	}
+	rows := valueRows(res, &m, spec, base)
 	if len(spec.References) > 0 && m.Valid {
 		applyReferences(res, rows, spec)
 	}
@@ -1008,4 +925,96 @@ func blockFor(blocks []metrics.Block, logConcurrency int) *metrics.Block {
 		}
 	}
 	return nil
+}
+
+// jobEndReason puts the job's end in the scheduler's words, with its exit code, in
+// place of the parser's shorter note on the state (or after the reasons).
+func jobEndReason(reasons []string, ev *events.JobCompleted) []string {
+	why := fmt.Sprintf("job %s ended %s (exit code %d)", ev.JobID, cmp.Or(ev.Detail, ev.State), ev.ExitCode)
+	for i, r := range reasons {
+		if strings.HasPrefix(r, "job ended in state") {
+			reasons[i] = why
+			return reasons
+		}
+	}
+	return append(reasons, why)
+}
+
+// valueRows makes a row (and a result row) of every value: the judged ones, everything
+// else the client printed for each finished concurrency, the workers' iteration
+// statistics, and the accuracy scores.
+func valueRows(res *events.Result, m *metrics.Result, spec *events.JobSpec, base results.Row) []results.Row {
+	var rows []results.Row
+	gpus := spec.CtxGPUs + spec.GenGPUs
+	perRow := func(r *results.Row, b *metrics.Block) {
+		if b == nil {
+			return
+		}
+		if v, ok := b.Get(metrics.OutputThroughput); ok && gpus > 0 {
+			r.OutputTokSPerGPU = results.Float(v / float64(gpus))
+		}
+		if v, ok := b.Get(metrics.TotalThroughput); ok && gpus > 0 {
+			r.TotalTokSPerGPU = results.Float(v / float64(gpus))
+		}
+		in, okIn := b.Get(metrics.InputTokens)
+		d, okD := b.Get(metrics.Duration)
+		if okIn && okD && d > 0 && gpus > 0 {
+			r.InputTokSPerGPU = results.Float(in / d / float64(gpus))
+		}
+		if v, ok := b.Get(metrics.UserThroughput); ok {
+			r.TokSPerUser = results.Float(v)
+		}
+	}
+	judged := map[int]map[string]bool{}
+	for _, p := range m.Perf {
+		// Rows carry the concurrency as the client printed it (the configured value times
+		// the gen servers), as the seed's CSV names do.
+		c := p.Concurrency * max(spec.NumGenServers, 1)
+		r := base
+		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed, r.Judged = int64(c), p.Metric, p.Value, p.Unit, m.Valid, true
+		perRow(&r, blockFor(m.Blocks, c))
+		rows = append(rows, r)
+		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: p.Metric, Value: p.Value, Unit: p.Unit, Judged: true})
+		if judged[c] == nil {
+			judged[c] = map[string]bool{}
+		}
+		judged[c][p.Metric] = true
+	}
+	// Everything else the client printed for each configured concurrency that finished.
+	for _, c := range printedConcurrencies(m.Blocks) {
+		b := blockFor(m.Blocks, c)
+		for f := range metrics.NumFields {
+			v, ok := b.Get(f)
+			name := f.Metric()
+			if !ok || math.IsNaN(v) || math.IsInf(v, 0) || judged[c][name] {
+				continue
+			}
+			r := base
+			r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), name, v, f.Unit(), m.Valid
+			perRow(&r, b)
+			rows = append(rows, r)
+			res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: name, Value: v, Unit: f.Unit()})
+		}
+	}
+	// The workers' iteration statistics per point (gen_only and ctx_only slices).
+	for _, it := range m.Iterations {
+		c := it.Concurrency * max(spec.NumGenServers, 1)
+		r := base
+		r.Concurrency, r.Metric, r.Value, r.Unit, r.Passed = int64(c), it.Metric, it.Value, it.Unit, m.Valid
+		rows = append(rows, r)
+		res.Rows = append(res.Rows, events.ResultRow{Concurrency: c, Metric: it.Metric, Value: it.Value, Unit: it.Unit})
+	}
+	for _, a := range m.Accuracy {
+		r := base
+		var th *float64
+		if !math.IsNaN(a.Threshold) {
+			th = results.Float(a.Threshold)
+		}
+		metric := cmp.Or(a.Metric, "exact_match")
+		r.Metric, r.Value, r.Dataset, r.Filter, r.Threshold, r.Passed, r.Unit, r.Judged = metric, a.Value, a.Dataset, a.Filter, th, a.Passed, "fraction", true
+		rows = append(rows, r)
+		passed := a.Passed
+		res.Rows = append(res.Rows, events.ResultRow{Metric: metric, Value: a.Value, Unit: "fraction", Dataset: a.Dataset, Filter: a.Filter, Threshold: th, Passed: &passed, Judged: true})
+	}
+	return rows
 }
