@@ -391,33 +391,9 @@ func (w *Watcher) cycle(ctx context.Context, full bool) (bool, int) {
 			continue
 		}
 		if now.Sub(t.ev.Submitted) > limit {
-			why := fmt.Sprintf("no final state after %s; cancelled by the watcher", limit)
-			if err := w.ours(ctx, t, s, ok); errors.Is(err, errNotLedgers) {
-				// A submitted event the ledger does not back: nobody's job to end.
-				w.log.Error("submitted event not in the ledger; terminating it, nothing cancelled", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
-				_ = t.msg.TermWithReason(err.Error())
-				w.mu.Lock()
-				delete(w.jobs, events.Key(t.ev.RunID, t.ev.TestID))
-				w.mu.Unlock()
-				continue
-			} else if err != nil {
-				w.log.Error("job over its time limit is not the pipeline's; not cancelling it", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
-				why = fmt.Sprintf("no final state after %s; job %s not cancelled: %v", limit, t.ev.JobID, err)
-			} else {
-				w.log.Warn("job over its time limit; cancelling", "test", t.ev.TestID, "job", t.ev.JobID, "limit", limit)
-				t0 := time.Now()
-				err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID)
-				obs.SchedulerCall("cancel", t0, err)
-				if err != nil {
-					w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
-				}
+			if w.overLimit(ctx, t, s, ok, limit, now) {
+				changed = true
 			}
-			s.ID, s.State, s.Detail = t.ev.JobID, scheduler.Timeout, "TIMEOUT (watcher limit)"
-			if s.End.IsZero() {
-				s.End = now.UTC()
-			}
-			w.complete(ctx, t, s, []string{why})
-			changed = true
 			continue
 		}
 		if q, inQueue := queued[t.ev.JobID]; inQueue {
@@ -603,4 +579,37 @@ func (w *Watcher) markCompleted(ctx context.Context, t *tracked, state string) e
 		return nil
 	})
 	return err
+}
+
+// overLimit ends a job that has no final state after its time limit: cancelled when it
+// is the pipeline's, completed as TIMEOUT either way. A submitted event the ledger does
+// not back is terminated instead (false: nothing completed).
+func (w *Watcher) overLimit(ctx context.Context, t *tracked, s scheduler.JobStatus, ok bool, limit time.Duration, now time.Time) bool {
+	why := fmt.Sprintf("no final state after %s; cancelled by the watcher", limit)
+	if err := w.ours(ctx, t, s, ok); errors.Is(err, errNotLedgers) {
+		// A submitted event the ledger does not back: nobody's job to end.
+		w.log.Error("submitted event not in the ledger; terminating it, nothing cancelled", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
+		_ = t.msg.TermWithReason(err.Error())
+		w.mu.Lock()
+		delete(w.jobs, events.Key(t.ev.RunID, t.ev.TestID))
+		w.mu.Unlock()
+		return false
+	} else if err != nil {
+		w.log.Error("job over its time limit is not the pipeline's; not cancelling it", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
+		why = fmt.Sprintf("no final state after %s; job %s not cancelled: %v", limit, t.ev.JobID, err)
+	} else {
+		w.log.Warn("job over its time limit; cancelling", "test", t.ev.TestID, "job", t.ev.JobID, "limit", limit)
+		t0 := time.Now()
+		err := w.cfg.Scheduler.Cancel(ctx, t.ev.JobID)
+		obs.SchedulerCall("cancel", t0, err)
+		if err != nil {
+			w.log.Warn("cancel", "job", t.ev.JobID, "err", err)
+		}
+	}
+	s.ID, s.State, s.Detail = t.ev.JobID, scheduler.Timeout, "TIMEOUT (watcher limit)"
+	if s.End.IsZero() {
+		s.End = now.UTC()
+	}
+	w.complete(ctx, t, s, []string{why})
+	return true
 }
