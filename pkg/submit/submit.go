@@ -445,70 +445,18 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 	}
 	var id string
 	if s.cfg.DebugMode {
-		id = s.cfg.DebugJobID
-		if id == "" {
-			return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "DEBUG_MODE=1 needs DEBUG_JOB_ID")
+		var why string
+		if id, j, why = s.debugJob(j); why != "" {
+			return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, why)
 		}
-		dir, derr := debugLogDir(j.LogDir, id)
-		if derr != nil {
-			return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, derr.Error())
-		}
-		dj := *j
-		dj.LogDir = dir
-		j = &dj
 	} else {
-		// However many batches are in flight, the scheduler sees a few sbatch at a time.
-		select {
-		case s.submitting <- struct{}{}:
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-		req := j.Request
-		dep, _ := s.cfg.Scheduler.(scheduler.Dependent)
-		if len(rec.After) > 0 && dep != nil {
-			// Queued ahead: held until any of the window's jobs ends.
-			req.Dependency = dep.AfterAny(rec.After)
-		}
-		t0 := time.Now()
-		id, err = s.cfg.Scheduler.Submit(ctx, req)
-		obs.SchedulerCall("submit", t0, err)
-		if err != nil && req.Dependency != "" && strings.Contains(strings.ToLower(err.Error()), "dependency") {
-			// A job it was to wait on is gone from the controller, so it ended long ago:
-			// a slot is free.
-			s.log.Info("dependency refused; submitting without it", "test", j.TestID, "err", err)
-			req.Dependency = ""
-			t0 = time.Now()
-			id, err = s.cfg.Scheduler.Submit(ctx, req)
-			obs.SchedulerCall("submit", t0, err)
-		}
-		<-s.submitting
+		id, err = s.sbatch(ctx, j, &rec)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		if errors.Is(err, scheduler.ErrQuota) {
-			// The limit frees up as the user's jobs end: wait, however long, and say so.
-			if p.quota == 0 {
-				s.log.Info("submission waits for quota", "test", j.TestID, "err", err)
-				s.publishQuotaWait(ctx, b, j, err)
-			}
-			p.quota++
-			obs.SubmitRetry()
-			p.first = time.Now() // other transient failures get their full time after the wait
-			p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.quota-1, 5), s.cfg.QuotaRetry))
-			return false, nil
-		}
-		if errors.Is(err, scheduler.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
-			p.tries++
-			obs.SubmitRetry()
-			p.next = time.Now().Add(p.delay)
-			s.log.Warn("submission failed, will retry", "test", j.TestID, "try", p.tries, "in", p.delay, "err", err)
-			p.delay = min(p.delay*2, s.cfg.RetryMax)
-			s.publishProblem(ctx, b, j, p, err)
-			return false, nil
-		}
-		return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "submission failed: "+err.Error())
+		return s.submitFailed(ctx, tr, b, p, rec, rev, err)
 	}
 	return true, s.recordSubmitted(ctx, tr, b, j, key, rec, rev, id, time.Now().UTC())
 }
@@ -652,4 +600,82 @@ func (s *Submitter) admit(ctx context.Context, tr *tracker, b *events.Batch, j *
 		case <-ch:
 		}
 	}
+}
+
+// sbatch submits a job's request, a few at a time across batches. A job queued ahead
+// waits on the window's jobs (afterany); when the scheduler refuses a dependency on a
+// job it no longer knows (it ended long ago), the job goes without it.
+func (s *Submitter) sbatch(ctx context.Context, j *events.JobSpec, rec *events.JobRecord) (id string, err error) {
+	// However many batches are in flight, the scheduler sees a few sbatch at a time.
+	select {
+	case s.submitting <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	req := j.Request
+	dep, _ := s.cfg.Scheduler.(scheduler.Dependent)
+	if len(rec.After) > 0 && dep != nil {
+		// Queued ahead: held until any of the window's jobs ends.
+		req.Dependency = dep.AfterAny(rec.After)
+	}
+	t0 := time.Now()
+	id, err = s.cfg.Scheduler.Submit(ctx, req)
+	obs.SchedulerCall("submit", t0, err)
+	if err != nil && req.Dependency != "" && strings.Contains(strings.ToLower(err.Error()), "dependency") {
+		// A job it was to wait on is gone from the controller, so it ended long ago:
+		// a slot is free.
+		s.log.Info("dependency refused; submitting without it", "test", j.TestID, "err", err)
+		req.Dependency = ""
+		t0 = time.Now()
+		id, err = s.cfg.Scheduler.Submit(ctx, req)
+		obs.SchedulerCall("submit", t0, err)
+	}
+	<-s.submitting
+	return id, err
+}
+
+// submitFailed decides what a failed submission means: a quota wait (retried however
+// long), a transient failure (retried for RetryFor, a problem event said), or the
+// test's failure.
+func (s *Submitter) submitFailed(ctx context.Context, tr *tracker, b *events.Batch, p *pending, rec events.JobRecord, rev uint64, err error) (bool, error) {
+	j := p.job
+	key := events.Key(b.RunID, j.TestID)
+	if errors.Is(err, scheduler.ErrQuota) {
+		// The limit frees up as the user's jobs end: wait, however long, and say so.
+		if p.quota == 0 {
+			s.log.Info("submission waits for quota", "test", j.TestID, "err", err)
+			s.publishQuotaWait(ctx, b, j, err)
+		}
+		p.quota++
+		obs.SubmitRetry()
+		p.first = time.Now() // other transient failures get their full time after the wait
+		p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.quota-1, 5), s.cfg.QuotaRetry))
+		return false, nil
+	}
+	if errors.Is(err, scheduler.ErrTransient) && time.Since(p.first) < s.cfg.RetryFor {
+		p.tries++
+		obs.SubmitRetry()
+		p.next = time.Now().Add(p.delay)
+		s.log.Warn("submission failed, will retry", "test", j.TestID, "try", p.tries, "in", p.delay, "err", err)
+		p.delay = min(p.delay*2, s.cfg.RetryMax)
+		s.publishProblem(ctx, b, j, p, err)
+		return false, nil
+	}
+	return true, s.fail(ctx, tr, b, j, key, rec, rev, j.LogDir, "submission failed: "+err.Error())
+}
+
+// debugJob is DEBUG_MODE's job: DEBUG_JOB_ID, whose existing log folder is read as it
+// is; why says what is missing.
+func (s *Submitter) debugJob(j *events.JobSpec) (id string, dj *events.JobSpec, why string) {
+	id = s.cfg.DebugJobID
+	if id == "" {
+		return "", j, "DEBUG_MODE=1 needs DEBUG_JOB_ID"
+	}
+	dir, err := debugLogDir(j.LogDir, id)
+	if err != nil {
+		return "", j, err.Error()
+	}
+	d := *j
+	d.LogDir = dir
+	return id, &d, ""
 }
