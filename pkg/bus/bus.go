@@ -696,3 +696,22 @@ func (s *serverLog) Fatalf(f string, v ...any)  { s.l.Error(fmt.Sprintf(f, v...)
 func (s *serverLog) Errorf(f string, v ...any)  { s.l.Error(fmt.Sprintf(f, v...)) }
 func (s *serverLog) Debugf(f string, v ...any)  {}
 func (s *serverLog) Tracef(f string, v ...any)  {}
+
+// Heartbeat tells the server, at every tick (at least 100 ms apart) until ctx ends, that
+// the messages held returns are still being worked on (in-progress acknowledgements), so
+// that a stage's ack-wait can be short: a stage that dies loses its messages to another
+// instance after one ack-wait.
+func Heartbeat(ctx context.Context, every time.Duration, held func() []jetstream.Msg) {
+	t := time.NewTicker(max(every, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range held() {
+			_ = m.InProgress()
+		}
+	}
+}

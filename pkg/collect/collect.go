@@ -158,7 +158,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	hbCtx, stopHB := context.WithCancel(wctx)
 	defer stopHB()
-	go c.heartbeats(hbCtx)
+	// A few heartbeats per ack-wait: the ack-wait can be short.
+	go bus.Heartbeat(hbCtx, c.cfg.AckWait/4, c.heldMsgs)
 	err = bus.Consume(ctx, cons, 64, c.log, func(m jetstream.Msg) {
 		if ctx.Err() != nil {
 			_ = m.Nak() // stopping: hand it back at once
@@ -358,28 +359,15 @@ func (c *Collector) release(it *item) {
 	c.mu.Unlock()
 }
 
-// heartbeats tells the server, a few times per ack-wait, that every held completion is
-// still being worked on, so that the ack-wait can be short: a collector that dies loses
-// its completions to another one after one ack-wait.
-func (c *Collector) heartbeats(ctx context.Context) {
-	t := time.NewTicker(max(c.cfg.AckWait/4, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.mu.Lock()
-		msgs := make([]jetstream.Msg, 0, len(c.held))
-		for it := range c.held {
-			msgs = append(msgs, it.m)
-		}
-		c.mu.Unlock()
-		for _, m := range msgs {
-			_ = m.InProgress()
-		}
+// heldMsgs are the completions this collector works on.
+func (c *Collector) heldMsgs() []jetstream.Msg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msgs := make([]jetstream.Msg, 0, len(c.held))
+	for it := range c.held {
+		msgs = append(msgs, it.m)
 	}
+	return msgs
 }
 
 // giveUp reports a test whose collection failed as a problem event, and once it has

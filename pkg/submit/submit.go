@@ -154,7 +154,7 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	go heartbeat(hbCtx, msg, s.cfg.AckWait/3)
+	go bus.Heartbeat(hbCtx, s.cfg.AckWait/3, func() []jetstream.Msg { return []jetstream.Msg{msg} })
 	if err := s.Batch(ctx, b); err != nil {
 		if ctx.Err() != nil {
 			// Stopping: hand the batch back at once; claims make the rest idempotent.
@@ -172,19 +172,6 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	obs.Event("submitter", obs.OK)
 	obs.Duration("submitter", time.Since(start))
-}
-
-func heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) {
-	t := time.NewTicker(max(every, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = msg.InProgress()
-		}
-	}
 }
 
 // Batch submits every job of one batch, in order, each when the run's window admits it.

@@ -173,7 +173,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		defer close(consumed)
 		_ = bus.Consume(ctx, cons, 500, w.log, func(m jetstream.Msg) { w.take(ctx, m) })
 	}()
-	go w.heartbeats(ctx)
+	// A few heartbeats per ack-wait, however long a scheduler query takes.
+	go bus.Heartbeat(ctx, w.cfg.AckWait/4, w.heldMsgs)
 	defer func() {
 		// What is still in the client's buffer comes back through take, which Naks it
 		// once ctx is done; then the jobs this watcher holds are handed back.
@@ -271,28 +272,15 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 	}
 }
 
-// heartbeats tells the server, a few times per ack-wait, that every held job is still
-// being watched, however long a scheduler query takes: the jobs of a watcher that dies
-// go to another one after one ack-wait.
-func (w *Watcher) heartbeats(ctx context.Context) {
-	t := time.NewTicker(max(w.cfg.AckWait/4, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
-		msgs := make([]jetstream.Msg, 0, len(w.jobs))
-		for _, t := range w.jobs {
-			msgs = append(msgs, t.msg)
-		}
-		w.mu.Unlock()
-		for _, m := range msgs {
-			_ = m.InProgress()
-		}
+// heldMsgs are the submitted events of the jobs this watcher holds.
+func (w *Watcher) heldMsgs() []jetstream.Msg {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	msgs := make([]jetstream.Msg, 0, len(w.jobs))
+	for _, t := range w.jobs {
+		msgs = append(msgs, t.msg)
 	}
+	return msgs
 }
 
 // handBack returns every held job to the consumer so another watcher takes it at once.
