@@ -278,16 +278,73 @@ func Lookup(ctx context.Context, b *bus.Bus, run string) (*events.RunRecord, err
 // the server when it returns.
 func Follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onEvent func(line string, p *Progress)) (*Progress, error) {
 	p := &Progress{RunID: run, Tests: map[string]*TestProgress{}}
-	cons, err := b.Stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+	var seq uint64 // the stream sequence of the last event applied
+	var trouble time.Time
+	for {
+		before := seq
+		done, err := p.follow(ctx, b, run, untilCaughtUp, onEvent, &seq)
+		if done || err == nil {
+			return p, err
+		}
+		if ctx.Err() != nil {
+			return p, ctx.Err()
+		}
+		if !followAgain(err) {
+			return p, err
+		}
+		// A cluster replacing the stream's leader (or a server) refuses or drops the
+		// follower's consumer for a few seconds: follow on from the last event.
+		if trouble.IsZero() || seq != before {
+			trouble = time.Now()
+		}
+		if time.Since(trouble) > followRetryFor {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			return p, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// followAgain says whether following on may help: the cluster was busy replacing a
+// leader (a timeout, no responders, 503) or the follower's consumer was lost with it.
+func followAgain(err error) bool {
+	var bad *badEvent
+	if errors.As(err, &bad) {
+		return false
+	}
+	return bus.IsTransient(err) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrNoHeartbeat)
+}
+
+// followRetryFor is how long a follower keeps trying without any event getting through.
+const followRetryFor = time.Minute
+
+// badEvent is an event of the run that does not decode: following again cannot help.
+type badEvent struct{ err error }
+
+func (e *badEvent) Error() string { return e.err.Error() }
+func (e *badEvent) Unwrap() error { return e.err }
+
+// follow reads the run's events after *seq with an ephemeral consumer; done is true when
+// the run finished (or, with untilCaughtUp, every event so far was read).
+func (p *Progress) follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onEvent func(line string, p *Progress), seq *uint64) (bool, error) {
+	cfg := jetstream.ConsumerConfig{
 		FilterSubject:     events.RunFilter(run),
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		InactiveThreshold: time.Minute,
 		MemoryStorage:     true,
 		Description:       "follow run " + run,
-	})
+	}
+	if *seq > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *seq+1
+	}
+	cons, err := b.Stream.CreateConsumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("follow run %s: %w", run, err)
+		return false, fmt.Errorf("follow run %s: %w", run, err)
 	}
 	name := cons.CachedInfo().Name
 	defer func() {
@@ -296,11 +353,11 @@ func Follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onE
 		_ = b.Stream.DeleteConsumer(dctx, name)
 	}()
 	if info := cons.CachedInfo(); untilCaughtUp && info != nil && info.NumPending == 0 {
-		return p, nil
+		return true, nil
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(500))
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
@@ -309,15 +366,16 @@ func Follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onE
 		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
-				return p, ctx.Err()
+				return false, ctx.Err()
 			}
-			return p, err
+			return false, err
 		}
 		line, err := p.apply(msg.Subject(), msg.Data())
 		if err != nil {
-			return p, fmt.Errorf("%s: %w", msg.Subject(), err)
+			return false, &badEvent{fmt.Errorf("%s: %w", msg.Subject(), err)}
 		}
 		if md, err := msg.Metadata(); err == nil {
+			*seq = md.Sequence.Stream
 			if p.First.IsZero() {
 				p.First = md.Timestamp
 			}
@@ -326,13 +384,13 @@ func Follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onE
 				onEvent(line, p)
 			}
 			if untilCaughtUp && md.NumPending == 0 {
-				return p, nil
+				return true, nil
 			}
 		} else if onEvent != nil && line != "" {
 			onEvent(line, p)
 		}
 		if p.Finished != nil && !untilCaughtUp {
-			return p, nil
+			return true, nil
 		}
 	}
 }
