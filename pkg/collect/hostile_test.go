@@ -18,7 +18,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 )
 
 type lockedBuf struct {
@@ -120,10 +120,10 @@ func TestHostileJobFoldersChangeNoVerdictAndStallNothing(t *testing.T) {
 		}
 		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: j.id, TestType: "disagg", Category: "perf", Model: "m", Precision: "fp4",
 			GPUType: "GB200", CtxGPUs: 4, GenGPUs: 4, NumGenServers: 1, Concurrencies: []int{1, 2}, Metrics: j.custom,
-			LogDir: logDir, Request: slurmtest.Request(run, j.id, logDir, "job.sh"), Files: files})
+			LogDir: logDir, Request: fake.Request(run, j.id, logDir, "job.sh"), Files: files})
 	}
 	logs := &lockedBuf{}
-	sched := slurmtest.New(time.Second)
+	sched := fake.New(time.Second)
 	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: sched,
 		Log: slog.New(slog.NewTextHandler(logs, nil)), View: logs, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	if err != nil {

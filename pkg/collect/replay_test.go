@@ -20,7 +20,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 )
 
 // benchLog is a client log with two complete concurrencies.
@@ -71,10 +71,10 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 		}
 		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf", Model: "m", Precision: "fp4",
 			GPUType: "GB200", CtxGPUs: 4, GenGPUs: 4, NumGenServers: 1, Concurrencies: []int{1, 2},
-			LogDir: filepath.Join(out, "slurm_logs", id, run), Request: slurmtest.Request(run, id, filepath.Join(out, "slurm_logs", id, run), "6_bench.log"),
+			LogDir: filepath.Join(out, "slurm_logs", id, run), Request: fake.Request(run, id, filepath.Join(out, "slurm_logs", id, run), "6_bench.log"),
 			Files: []events.File{{Name: "6_bench.log", Data: []byte(log)}}})
 	}
-	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: slurmtest.New(0),
+	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: fake.New(0),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), View: io.Discard, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
@@ -64,12 +64,12 @@ func TestTakeoverAfterAStageDies(t *testing.T) {
 		t.Skip("waits out ack-waits")
 	}
 	ackWait := takeoverAckWait()
-	fake := slurmtest.New(time.Hour) // jobs that run for the whole test
+	sched := fake.New(time.Hour) // jobs that run for the whole test
 
 	t.Run("submitter", func(t *testing.T) {
 		t.Parallel()
 		takeover(t, submit.Durable, ackWait, func(ctx context.Context, b *bus.Bus, out string) error {
-			s, err := submit.New(submit.Config{Bus: b, Scheduler: fake, OutputPath: out, Log: quiet, AckWait: ackWait})
+			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, OutputPath: out, Log: quiet, AckWait: ackWait})
 			if err != nil {
 				return err
 			}
@@ -80,7 +80,7 @@ func TestTakeoverAfterAStageDies(t *testing.T) {
 			var jobs []events.JobSpec
 			for i, id := range []string{"disagg_perf_t00", "disagg_perf_t01"} {
 				dir := filepath.Join(out, "slurm_logs", id, "r1")
-				jobs = append(jobs, events.JobSpec{Index: i, TestID: id, LogDir: dir, Request: slurmtest.Request("r1", id, dir, "job.sh"),
+				jobs = append(jobs, events.JobSpec{Index: i, TestID: id, LogDir: dir, Request: fake.Request("r1", id, dir, "job.sh"),
 					Files: []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755}}})
 			}
 			for k := range 2 {
@@ -95,14 +95,14 @@ func TestTakeoverAfterAStageDies(t *testing.T) {
 	t.Run("watcher", func(t *testing.T) {
 		t.Parallel()
 		takeover(t, watch.Durable, ackWait, func(ctx context.Context, b *bus.Bus, _ string) error {
-			w, err := watch.New(watch.Config{Bus: b, Scheduler: fake, Log: quiet, AckWait: ackWait, PollMin: 100 * time.Millisecond, PollMax: 5 * time.Second})
+			w, err := watch.New(watch.Config{Bus: b, Scheduler: sched, Log: quiet, AckWait: ackWait, PollMin: 100 * time.Millisecond, PollMax: 5 * time.Second})
 			if err != nil {
 				return err
 			}
 			return w.Run(ctx)
 		}, func(ctx context.Context, b *bus.Bus, _ string) {
-			req := slurmtest.Request("r1", "t00", "/logs", "job.sh")
-			id, err := fake.Submit(ctx, req)
+			req := fake.Request("r1", "t00", "/logs", "job.sh")
+			id, err := sched.Submit(ctx, req)
 			if err != nil {
 				t.Fatal(err)
 			}

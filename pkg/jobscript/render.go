@@ -2,7 +2,7 @@ package jobscript
 
 import (
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/slurm"
 )
 
 // SbatchCommand is the sbatch command line of a request, as `planner render` prints

@@ -26,7 +26,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/plan"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
@@ -91,7 +91,7 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	}
 
 	planner := connectAs(t, ctx, url, bus.RolePlanner, pass[bus.RolePlanner]) // provisions
-	sched := slurmtest.New(50 * time.Millisecond)
+	sched := fake.New(50 * time.Millisecond)
 	s, err := submit.New(submit.Config{Bus: connectAs(t, ctx, url, bus.RoleSubmitter, pass[bus.RoleSubmitter]), Scheduler: sched, OutputPath: out, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	for i, id := range []string{"disagg_perf_a", "disagg_perf_b"} {
 		logDir := filepath.Join(out, "slurm_logs", id, run)
 		p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf", GPUType: "GB200",
-			LogDir: logDir, Request: slurmtest.Request(run, id, logDir, "job.sh"),
+			LogDir: logDir, Request: fake.Request(run, id, logDir, "job.sh"),
 			Files: []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\n"), Mode: 0o755}}})
 	}
 	if err := p.Publish(ctx, planner); err != nil {

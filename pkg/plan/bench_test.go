@@ -20,7 +20,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 )
 
 const benchLog = `Benchmarking with concurrency 1 ... 10 prompts
@@ -75,7 +75,7 @@ func BenchmarkPipeline(b *testing.B) {
 			p.Specs = append(p.Specs, events.JobSpec{Index: i, TestID: id, TestType: "disagg", Category: "perf",
 				Model: "m", Precision: "fp4", GPUType: "GB200", CtxGPUs: 4, GenGPUs: 8, NumGenServers: 1,
 				Concurrencies: []int{1}, LogDir: filepath.Join(dir, "slurm_logs", id, run),
-				Request: slurmtest.Request(run, id, filepath.Join(dir, "slurm_logs", id, run), "6_bench.log"),
+				Request: fake.Request(run, id, filepath.Join(dir, "slurm_logs", id, run), "6_bench.log"),
 				Files:   []events.File{{Name: "6_bench.log", Data: []byte(benchLog)}}})
 		}
 		var peak atomic.Uint64
@@ -104,7 +104,7 @@ func BenchmarkPipeline(b *testing.B) {
 				log.Warn("NATS error", "subscription", sub.Subject, "err", err)
 			})
 		}
-		st, err := pipeline.Start(ctx, bs, pipeline.Options{OutputPath: dir, Scheduler: slurmtest.New(0), Log: log,
+		st, err := pipeline.Start(ctx, bs, pipeline.Options{OutputPath: dir, Scheduler: fake.New(0), Log: log,
 			View: io.Discard, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, TimeLimit: time.Hour})
 		if err != nil {
 			b.Fatal(err)

@@ -20,7 +20,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/local"
 )
 
 const quickstart = "../../examples/quickstart"
@@ -77,7 +77,7 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	sched, err := slurm.NewLocal(filepath.Join(out, ".local-scheduler"), slurm.LocalOptions{})
+	sched, err := local.New(filepath.Join(out, ".local-scheduler"), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/slurm"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
@@ -79,7 +79,7 @@ type slurmHarness struct {
 	ctx   context.Context
 	b     *bus.Bus
 	store string // the embedded server's store: a second connection attaches through it
-	sched *slurm.SLURM
+	sched *slurm.Scheduler
 	log   *slog.Logger
 	logs  *syncBuffer
 	since time.Time // before the first job: sacct's -S

@@ -1,8 +1,9 @@
 // Package scheduler holds what every scheduler shares, with no implementation: the
 // Scheduler interface, a job's request and status, SLURM's state names (the local
 // scheduler reports the same) and the submission errors. The event contract imports it;
-// the implementations live in pkg/slurm (SLURM and the local scheduler) and
-// pkg/slurm/slurmtest (the fake).
+// the implementations live below it: slurm (sbatch, squeue, sacct, scancel), local (job
+// scripts as child processes on one machine) and fake (in memory, for the stages' unit
+// tests); schedulertest is the conformance suite all three pass.
 package scheduler
 
 import (

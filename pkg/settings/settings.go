@@ -21,7 +21,8 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/redact"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/local"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/slurm"
 )
 
 // Common flags.
@@ -186,7 +187,7 @@ func (c *Common) NewScheduler() (scheduler.Scheduler, error) {
 	case "slurm":
 		return slurm.New(slurm.Options{}), nil
 	default:
-		return slurm.NewLocal(filepath.Join(c.OutputPath, ".local-scheduler"), slurm.LocalOptions{})
+		return local.New(filepath.Join(c.OutputPath, ".local-scheduler"), local.Options{})
 	}
 }
 

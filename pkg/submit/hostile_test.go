@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 )
 
@@ -25,7 +25,7 @@ func TestForgedJobsAreRefusedAndReported(t *testing.T) {
 	run := "rx"
 	good := func(test string) events.JobSpec {
 		logDir := filepath.Join(e.dir, "slurm_logs", test, run)
-		return events.JobSpec{TestID: test, LogDir: logDir, Request: slurmtest.Request(run, test, logDir, "job.sh"),
+		return events.JobSpec{TestID: test, LogDir: logDir, Request: fake.Request(run, test, logDir, "job.sh"),
 			Files: []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\n"), Mode: 0o755}}}
 	}
 	cases := map[string]func(j *events.JobSpec){

@@ -18,7 +18,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
@@ -27,7 +27,7 @@ type env struct {
 	t    *testing.T
 	ctx  context.Context
 	bus  *bus.Bus
-	fake *slurmtest.Fake
+	fake *fake.Fake
 	dir  string
 	view *syncBuf
 }
@@ -58,7 +58,7 @@ func setup(t *testing.T, jobTime time.Duration) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	return &env{t: t, ctx: ctx, bus: b, fake: slurmtest.New(jobTime), dir: t.TempDir(), view: &syncBuf{}}
+	return &env{t: t, ctx: ctx, bus: b, fake: fake.New(jobTime), dir: t.TempDir(), view: &syncBuf{}}
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -91,7 +91,7 @@ func (e *env) publish(run string, n, size int, policy string) []events.JobSpec {
 	for i := range n {
 		id := fmt.Sprintf("disagg_perf_t%02d", i)
 		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, "slurm_logs", id, run),
-			Request: slurmtest.Request(run, id, filepath.Join(e.dir, "slurm_logs", id, run), "job.sh"),
+			Request: fake.Request(run, id, filepath.Join(e.dir, "slurm_logs", id, run), "job.sh"),
 			Files:   []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755}}})
 	}
 	per := size
@@ -377,7 +377,7 @@ func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
 	for i := range 6 {
 		id := fmt.Sprintf("disagg_perf_t%02d", i)
 		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: filepath.Join(e.dir, "slurm_logs", id, "r9"),
-			Request: slurmtest.Request("r9", id, filepath.Join(e.dir, "slurm_logs", id, "r9"), "job.sh"),
+			Request: fake.Request("r9", id, filepath.Join(e.dir, "slurm_logs", id, "r9"), "job.sh"),
 			Files:   []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\n"), Mode: 0o755}}})
 	}
 	b := events.Batch{Header: events.NewHeader("r9"), Total: 1, Tests: len(specs), Policy: events.PolicySliding, Jobs: specs}
@@ -480,7 +480,7 @@ func TestQueueAheadHoldsOneJobOnTheWindow(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("disagg_perf_t%02d", i)
 		dir := filepath.Join(e.dir, "slurm_logs", id, "r1")
-		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: dir, Request: slurmtest.Request("r1", id, dir, "job.sh"),
+		specs = append(specs, events.JobSpec{Index: i, TestID: id, LogDir: dir, Request: fake.Request("r1", id, dir, "job.sh"),
 			Files: []events.File{{Name: "job.sh", Data: []byte("#!/bin/bash\necho hi\n"), Mode: 0o755}}})
 	}
 	for k := range n / size {

@@ -12,7 +12,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
@@ -21,7 +21,7 @@ import (
 func submitWithRequest(t *testing.T, ctx context.Context, b *bus.Bus, s scheduler.Scheduler, run, test string) scheduler.JobRequest {
 	t.Helper()
 	logDir := "/out/slurm_logs/" + test + "/" + run
-	req := slurmtest.Request(run, test, logDir, "job.sh")
+	req := fake.Request(run, test, logDir, "job.sh")
 	id, err := s.Submit(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -68,12 +68,12 @@ func TestRetriesByFinalState(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/queue=%v", tc.name, queued), func(t *testing.T) {
 				ctx, b := setup(t)
-				f := slurmtest.New(300 * time.Millisecond)
+				f := fake.New(300 * time.Millisecond)
 				f.States = func(_ scheduler.JobRequest, n int) []string { return tc.states[min(n, len(tc.states))-1] }
 				f.NodeList = func(_ scheduler.JobRequest, n int) string { return fmt.Sprintf("node%d", n) }
 				var s scheduler.Scheduler = f
 				if queued {
-					s = slurmtest.Queued{Fake: f}
+					s = fake.Queued{Fake: f}
 				}
 				runID := "r"
 				done, err := b.NC.SubscribeSync("bench.jobs." + events.Token(runID) + ".*.completed")
@@ -163,14 +163,14 @@ func TestRetriesByFinalState(t *testing.T) {
 // another script than the ledger's folder holds is never submitted again.
 func TestRetryRefusesARequestTheLedgerDoesNotBack(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(200 * time.Millisecond)
+	f := fake.New(200 * time.Millisecond)
 	f.States = func(scheduler.JobRequest, int) []string { return []string{scheduler.Running, scheduler.NodeFail} }
 	next, stop := completions(t, b, "r")
 	defer stop()
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
 	run(t, ctx, w)
 	logDir := "/out/slurm_logs/t1/r"
-	req := slurmtest.Request("r", "t1", logDir, "job.sh")
+	req := fake.Request("r", "t1", logDir, "job.sh")
 	id, _ := f.Submit(ctx, req)
 	rec := events.JobRecord{RunID: "r", TestID: "t1", Phase: events.PhaseSubmitted, JobID: id, JobName: req.Name, LogDir: logDir, Attempt: 1}
 	data, _ := json.Marshal(rec)

@@ -16,7 +16,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/watch"
 )
 
@@ -34,10 +34,10 @@ func setup(t *testing.T) (context.Context, *bus.Bus) {
 }
 
 // submitAll submits n jobs to the fake and publishes their submitted events.
-func submitAll(t *testing.T, ctx context.Context, b *bus.Bus, f *slurmtest.Fake, run string, n int, limit time.Duration) {
+func submitAll(t *testing.T, ctx context.Context, b *bus.Bus, f *fake.Fake, run string, n int, limit time.Duration) {
 	for i := range n {
 		test := fmt.Sprintf("t%03d", i)
-		req := slurmtest.Request(run, test, "/logs", "job.sh")
+		req := fake.Request(run, test, "/logs", "job.sh")
 		id, err := f.Submit(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +89,7 @@ func run(t *testing.T, ctx context.Context, w *watch.Watcher) context.CancelFunc
 
 func TestOneStatusQueryPerCycleForAllJobs(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(600 * time.Millisecond)
+	f := fake.New(600 * time.Millisecond)
 	next, _ := completions(t, b, "r")
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 50 * time.Millisecond, PollMax: 100 * time.Millisecond})
 	run(t, ctx, w)
@@ -111,7 +111,7 @@ func TestOneStatusQueryPerCycleForAllJobs(t *testing.T) {
 
 func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(0)
+	f := fake.New(0)
 	var failing atomic.Bool
 	failing.Store(true)
 	f.StatusErr = func() error {
@@ -175,7 +175,7 @@ func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 
 func TestJobsHiddenFromTheSchedulerAreNotFinished(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(0)
+	f := fake.New(0)
 	f.Hidden = 700 * time.Millisecond
 	next, _ := completions(t, b, "r")
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
@@ -190,7 +190,7 @@ func TestJobsHiddenFromTheSchedulerAreNotFinished(t *testing.T) {
 
 func TestTimeLimitCancelsAndCompletesAsTimeout(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(time.Hour)
+	f := fake.New(time.Hour)
 	next, _ := completions(t, b, "r")
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
 	run(t, ctx, w)
@@ -206,7 +206,7 @@ func TestTimeLimitCancelsAndCompletesAsTimeout(t *testing.T) {
 
 func TestRestartedWatcherTakesOverHeldJobs(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(800 * time.Millisecond)
+	f := fake.New(800 * time.Millisecond)
 	next, _ := completions(t, b, "r")
 	w1, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
 	stop1 := run(t, ctx, w1)
@@ -238,7 +238,7 @@ func TestRestartedWatcherTakesOverHeldJobs(t *testing.T) {
 // the ledger ends COMPLETED, and a stale write never replaces a newer entry blindly.
 func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(0)
+	f := fake.New(0)
 	next, _ := completions(t, b, "r")
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	run(t, ctx, w)
@@ -285,9 +285,9 @@ func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
 // jobs' ends are known within a queue interval or two.
 func TestQueueModeAsksStatusOnlyForEndedJobs(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(1500 * time.Millisecond)
+	f := fake.New(1500 * time.Millisecond)
 	next, _ := completions(t, b, "r")
-	w, _ := watch.New(watch.Config{Bus: b, Scheduler: slurmtest.Queued{Fake: f}, Log: quiet,
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: fake.Queued{Fake: f}, Log: quiet,
 		PollMin: 20 * time.Millisecond, PollMax: time.Hour, QueuePoll: 50 * time.Millisecond})
 	run(t, ctx, w)
 	submitAll(t, ctx, b, f, "r", 20, 0)
@@ -316,10 +316,10 @@ func TestQueueModeAsksStatusOnlyForEndedJobs(t *testing.T) {
 // it ended, never before.
 func TestQueueModeWaitsForAccounting(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(200 * time.Millisecond)
+	f := fake.New(200 * time.Millisecond)
 	f.AccountingLag = 800 * time.Millisecond
 	next, _ := completions(t, b, "r")
-	w, _ := watch.New(watch.Config{Bus: b, Scheduler: slurmtest.Queued{Fake: f}, Log: quiet,
+	w, _ := watch.New(watch.Config{Bus: b, Scheduler: fake.Queued{Fake: f}, Log: quiet,
 		PollMin: 20 * time.Millisecond, PollMax: time.Hour, QueuePoll: 50 * time.Millisecond})
 	run(t, ctx, w)
 	start := time.Now()
@@ -355,8 +355,8 @@ func BenchmarkWatcherCallRates(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				f := slurmtest.New(time.Hour)
-				w, _ := watch.New(watch.Config{Bus: bs, Scheduler: slurmtest.Queued{Fake: f}, Log: quiet,
+				f := fake.New(time.Hour)
+				w, _ := watch.New(watch.Config{Bus: bs, Scheduler: fake.Queued{Fake: f}, Log: quiet,
 					PollMin: 2 * time.Second, PollMax: 60 * time.Second})
 				wctx, stop := context.WithCancel(ctx)
 				done := make(chan struct{})
@@ -388,7 +388,7 @@ func BenchmarkWatcherCallRates(b *testing.B) {
 // cancelled, however long it runs.
 func TestWatcherCancelsOnlyItsOwnJobs(t *testing.T) {
 	ctx, b := setup(t)
-	f := slurmtest.New(time.Hour)
+	f := fake.New(time.Hour)
 	next, _ := completions(t, b, "r")
 	w, _ := watch.New(watch.Config{Bus: b, Scheduler: f, Log: quiet, PollMin: 20 * time.Millisecond, PollMax: 40 * time.Millisecond})
 	run(t, ctx, w)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/jobscript"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/slurm"
 )
 
 const quickPerf = "../../examples/quickstart/test_configs/disagg/perf/tinyllama-1.1b_1k128_ctx1_gen2_tep1_bs8_eplb0_mtp0_ccb-NIXL.yaml"

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -179,5 +181,38 @@ func waitTerminal(t *testing.T, s scheduler.Scheduler, wait time.Duration, since
 			t.Fatalf("job %s did not end within %v: %+v (err %v)", id, wait, got[id], err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// JobScript writes a job script: wait for the file $4 when given, sleep $1 seconds,
+// touch $3 when given, exit $2.
+func JobScript(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "job.sh")
+	body := `#!/bin/bash
+echo "job $SLURM_JOB_ID on $(hostname)"
+if [ -n "$4" ]; then
+	for _ in $(seq 1 1500); do [ -e "$4" ] && break; sleep 0.2; done
+fi
+sleep "$1"
+if [ -n "$3" ]; then touch "$3"; fi
+echo finished
+exit "$2"
+`
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ScriptRequest returns a Harness.Request for a JobScript: the job sleeps, then exits.
+func ScriptRequest(script string) func(t *testing.T, name, comment string, sleep, exit int) scheduler.JobRequest {
+	return func(t *testing.T, name, comment string, sleep, exit int) scheduler.JobRequest {
+		return scheduler.JobRequest{
+			Name: name, Comment: comment, Script: script,
+			Args:   []string{fmt.Sprint(sleep), fmt.Sprint(exit)},
+			LogDir: filepath.Join(t.TempDir(), "logs", name),
+			NTasks: 1,
+		}
 	}
 }

@@ -1,3 +1,5 @@
+// Package slurm is the real SLURM behind the scheduler.Scheduler interface: sbatch,
+// squeue, sacct and scancel, each run as argv with the job's explicit environment.
 package slurm
 
 import (
@@ -6,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"maps"
 	"os"
 	"os/exec"
@@ -48,7 +51,7 @@ type Options struct {
 
 // SLURM is the Scheduler for a real SLURM cluster. Every call runs one SLURM command as an
 // argument vector (never through a shell) with a timeout. It is safe for concurrent use.
-type SLURM struct {
+type Scheduler struct {
 	opts Options
 
 	mu    sync.Mutex
@@ -56,16 +59,16 @@ type SLURM struct {
 }
 
 var (
-	_ Scheduler       = (*SLURM)(nil)
-	_ PendingReasoner = (*SLURM)(nil)
-	_ QueueLister     = (*SLURM)(nil)
-	_ Commenter       = (*SLURM)(nil)
-	_ Dependent       = (*SLURM)(nil)
+	_ scheduler.Scheduler       = (*Scheduler)(nil)
+	_ scheduler.PendingReasoner = (*Scheduler)(nil)
+	_ scheduler.QueueLister     = (*Scheduler)(nil)
+	_ scheduler.Commenter       = (*Scheduler)(nil)
+	_ scheduler.Dependent       = (*Scheduler)(nil)
 )
 
 // AfterAny returns "afterany:A?afterany:B...": SLURM releases the job when any of the
 // given jobs ends. Invalid ids are left out.
-func (s *SLURM) AfterAny(ids []string) string {
+func (s *Scheduler) AfterAny(ids []string) string {
 	parts := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if validJobID(id) {
@@ -76,7 +79,7 @@ func (s *SLURM) AfterAny(ids []string) string {
 }
 
 // New returns a SLURM scheduler with the options' defaults applied.
-func New(opts Options) *SLURM {
+func New(opts Options) *Scheduler {
 	opts.Sbatch = cmp.Or(opts.Sbatch, "sbatch")
 	opts.Sacct = cmp.Or(opts.Sacct, "sacct")
 	opts.Squeue = cmp.Or(opts.Squeue, "squeue")
@@ -90,15 +93,15 @@ func New(opts Options) *SLURM {
 	if opts.Run == nil {
 		opts.Run = execCommand
 	}
-	return &SLURM{opts: opts, calls: map[string]int64{}}
+	return &Scheduler{opts: opts, calls: map[string]int64{}}
 }
 
 // Name returns "slurm".
-func (s *SLURM) Name() string { return "slurm" }
+func (s *Scheduler) Name() string { return "slurm" }
 
 // Calls returns how many times each command ("sbatch", "sacct", "squeue", "scancel") has
 // run, failed runs included.
-func (s *SLURM) Calls() map[string]int64 {
+func (s *Scheduler) Calls() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.calls)
@@ -123,12 +126,12 @@ func (e *CommandError) Unwrap() error { return e.Err }
 
 // run runs one SLURM command with the caller's environment plus env. name is the
 // logical command, bin its path.
-func (s *SLURM) run(ctx context.Context, name, bin string, args, env []string) ([]byte, error) {
+func (s *Scheduler) run(ctx context.Context, name, bin string, args, env []string) ([]byte, error) {
 	return s.runIn(ctx, name, bin, args, append(os.Environ(), env...))
 }
 
 // runIn runs one SLURM command with exactly the environment env (and SLURM_CONF).
-func (s *SLURM) runIn(ctx context.Context, name, bin string, args, env []string) ([]byte, error) {
+func (s *Scheduler) runIn(ctx context.Context, name, bin string, args, env []string) ([]byte, error) {
 	s.mu.Lock()
 	s.calls[name]++
 	s.mu.Unlock()
@@ -162,21 +165,21 @@ func execCommand(ctx context.Context, argv, env []string) ([]byte, []byte, error
 // missing), runs `sbatch --parsable ...` and returns the job id. Its errors are
 // *SubmitError wrapping ErrTransient (quota limits, an unreachable or busy controller, a
 // timeout) or ErrPermanent (an invalid partition, account or option, a bad request).
-func (s *SLURM) Submit(ctx context.Context, req JobRequest) (string, error) {
+func (s *Scheduler) Submit(ctx context.Context, req scheduler.JobRequest) (string, error) {
 	if req.Script == "" {
-		return "", &SubmitError{Kind: ErrPermanent, Msg: "job request has no script"}
+		return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: "job request has no script"}
 	}
 	for _, dir := range []string{req.LogDir, outputDir(req.Output), outputDir(req.Error)} {
 		if dir == "" {
 			continue
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", &SubmitError{Kind: ErrPermanent, Msg: "create log folder: " + err.Error()}
+			return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: "create log folder: " + err.Error()}
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
-		if err := CheckJobEnv(k, req.Env[k]); err != nil {
-			return "", &SubmitError{Kind: ErrPermanent, Msg: err.Error()}
+		if err := scheduler.CheckJobEnv(k, req.Env[k]); err != nil {
+			return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: err.Error()}
 		}
 	}
 	// sbatch runs with the job's environment only (JobEnviron: without the bus's
@@ -185,14 +188,14 @@ func (s *SLURM) Submit(ctx context.Context, req JobRequest) (string, error) {
 	// environment (as --get-user-env does) before the job starts, 3 to 4 s a job here.
 	args := SbatchArgs(req)
 	args = slices.Insert(args, 1, "--export=ALL")
-	out, err := s.runIn(ctx, "sbatch", s.opts.Sbatch, args, JobEnviron(os.Environ(), req.Env))
+	out, err := s.runIn(ctx, "sbatch", s.opts.Sbatch, args, scheduler.JobEnviron(os.Environ(), req.Env))
 	if err != nil {
 		return "", classifySbatchError(err)
 	}
 	id, ok := parseSbatchID(out)
 	if !ok {
 		// The job may exist: never call this transient, a retry could submit it twice.
-		return "", &SubmitError{Kind: ErrPermanent, Msg: fmt.Sprintf("sbatch printed no job id: %q", strings.TrimSpace(string(out)))}
+		return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: fmt.Sprintf("sbatch printed no job id: %q", strings.TrimSpace(string(out)))}
 	}
 	return id, nil
 }
@@ -249,23 +252,23 @@ func classifySbatchError(err error) error {
 		msg = ce.Stderr
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &SubmitError{Kind: ErrTransient, Msg: "sbatch timed out; the job may exist: " + err.Error()}
+		return &scheduler.SubmitError{Kind: scheduler.ErrTransient, Msg: "sbatch timed out; the job may exist: " + err.Error()}
 	}
 	if errors.Is(err, context.Canceled) {
-		return &SubmitError{Kind: ErrTransient, Msg: "sbatch interrupted; the job may exist: " + err.Error()}
+		return &scheduler.SubmitError{Kind: scheduler.ErrTransient, Msg: "sbatch interrupted; the job may exist: " + err.Error()}
 	}
 	lower := strings.ToLower(msg)
 	for _, frag := range quotaSbatch {
 		if strings.Contains(lower, frag) {
-			return &SubmitError{Kind: ErrTransient, Quota: true, Msg: msg}
+			return &scheduler.SubmitError{Kind: scheduler.ErrTransient, Quota: true, Msg: msg}
 		}
 	}
 	for _, frag := range transientSbatch {
 		if strings.Contains(lower, frag) {
-			return &SubmitError{Kind: ErrTransient, Msg: msg}
+			return &scheduler.SubmitError{Kind: scheduler.ErrTransient, Msg: msg}
 		}
 	}
-	return &SubmitError{Kind: ErrPermanent, Msg: msg}
+	return &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: msg}
 }
 
 // sacctFields is the -o list Status and FindByName ask for. JobName comes last because a
@@ -281,15 +284,15 @@ const sacctTimeLayout = "2006-01-02T15:04:05"
 // per MaxIDsPerCall ids) and returns their states keyed by job id. Each row appears under
 // its raw id (JobIDRaw) and, for array tasks, also under "ARRAYID_TASK". A job sacct does
 // not report is absent; a failing sacct is an error and never an answer.
-func (s *SLURM) Status(ctx context.Context, since time.Time, ids []string) (map[string]JobStatus, error) {
+func (s *Scheduler) Status(ctx context.Context, since time.Time, ids []string) (map[string]scheduler.JobStatus, error) {
 	ids, err := uniqueJobIDs(ids)
 	if err != nil {
 		return nil, err
 	}
-	result := make(map[string]JobStatus, len(ids))
+	result := make(map[string]scheduler.JobStatus, len(ids))
 	for chunk := range slices.Chunk(ids, s.opts.MaxIDsPerCall) {
 		args := []string{"-X", "-P", "-n", "-S", formatSacctTime(since), "-j", strings.Join(chunk, ","), "-o", sacctFields}
-		if err := s.sacct(ctx, args, func(st JobStatus, jobID string) {
+		if err := s.sacct(ctx, args, func(st scheduler.JobStatus, jobID string) {
 			result[st.ID] = st
 			if jobID != st.ID {
 				result[jobID] = st
@@ -305,15 +308,15 @@ func (s *SLURM) Status(ctx context.Context, since time.Time, ids []string) (map[
 // them (a requeued job appears once, in its last state), and the jobs of that name the
 // controller still holds: the accounting database lists a job by name only seconds
 // after its submission, and a submitter repairing a crash must not miss it.
-func (s *SLURM) FindByName(ctx context.Context, since time.Time, name string) ([]JobStatus, error) {
+func (s *Scheduler) FindByName(ctx context.Context, since time.Time, name string) ([]scheduler.JobStatus, error) {
 	if name == "" || strings.ContainsAny(name, ",\n") {
 		// sacct --name and squeue --name take a comma-separated list.
 		return nil, fmt.Errorf("slurm: cannot search for job name %q", name)
 	}
-	var found []JobStatus
+	var found []scheduler.JobStatus
 	index := map[string]int{}
 	args := []string{"-X", "-P", "-n", "-S", formatSacctTime(since), "--name", name, "-o", sacctFields}
-	err := s.sacct(ctx, args, func(st JobStatus, _ string) {
+	err := s.sacct(ctx, args, func(st scheduler.JobStatus, _ string) {
 		if i, ok := index[st.ID]; ok {
 			found[i] = st
 			return
@@ -339,12 +342,12 @@ func (s *SLURM) FindByName(ctx context.Context, since time.Time, name string) ([
 
 // queueByName lists the jobs of a name the controller holds, recently ended ones
 // included (until MinJobAge).
-func (s *SLURM) queueByName(ctx context.Context, name string) ([]JobStatus, error) {
+func (s *Scheduler) queueByName(ctx context.Context, name string) ([]scheduler.JobStatus, error) {
 	out, err := s.run(ctx, "squeue", s.opts.Squeue, []string{"-h", "--states=all", "--name", name, "-o", "%A|%T|%j"}, nil)
 	if err != nil {
 		return nil, err
 	}
-	var found []JobStatus
+	var found []scheduler.JobStatus
 	for n, line := range strings.Split(string(out), "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
@@ -356,12 +359,12 @@ func (s *SLURM) queueByName(ctx context.Context, name string) ([]JobStatus, erro
 		if f[2] != name {
 			continue
 		}
-		found = append(found, JobStatus{ID: f[0], State: BaseState(f[1]), Detail: f[1], Name: f[2]})
+		found = append(found, scheduler.JobStatus{ID: f[0], State: scheduler.BaseState(f[1]), Detail: f[1], Name: f[2]})
 	}
 	return found, nil
 }
 
-func (s *SLURM) sacct(ctx context.Context, args []string, row func(st JobStatus, jobID string)) error {
+func (s *Scheduler) sacct(ctx context.Context, args []string, row func(st scheduler.JobStatus, jobID string)) error {
 	// SLURM_TIME_FORMAT from the caller's environment would change how times print.
 	out, err := s.run(ctx, "sacct", s.opts.Sacct, args, []string{"SLURM_TIME_FORMAT=standard"})
 	if err != nil {
@@ -371,7 +374,7 @@ func (s *SLURM) sacct(ctx context.Context, args []string, row func(st JobStatus,
 }
 
 // parseSacct reads `sacct -P -n -o sacctFields` output and calls row for each job in order.
-func parseSacct(out []byte, row func(st JobStatus, jobID string)) error {
+func parseSacct(out []byte, row func(st scheduler.JobStatus, jobID string)) error {
 	for n, line := range strings.Split(string(out), "\n") {
 		line = strings.TrimRight(line, "\r")
 		if strings.TrimSpace(line) == "" {
@@ -382,9 +385,9 @@ func parseSacct(out []byte, row func(st JobStatus, jobID string)) error {
 			return fmt.Errorf("sacct output line %d: want %d fields %s, got %q", n+1, sacctFieldCount, sacctFields, line)
 		}
 		code, sig := parseExitCode(f[3])
-		st := JobStatus{
+		st := scheduler.JobStatus{
 			ID:       f[0],
-			State:    BaseState(f[2]),
+			State:    scheduler.BaseState(f[2]),
 			Detail:   strings.TrimSpace(f[2]),
 			ExitCode: code,
 			Signal:   sig,
@@ -397,14 +400,14 @@ func parseSacct(out []byte, row func(st JobStatus, jobID string)) error {
 			Name:     f[11],
 		}
 		if st.State == "" {
-			st.State = UnknownState
+			st.State = scheduler.UnknownState
 		}
 		// Right after a multi-node job ends, sacct can report its final state with only
 		// the batch host in NodeList; the full list follows a few seconds later. Until
 		// then the job is reported as completing, so its record is whole.
-		if nn, err := strconv.Atoi(strings.TrimSpace(f[10])); err == nil && IsTerminal(st.State) && nn > 1 && countHosts(st.NodeList) < nn {
+		if nn, err := strconv.Atoi(strings.TrimSpace(f[10])); err == nil && scheduler.IsTerminal(st.State) && nn > 1 && countHosts(st.NodeList) < nn {
 			st.Detail = st.Detail + " (accounting incomplete: " + st.NodeList + ")"
-			st.State = Completing
+			st.State = scheduler.Completing
 		}
 		row(st, strings.TrimSpace(f[1]))
 	}
@@ -488,12 +491,12 @@ func parseElapsed(s string) time.Duration {
 // controller's own view, answered from memory without slurmdbd, cheap enough to ask every
 // second. A job absent from the answer has left the queue (squeue lists no finished job
 // unless asked); whether it ended, and how, is then sacct's to say.
-func (s *SLURM) Queue(ctx context.Context, ids []string) (map[string]QueueEntry, error) {
+func (s *Scheduler) Queue(ctx context.Context, ids []string) (map[string]scheduler.QueueEntry, error) {
 	ids, err := uniqueJobIDs(ids)
 	if err != nil {
 		return nil, err
 	}
-	queued := make(map[string]QueueEntry, len(ids))
+	queued := make(map[string]scheduler.QueueEntry, len(ids))
 	for chunk := range slices.Chunk(ids, s.opts.MaxIDsPerCall) {
 		out, err := s.run(ctx, "squeue", s.opts.Squeue, []string{"-h", "-j", strings.Join(chunk, ","), "-o", "%A|%T|%r"}, nil)
 		if err != nil {
@@ -512,7 +515,7 @@ func (s *SLURM) Queue(ctx context.Context, ids []string) (map[string]QueueEntry,
 			if len(f) != 3 || !validJobID(f[0]) {
 				return nil, fmt.Errorf("squeue output line %d: want JOBID|STATE|REASON, got %q", n+1, line)
 			}
-			queued[f[0]] = QueueEntry{State: BaseState(f[1]), Detail: f[1], Reason: noneToEmpty(f[2])}
+			queued[f[0]] = scheduler.QueueEntry{State: scheduler.BaseState(f[1]), Detail: f[1], Reason: noneToEmpty(f[2])}
 		}
 	}
 	return queued, nil
@@ -521,14 +524,14 @@ func (s *SLURM) Queue(ctx context.Context, ids []string) (map[string]QueueEntry,
 // PendingReasons returns why each pending job waits (Priority, Resources, JobHeldUser,
 // ...), from one Queue call. Jobs that are not pending, or no longer known to squeue,
 // are absent.
-func (s *SLURM) PendingReasons(ctx context.Context, ids []string) (map[string]string, error) {
+func (s *Scheduler) PendingReasons(ctx context.Context, ids []string) (map[string]string, error) {
 	q, err := s.Queue(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	reasons := map[string]string{}
 	for id, e := range q {
-		if e.State == Pending {
+		if e.State == scheduler.Pending {
 			reasons[id] = e.Reason
 		}
 	}
@@ -537,7 +540,7 @@ func (s *SLURM) PendingReasons(ctx context.Context, ids []string) (map[string]st
 
 // Comment runs `squeue -h -j ID -o %k` and returns the job's comment. A job that left
 // the queue is an error.
-func (s *SLURM) Comment(ctx context.Context, id string) (string, error) {
+func (s *Scheduler) Comment(ctx context.Context, id string) (string, error) {
 	if !validJobID(id) {
 		return "", fmt.Errorf("slurm: invalid job id %q", id)
 	}
@@ -553,7 +556,7 @@ func (s *SLURM) Comment(ctx context.Context, id string) (string, error) {
 }
 
 // Cancel runs `scancel ID`. Cancelling a job that is already ending is not an error.
-func (s *SLURM) Cancel(ctx context.Context, id string) error {
+func (s *Scheduler) Cancel(ctx context.Context, id string) error {
 	if !validJobID(id) {
 		return fmt.Errorf("slurm: invalid job id %q", id)
 	}

@@ -1,4 +1,4 @@
-package slurm
+package local
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,12 +22,12 @@ import (
 
 // setupLocal returns a local scheduler on a fresh state folder, closed at the end of the
 // test, and a folder for the test's scripts and logs.
-func setupLocal(t *testing.T, opts LocalOptions) (*Local, string) {
+func setupLocal(t *testing.T, opts Options) (*Scheduler, string) {
 	t.Helper()
 	if opts.KillGrace == 0 {
 		opts.KillGrace = 300 * time.Millisecond
 	}
-	l, err := NewLocal(filepath.Join(t.TempDir(), "state"), opts)
+	l, err := New(filepath.Join(t.TempDir(), "state"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +62,9 @@ func checkFor(t *testing.T, total time.Duration, fn func() error) {
 }
 
 // waitEnd polls the job's status until it is terminal and returns it.
-func waitEnd(t *testing.T, s Scheduler, id string, total time.Duration) JobStatus {
+func waitEnd(t *testing.T, s scheduler.Scheduler, id string, total time.Duration) scheduler.JobStatus {
 	t.Helper()
-	var st JobStatus
+	var st scheduler.JobStatus
 	checkFor(t, total, func() error {
 		m, err := s.Status(context.Background(), time.Time{}, []string{id})
 		if err != nil {
@@ -73,7 +74,7 @@ func waitEnd(t *testing.T, s Scheduler, id string, total time.Duration) JobStatu
 		if st, ok = m[id]; !ok {
 			return fmt.Errorf("job %s absent", id)
 		}
-		if !IsTerminal(st.State) {
+		if !scheduler.IsTerminal(st.State) {
 			return fmt.Errorf("job %s still %s", id, st.State)
 		}
 		return nil
@@ -81,7 +82,7 @@ func waitEnd(t *testing.T, s Scheduler, id string, total time.Duration) JobStatu
 	return st
 }
 
-func submit(t *testing.T, s Scheduler, req JobRequest) string {
+func submit(t *testing.T, s scheduler.Scheduler, req scheduler.JobRequest) string {
 	t.Helper()
 	id, err := s.Submit(context.Background(), req)
 	if err != nil {
@@ -92,17 +93,17 @@ func submit(t *testing.T, s Scheduler, req JobRequest) string {
 
 func TestLocalCompleted(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
+	l, dir := setupLocal(t, Options{})
 	if l.Name() != "local" {
 		t.Errorf("Name() = %q", l.Name())
 	}
 	logs := filepath.Join(dir, "logs")
-	id := submit(t, l, JobRequest{
+	id := submit(t, l, scheduler.JobRequest{
 		Name: "run1:test1", Script: script(t, dir, "echo out $1 $2; echo err >&2"),
 		Args: []string{"a", "b c"}, LogDir: logs,
 	})
 	st := waitEnd(t, l, id, 10*time.Second)
-	if st.State != Completed || st.Detail != Completed || st.ExitCode != 0 || st.Signal != 0 {
+	if st.State != scheduler.Completed || st.Detail != scheduler.Completed || st.ExitCode != 0 || st.Signal != 0 {
 		t.Fatalf("status %+v, want COMPLETED exit 0", st)
 	}
 	if st.Name != "run1:test1" || st.NodeList != "localhost" || st.ID != id {
@@ -120,10 +121,10 @@ func TestLocalCompleted(t *testing.T) {
 
 func TestLocalFailedExitCode(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
-	id := submit(t, l, JobRequest{Name: "f", Script: script(t, dir, "exit 3"), LogDir: dir})
+	l, dir := setupLocal(t, Options{})
+	id := submit(t, l, scheduler.JobRequest{Name: "f", Script: script(t, dir, "exit 3"), LogDir: dir})
 	st := waitEnd(t, l, id, 10*time.Second)
-	if st.State != Failed || st.ExitCode != 3 {
+	if st.State != scheduler.Failed || st.ExitCode != 3 {
 		t.Fatalf("status %+v, want FAILED exit 3", st)
 	}
 }
@@ -137,7 +138,7 @@ func groupGone(pid int) error {
 }
 
 // recordPid reads the job's recorded process id.
-func recordPid(t *testing.T, l *Local, id string) int {
+func recordPid(t *testing.T, l *Scheduler, id string) int {
 	t.Helper()
 	rec, ok, err := l.read(id)
 	if err != nil || !ok || rec.Pid == 0 {
@@ -146,14 +147,14 @@ func recordPid(t *testing.T, l *Local, id string) int {
 	return rec.Pid
 }
 
-func waitRunning(t *testing.T, s Scheduler, id string) {
+func waitRunning(t *testing.T, s scheduler.Scheduler, id string) {
 	t.Helper()
 	checkFor(t, 10*time.Second, func() error {
 		m, err := s.Status(context.Background(), time.Time{}, []string{id})
 		if err != nil {
 			return err
 		}
-		if m[id].State != Running {
+		if m[id].State != scheduler.Running {
 			return fmt.Errorf("job %s is %q", id, m[id].State)
 		}
 		return nil
@@ -162,7 +163,7 @@ func waitRunning(t *testing.T, s Scheduler, id string) {
 
 func TestLocalCancel(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
+	l, dir := setupLocal(t, Options{})
 	for _, tc := range []struct{ name, body string }{
 		// A background child in the job's group must go too.
 		{"polite", "sleep 60 & echo started; wait"},
@@ -171,7 +172,7 @@ func TestLocalCancel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, tc.name+".out")
-			id := submit(t, l, JobRequest{Name: tc.name, Script: script(t, dir, tc.body), Output: out, LogDir: dir})
+			id := submit(t, l, scheduler.JobRequest{Name: tc.name, Script: script(t, dir, tc.body), Output: out, LogDir: dir})
 			waitRunning(t, l, id)
 			checkFor(t, 5*time.Second, func() error { // the background sleep has started
 				if b, _ := os.ReadFile(out); !strings.Contains(string(b), "started") {
@@ -184,7 +185,7 @@ func TestLocalCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := waitEnd(t, l, id, 10*time.Second)
-			if st.State != Cancelled || st.Detail != "CANCELLED by "+strconv.Itoa(os.Getuid()) {
+			if st.State != scheduler.Cancelled || st.Detail != "CANCELLED by "+strconv.Itoa(os.Getuid()) {
 				t.Fatalf("status %+v, want CANCELLED by uid", st)
 			}
 			checkFor(t, 3*time.Second, func() error { return groupGone(pid) })
@@ -192,7 +193,7 @@ func TestLocalCancel(t *testing.T) {
 			if err := l.Cancel(context.Background(), id); err != nil {
 				t.Fatal(err)
 			}
-			if again := waitEnd(t, l, id, time.Second); again.State != Cancelled || !again.End.Equal(st.End) {
+			if again := waitEnd(t, l, id, time.Second); again.State != scheduler.Cancelled || !again.End.Equal(st.End) {
 				t.Errorf("second cancel changed the job: %+v", again)
 			}
 		})
@@ -204,11 +205,11 @@ func TestLocalCancel(t *testing.T) {
 
 func TestLocalTimeout(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
+	l, dir := setupLocal(t, Options{})
 	start := time.Now()
-	id := submit(t, l, JobRequest{Name: "slow", Script: script(t, dir, "sleep 60"), LogDir: dir, TimeLimit: time.Second})
+	id := submit(t, l, scheduler.JobRequest{Name: "slow", Script: script(t, dir, "sleep 60"), LogDir: dir, TimeLimit: time.Second})
 	st := waitEnd(t, l, id, 10*time.Second)
-	if st.State != Timeout || st.Reason == "" {
+	if st.State != scheduler.Timeout || st.Reason == "" {
 		t.Fatalf("status %+v, want TIMEOUT with a reason", st)
 	}
 	if took := time.Since(start); took < time.Second || took > 5*time.Second {
@@ -219,15 +220,15 @@ func TestLocalTimeout(t *testing.T) {
 
 func TestLocalEnvironment(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
+	l, dir := setupLocal(t, Options{})
 	work := filepath.Join(dir, "work")
 	os.Mkdir(work, 0o755)
-	id := submit(t, l, JobRequest{
+	id := submit(t, l, scheduler.JobRequest{
 		Name: "env-test", Script: script(t, dir, "env > env.txt; pwd > pwd.txt"),
 		WorkDir: work, LogDir: filepath.Join(dir, "logs"), Nodes: 2, PerNode: 4,
 		Partition: "batch", Env: map[string]string{"MY_VAR": "my value", "SLURM_JOB_ID": "spoofed"},
 	})
-	if st := waitEnd(t, l, id, 10*time.Second); st.State != Completed {
+	if st := waitEnd(t, l, id, 10*time.Second); st.State != scheduler.Completed {
 		t.Fatalf("status %+v", st)
 	}
 	env := map[string]string{}
@@ -259,8 +260,8 @@ func TestLocalEnvironment(t *testing.T) {
 
 func TestLocalOutputPatterns(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
-	id := submit(t, l, JobRequest{Name: "pat", Script: script(t, dir, "echo o; echo e >&2"),
+	l, dir := setupLocal(t, Options{})
+	id := submit(t, l, scheduler.JobRequest{Name: "pat", Script: script(t, dir, "echo o; echo e >&2"),
 		Output: filepath.Join(dir, "%x-%j.log"), Error: filepath.Join(dir, "%x-%j.log")})
 	waitEnd(t, l, id, 10*time.Second)
 	b, err := os.ReadFile(filepath.Join(dir, "pat-"+id+".log"))
@@ -274,16 +275,16 @@ func TestLocalOutputPatterns(t *testing.T) {
 
 func TestLocalSecondInstance(t *testing.T) {
 	t.Parallel()
-	l1, dir := setupLocal(t, LocalOptions{})
-	l2, err := NewLocal(l1.dir, LocalOptions{KillGrace: 300 * time.Millisecond})
+	l1, dir := setupLocal(t, Options{})
+	l2, err := New(l1.dir, Options{KillGrace: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l2.Close()
-	quick := submit(t, l1, JobRequest{Name: "shared-name", Script: script(t, dir, "sleep 0.3"), LogDir: dir})
-	slow := submit(t, l1, JobRequest{Name: "shared-name", Script: script(t, dir, "sleep 60"), LogDir: dir})
+	quick := submit(t, l1, scheduler.JobRequest{Name: "shared-name", Script: script(t, dir, "sleep 0.3"), LogDir: dir})
+	slow := submit(t, l1, scheduler.JobRequest{Name: "shared-name", Script: script(t, dir, "sleep 60"), LogDir: dir})
 	waitRunning(t, l2, slow)
-	if st := waitEnd(t, l2, quick, 10*time.Second); st.State != Completed {
+	if st := waitEnd(t, l2, quick, 10*time.Second); st.State != scheduler.Completed {
 		t.Fatalf("seen from the second instance: %+v", st)
 	}
 	found, err := l2.FindByName(context.Background(), time.Time{}, "shared-name")
@@ -301,7 +302,7 @@ func TestLocalSecondInstance(t *testing.T) {
 	if err := l2.Cancel(context.Background(), slow); err != nil {
 		t.Fatal(err)
 	}
-	if st := waitEnd(t, l2, slow, 10*time.Second); st.State != Cancelled {
+	if st := waitEnd(t, l2, slow, 10*time.Second); st.State != scheduler.Cancelled {
 		t.Fatalf("cancelled from the second instance: %+v", st)
 	}
 	checkFor(t, 3*time.Second, func() error { return groupGone(pid) })
@@ -313,8 +314,8 @@ func TestLocalSecondInstance(t *testing.T) {
 
 func TestLocalIDsUnique(t *testing.T) {
 	t.Parallel()
-	l1, dir := setupLocal(t, LocalOptions{})
-	l2, err := NewLocal(l1.dir, LocalOptions{})
+	l1, dir := setupLocal(t, Options{})
+	l2, err := New(l1.dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,10 +332,10 @@ func TestLocalIDsUnique(t *testing.T) {
 	var mu sync.Mutex
 	var ids []string
 	var wg sync.WaitGroup
-	for _, l := range []*Local{l1, l2} {
+	for _, l := range []*Scheduler{l1, l2} {
 		wg.Go(func() {
 			for range 15 {
-				id, err := l.Submit(context.Background(), JobRequest{Name: "u", Script: s, LogDir: dir})
+				id, err := l.Submit(context.Background(), scheduler.JobRequest{Name: "u", Script: s, LogDir: dir})
 				if err != nil {
 					t.Error(err)
 					return
@@ -367,18 +368,18 @@ func TestLocalIDsUnique(t *testing.T) {
 	}
 	// Every job, the other process's too, is recorded and visible here.
 	for _, id := range ids {
-		if st := waitEnd(t, l1, id, 10*time.Second); st.State != Completed {
+		if st := waitEnd(t, l1, id, 10*time.Second); st.State != scheduler.Completed {
 			t.Errorf("job %s: %+v", id, st)
 		}
 	}
 	// A restarted scheduler (even with its counter lost) never reuses an id.
 	os.Remove(filepath.Join(l1.dir, "next_id"))
-	l3, err := NewLocal(l1.dir, LocalOptions{})
+	l3, err := New(l1.dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l3.Close()
-	id := submit(t, l3, JobRequest{Name: "u", Script: s, LogDir: dir})
+	id := submit(t, l3, scheduler.JobRequest{Name: "u", Script: s, LogDir: dir})
 	if seen[id] || id != "41" {
 		t.Errorf("id after restart = %s, want 41", id)
 	}
@@ -390,14 +391,14 @@ func TestHelperLocalProcess(t *testing.T) {
 	if mode == "" {
 		t.Skip("helper process only")
 	}
-	l, err := NewLocal(os.Getenv("LOCAL_HELPER_STATE"), LocalOptions{})
+	l, err := New(os.Getenv("LOCAL_HELPER_STATE"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	switch mode {
 	case "submit":
 		for range 10 {
-			id, err := l.Submit(context.Background(), JobRequest{Name: "u", Script: os.Getenv("LOCAL_HELPER_SCRIPT"), LogDir: filepath.Dir(os.Getenv("LOCAL_HELPER_SCRIPT"))})
+			id, err := l.Submit(context.Background(), scheduler.JobRequest{Name: "u", Script: os.Getenv("LOCAL_HELPER_SCRIPT"), LogDir: filepath.Dir(os.Getenv("LOCAL_HELPER_SCRIPT"))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -406,12 +407,12 @@ func TestHelperLocalProcess(t *testing.T) {
 		l.Close()
 	case "die":
 		// Start a long job, then die without recording its end: it is orphaned.
-		id, err := l.Submit(context.Background(), JobRequest{Name: "orphan", Script: os.Getenv("LOCAL_HELPER_SCRIPT"), LogDir: filepath.Dir(os.Getenv("LOCAL_HELPER_SCRIPT"))})
+		id, err := l.Submit(context.Background(), scheduler.JobRequest{Name: "orphan", Script: os.Getenv("LOCAL_HELPER_SCRIPT"), LogDir: filepath.Dir(os.Getenv("LOCAL_HELPER_SCRIPT"))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkFor(t, 10*time.Second, func() error {
-			if rec, _, _ := l.read(id); rec.State != Running {
+			if rec, _, _ := l.read(id); rec.State != scheduler.Running {
 				return errors.New("not running yet")
 			}
 			return nil
@@ -423,7 +424,7 @@ func TestHelperLocalProcess(t *testing.T) {
 
 func TestLocalNodeFailWhenSupervisorDies(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
+	l, dir := setupLocal(t, Options{})
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperLocalProcess$")
 	child.Env = append(os.Environ(), "LOCAL_HELPER=die", "LOCAL_HELPER_STATE="+l.dir,
 		"LOCAL_HELPER_SCRIPT="+script(t, dir, "sleep 60"))
@@ -437,7 +438,7 @@ func TestLocalNodeFailWhenSupervisorDies(t *testing.T) {
 		t.Fatalf("the orphaned job should still run before Status: %v", err)
 	}
 	st := waitEnd(t, l, id, 5*time.Second)
-	if st.State != NodeFail || !strings.Contains(st.Reason, "supervising process") {
+	if st.State != scheduler.NodeFail || !strings.Contains(st.Reason, "supervising process") {
 		t.Fatalf("status %+v, want NODE_FAIL with a reason", st)
 	}
 	checkFor(t, 3*time.Second, func() error { return groupGone(pid) })
@@ -445,14 +446,14 @@ func TestLocalNodeFailWhenSupervisorDies(t *testing.T) {
 
 func TestLocalNodeFailFromStateFile(t *testing.T) {
 	t.Parallel()
-	l, _ := setupLocal(t, LocalOptions{})
+	l, _ := setupLocal(t, Options{})
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
 	pid := dead.Process.Pid
 	for id, cancelBy := range map[string]string{"500": "", "501": "1000"} {
-		rec := localRecord{ID: id, Name: "ghost", State: Running, Detail: Running, Submit: time.Now(), Start: time.Now(),
+		rec := localRecord{ID: id, Name: "ghost", State: scheduler.Running, Detail: scheduler.Running, Submit: time.Now(), Start: time.Now(),
 			Pid: pid, Supervisor: pid, NodeList: "localhost", CancelBy: cancelBy}
 		data, _ := json.Marshal(rec)
 		if err := os.WriteFile(l.recordPath(id), data, 0o644); err != nil {
@@ -463,10 +464,10 @@ func TestLocalNodeFailFromStateFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := m["500"]; st.State != NodeFail || st.End.IsZero() || !strings.Contains(st.Reason, strconv.Itoa(pid)) {
+	if st := m["500"]; st.State != scheduler.NodeFail || st.End.IsZero() || !strings.Contains(st.Reason, strconv.Itoa(pid)) {
 		t.Errorf("dead supervisor: %+v, want NODE_FAIL naming pid %d", st, pid)
 	}
-	if st := m["501"]; st.State != Cancelled || st.Detail != "CANCELLED by 1000" {
+	if st := m["501"]; st.State != scheduler.Cancelled || st.Detail != "CANCELLED by 1000" {
 		t.Errorf("dead supervisor after a cancel: %+v", st)
 	}
 	// A damaged record hides only its own job.
@@ -478,32 +479,32 @@ func TestLocalNodeFailFromStateFile(t *testing.T) {
 		t.Errorf("FindByName with a damaged record: %v %v", found, err)
 	}
 	// The verdict is recorded: a later read (any instance) sees it without deciding again.
-	if rec, _, _ := l.read("500"); rec.State != NodeFail {
+	if rec, _, _ := l.read("500"); rec.State != scheduler.NodeFail {
 		t.Errorf("record still says %s", rec.State)
 	}
 }
 
 func TestLocalMaxParallel(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{MaxParallel: 1})
-	a := submit(t, l, JobRequest{Name: "a", Script: script(t, dir, "sleep 0.5"), LogDir: dir})
-	b := submit(t, l, JobRequest{Name: "b", Script: script(t, dir, "sleep 0.1"), LogDir: dir})
-	c := submit(t, l, JobRequest{Name: "c", Script: script(t, dir, "echo never > never.txt"), LogDir: dir, WorkDir: dir})
+	l, dir := setupLocal(t, Options{MaxParallel: 1})
+	a := submit(t, l, scheduler.JobRequest{Name: "a", Script: script(t, dir, "sleep 0.5"), LogDir: dir})
+	b := submit(t, l, scheduler.JobRequest{Name: "b", Script: script(t, dir, "sleep 0.1"), LogDir: dir})
+	c := submit(t, l, scheduler.JobRequest{Name: "c", Script: script(t, dir, "echo never > never.txt"), LogDir: dir, WorkDir: dir})
 	m, err := l.Status(context.Background(), time.Time{}, []string{b, c})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m[b].State != Pending || m[b].Reason != "Resources" {
+	if m[b].State != scheduler.Pending || m[b].Reason != "Resources" {
 		t.Fatalf("second job %+v, want PENDING (Resources)", m[b])
 	}
 	if err := l.Cancel(context.Background(), c); err != nil { // a queued job
 		t.Fatal(err)
 	}
 	sa, sb := waitEnd(t, l, a, 10*time.Second), waitEnd(t, l, b, 10*time.Second)
-	if sa.State != Completed || sb.State != Completed || sb.Start.Before(sa.End) {
+	if sa.State != scheduler.Completed || sb.State != scheduler.Completed || sb.Start.Before(sa.End) {
 		t.Fatalf("a %+v\nb %+v: b must start after a ends", sa, sb)
 	}
-	if sc := waitEnd(t, l, c, time.Second); sc.State != Cancelled || !sc.Start.IsZero() {
+	if sc := waitEnd(t, l, c, time.Second); sc.State != scheduler.Cancelled || !sc.Start.IsZero() {
 		t.Fatalf("cancelled queued job: %+v", sc)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "never.txt")); err == nil {
@@ -513,46 +514,46 @@ func TestLocalMaxParallel(t *testing.T) {
 
 func TestLocalCloseCancelsQueued(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{MaxParallel: 1})
-	a := submit(t, l, JobRequest{Name: "a", Script: script(t, dir, "sleep 0.3"), LogDir: dir})
-	b := submit(t, l, JobRequest{Name: "b", Script: script(t, dir, "true"), LogDir: dir})
+	l, dir := setupLocal(t, Options{MaxParallel: 1})
+	a := submit(t, l, scheduler.JobRequest{Name: "a", Script: script(t, dir, "sleep 0.3"), LogDir: dir})
+	b := submit(t, l, scheduler.JobRequest{Name: "b", Script: script(t, dir, "true"), LogDir: dir})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := l.Status(context.Background(), time.Time{}, []string{a, b})
-	if m[a].State != Completed || m[b].State != Cancelled {
+	if m[a].State != scheduler.Completed || m[b].State != scheduler.Cancelled {
 		t.Fatalf("after Close: a %+v, b %+v", m[a], m[b])
 	}
-	var se *SubmitError
-	if _, err := l.Submit(context.Background(), JobRequest{Script: script(t, dir, "true")}); !errors.As(err, &se) || !errors.Is(err, ErrTransient) {
+	var se *scheduler.SubmitError
+	if _, err := l.Submit(context.Background(), scheduler.JobRequest{Script: script(t, dir, "true")}); !errors.As(err, &se) || !errors.Is(err, scheduler.ErrTransient) {
 		t.Errorf("submit after Close: %v", err)
 	}
 }
 
 func TestLocalSubmitErrors(t *testing.T) {
 	t.Parallel()
-	l, dir := setupLocal(t, LocalOptions{})
-	for _, req := range []JobRequest{{}, {Script: filepath.Join(dir, "missing.sh")}, {Script: dir}} {
-		if _, err := l.Submit(context.Background(), req); !errors.Is(err, ErrPermanent) {
-			t.Errorf("Submit(%+v) = %v, want ErrPermanent", req, err)
+	l, dir := setupLocal(t, Options{})
+	for _, req := range []scheduler.JobRequest{{}, {Script: filepath.Join(dir, "missing.sh")}, {Script: dir}} {
+		if _, err := l.Submit(context.Background(), req); !errors.Is(err, scheduler.ErrPermanent) {
+			t.Errorf("Submit(%+v) = %v, want scheduler.ErrPermanent", req, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := l.Submit(ctx, JobRequest{Script: script(t, dir, "true")}); !errors.Is(err, context.Canceled) {
+	if _, err := l.Submit(ctx, scheduler.JobRequest{Script: script(t, dir, "true")}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Submit with a cancelled context: %v", err)
 	}
 	if _, err := l.Status(ctx, time.Time{}, []string{"1"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Status with a cancelled context: %v", err)
 	}
 	// A shell that cannot start fails the job, as a node would.
-	bad, err := NewLocal(l.dir, LocalOptions{Shell: filepath.Join(dir, "no-such-shell")})
+	bad, err := New(l.dir, Options{Shell: filepath.Join(dir, "no-such-shell")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := submit(t, bad, JobRequest{Name: "x", Script: script(t, dir, "true"), LogDir: dir})
+	id := submit(t, bad, scheduler.JobRequest{Name: "x", Script: script(t, dir, "true"), LogDir: dir})
 	bad.Close()
-	if st := waitEnd(t, l, id, time.Second); st.State != Failed || !strings.Contains(st.Reason, "cannot start") {
+	if st := waitEnd(t, l, id, time.Second); st.State != scheduler.Failed || !strings.Contains(st.Reason, "cannot start") {
 		t.Errorf("job with a missing shell: %+v", st)
 	}
 }
@@ -560,7 +561,7 @@ func TestLocalSubmitErrors(t *testing.T) {
 // TestLocalNoLeaks runs and cancels jobs and checks that Close leaves no goroutine behind.
 func TestLocalNoLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
-	l, err := NewLocal(t.TempDir(), LocalOptions{KillGrace: 200 * time.Millisecond})
+	l, err := New(t.TempDir(), Options{KillGrace: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +572,7 @@ func TestLocalNoLeaks(t *testing.T) {
 		if i%2 == 1 {
 			body = "trap '' TERM; sleep 30"
 		}
-		ids = append(ids, submit(t, l, JobRequest{Name: "leak", Script: script(t, dir, body), LogDir: dir}))
+		ids = append(ids, submit(t, l, scheduler.JobRequest{Name: "leak", Script: script(t, dir, body), LogDir: dir}))
 	}
 	for _, id := range ids {
 		l.Cancel(context.Background(), id)
@@ -585,7 +586,7 @@ func TestLocalNoLeaks(t *testing.T) {
 	})
 	m, _ := l.Status(context.Background(), time.Time{}, ids)
 	for _, id := range ids {
-		if !slices.Contains([]string{Completed, Cancelled}, m[id].State) {
+		if !slices.Contains([]string{scheduler.Completed, scheduler.Cancelled}, m[id].State) {
 			t.Errorf("job %s: %+v", id, m[id])
 		}
 	}
@@ -594,7 +595,7 @@ func TestLocalNoLeaks(t *testing.T) {
 // BenchmarkLocalJobs submits trivial jobs and waits for all of them: jobs per second
 // through submit, start, supervision and the final record.
 func BenchmarkLocalJobs(b *testing.B) {
-	l, err := NewLocal(b.TempDir(), LocalOptions{MaxParallel: 8})
+	l, err := New(b.TempDir(), Options{MaxParallel: 8})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -604,7 +605,7 @@ func BenchmarkLocalJobs(b *testing.B) {
 	var ids []string
 	start := time.Now()
 	for b.Loop() {
-		id, err := l.Submit(context.Background(), JobRequest{Name: "bench", Script: s, LogDir: dir})
+		id, err := l.Submit(context.Background(), scheduler.JobRequest{Name: "bench", Script: s, LogDir: dir})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -625,11 +626,11 @@ func TestLocalJobEnvironmentHoldsNoSecrets(t *testing.T) {
 	t.Setenv("NATS_TOKEN", "bus-token")
 	t.Setenv("DISAGGBENCH_SECRET", "project-secret")
 	t.Setenv("HF_TOKEN", "hf-value")
-	l, dir := setupLocal(t, LocalOptions{})
+	l, dir := setupLocal(t, Options{})
 	out := filepath.Join(dir, "env.txt")
-	id := submit(t, l, JobRequest{Name: "env", Script: script(t, dir, "env > "+out), LogDir: dir,
+	id := submit(t, l, scheduler.JobRequest{Name: "env", Script: script(t, dir, "env > "+out), LogDir: dir,
 		Env: map[string]string{"JOB_VAR": "x"}})
-	if st := waitEnd(t, l, id, 10*time.Second); st.State != Completed {
+	if st := waitEnd(t, l, id, 10*time.Second); st.State != scheduler.Completed {
 		t.Fatalf("job %s", st.Detail)
 	}
 	data, err := os.ReadFile(out)
@@ -647,8 +648,8 @@ func TestLocalJobEnvironmentHoldsNoSecrets(t *testing.T) {
 			t.Errorf("job environment holds %q", secret)
 		}
 	}
-	if _, err := l.Submit(context.Background(), JobRequest{Name: "bad", Script: script(t, dir, "true"), LogDir: dir,
-		Env: map[string]string{"NATS_URL": "nats://x"}}); !errors.Is(err, ErrPermanent) {
+	if _, err := l.Submit(context.Background(), scheduler.JobRequest{Name: "bad", Script: script(t, dir, "true"), LogDir: dir,
+		Env: map[string]string{"NATS_URL": "nats://x"}}); !errors.Is(err, scheduler.ErrPermanent) {
 		t.Errorf("a request setting NATS_URL for the job: %v, want a permanent error", err)
 	}
 }

@@ -1,4 +1,4 @@
-package slurmtest_test
+package fake_test
 
 import (
 	"fmt"
@@ -7,15 +7,15 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/schedulertest"
-	"github.com/disaggbench/disaggbench/pkg/slurm/slurmtest"
 )
 
 // The fake the stage tests use keeps the same contract as SLURM and the local scheduler.
 func TestFakeConformance(t *testing.T) {
 	schedulertest.Run(t, schedulertest.Harness{
 		New: func(*testing.T) scheduler.Scheduler {
-			f := slurmtest.New(0)
+			f := fake.New(0)
 			// Args are "sleep exit", as the real schedulers' job script reads them.
 			f.Outcome = func(req scheduler.JobRequest) (time.Duration, string) {
 				sleep, _ := strconv.Atoi(req.Args[0])

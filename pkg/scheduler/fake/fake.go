@@ -1,7 +1,7 @@
-// Package slurmtest has an in-memory Scheduler for unit tests and benchmarks of the
+// Package fake has an in-memory Scheduler for unit tests and benchmarks of the
 // stages. It is never the only proof: the pipeline's tests also run on the local
 // scheduler and on a real SLURM.
-package slurmtest
+package fake
 
 import (
 	"cmp"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/slurm"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Fake runs no code: a job is RUNNING from submission until its Duration passes (or it
@@ -26,9 +26,9 @@ type Fake struct {
 	FinalState string
 	// Outcome, when set, gives each job its own duration and final state from its
 	// request, instead of Duration and FinalState.
-	Outcome func(req slurm.JobRequest) (time.Duration, string)
+	Outcome func(req scheduler.JobRequest) (time.Duration, string)
 	// SubmitErr, when set, is returned (and cleared when it was transient) by Submit.
-	SubmitErr func(req slurm.JobRequest) error
+	SubmitErr func(req scheduler.JobRequest) error
 	// StatusErr, when set, fails Status calls.
 	StatusErr func() error
 	// Hidden makes a job absent from Status answers until this long after submission.
@@ -40,10 +40,10 @@ type Fake struct {
 	// through: each but the last for an equal share of its duration, the last (even a
 	// state SLURM does not call final, PREEMPTED) from then on. Nil or empty: as
 	// without it.
-	States func(req slurm.JobRequest, n int) []string
+	States func(req scheduler.JobRequest, n int) []string
 	// NodeList, when set, is the node list Status reports for the n-th submission of a
 	// job name (default "fake-node").
-	NodeList func(req slurm.JobRequest, n int) string
+	NodeList func(req scheduler.JobRequest, n int) string
 
 	mu           sync.Mutex
 	next         int
@@ -56,7 +56,7 @@ type Fake struct {
 }
 
 type job struct {
-	req       slurm.JobRequest
+	req       scheduler.JobRequest
 	deps      []string // job ids of an afterany dependency: PENDING until one ends
 	states    []string
 	nodes     string
@@ -74,7 +74,7 @@ func New(d time.Duration) *Fake { return &Fake{Duration: d} }
 
 func (f *Fake) Name() string { return "fake" }
 
-func (f *Fake) Submit(ctx context.Context, req slurm.JobRequest) (string, error) {
+func (f *Fake) Submit(ctx context.Context, req scheduler.JobRequest) (string, error) {
 	if f.SubmitErr != nil {
 		if err := f.SubmitErr(req); err != nil {
 			return "", err
@@ -150,14 +150,14 @@ func (f *Fake) stateLocked(j *job, now time.Time) (string, time.Time) {
 	}
 	start, ok := f.startLocked(j, now)
 	if !ok {
-		return slurm.Pending, time.Time{}
+		return scheduler.Pending, time.Time{}
 	}
 	dur, final := f.durationLocked(j)
 	end := start.Add(dur)
 	if n := len(j.states); n > 0 {
 		if now.Before(end) {
 			if n == 1 {
-				return slurm.Running, time.Time{}
+				return scheduler.Running, time.Time{}
 			}
 			k := int(now.Sub(start) * time.Duration(n-1) / dur)
 			return j.states[min(k, n-2)], time.Time{}
@@ -165,9 +165,9 @@ func (f *Fake) stateLocked(j *job, now time.Time) (string, time.Time) {
 		return j.states[n-1], end
 	}
 	if now.Before(end) {
-		return slurm.Running, time.Time{}
+		return scheduler.Running, time.Time{}
 	}
-	return cmp.Or(final, slurm.Completed), end
+	return cmp.Or(final, scheduler.Completed), end
 }
 
 // endedLocked reports whether the job has left the queue: cancelled, or past its
@@ -181,7 +181,7 @@ func (f *Fake) endedLocked(j *job, now time.Time) bool {
 	return ok && !now.Before(start.Add(dur))
 }
 
-// AfterAny makes the Fake a slurm.Dependent: "afterany:A?afterany:B".
+// AfterAny makes the Fake a scheduler.Dependent: "afterany:A?afterany:B".
 func (f *Fake) AfterAny(ids []string) string {
 	parts := make([]string, len(ids))
 	for i, id := range ids {
@@ -200,7 +200,7 @@ func (f *Fake) activeLocked(now time.Time) int {
 	return n
 }
 
-func (f *Fake) Status(ctx context.Context, since time.Time, ids []string) (map[string]slurm.JobStatus, error) {
+func (f *Fake) Status(ctx context.Context, since time.Time, ids []string) (map[string]scheduler.JobStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.statusCalls++
@@ -210,21 +210,21 @@ func (f *Fake) Status(ctx context.Context, since time.Time, ids []string) (map[s
 		}
 	}
 	now := time.Now()
-	out := make(map[string]slurm.JobStatus, len(ids))
+	out := make(map[string]scheduler.JobStatus, len(ids))
 	for _, id := range ids {
 		j, ok := f.jobs[id]
 		if !ok || now.Sub(j.submitted) < f.Hidden {
 			continue
 		}
 		st, end := f.stateLocked(j, now)
-		if slurm.IsTerminal(st) && now.Before(end.Add(f.AccountingLag)) {
-			st, end = slurm.Running, time.Time{}
+		if scheduler.IsTerminal(st) && now.Before(end.Add(f.AccountingLag)) {
+			st, end = scheduler.Running, time.Time{}
 		}
 		code := 0
-		if st == slurm.Failed {
+		if st == scheduler.Failed {
 			code = 1
 		}
-		out[id] = slurm.JobStatus{ID: id, State: slurm.BaseState(st), Detail: st, Start: j.submitted, End: end,
+		out[id] = scheduler.JobStatus{ID: id, State: scheduler.BaseState(st), Detail: st, Start: j.submitted, End: end,
 			ExitCode: code, NodeList: j.nodes, Name: j.req.Name}
 	}
 	return out, nil
@@ -254,14 +254,14 @@ func (f *Fake) Comment(ctx context.Context, id string) (string, error) {
 	return j.req.Comment, nil
 }
 
-func (f *Fake) FindByName(ctx context.Context, since time.Time, name string) ([]slurm.JobStatus, error) {
+func (f *Fake) FindByName(ctx context.Context, since time.Time, name string) ([]scheduler.JobStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []slurm.JobStatus
+	var out []scheduler.JobStatus
 	for id, j := range f.jobs {
 		if j.req.Name == name {
 			st, _ := f.stateLocked(j, time.Now())
-			out = append(out, slurm.JobStatus{ID: id, State: slurm.BaseState(st), Name: name})
+			out = append(out, scheduler.JobStatus{ID: id, State: scheduler.BaseState(st), Name: name})
 		}
 	}
 	return out, nil
@@ -305,7 +305,7 @@ func (f *Fake) Order() []string {
 // JobInfo is what a test may check of a fake job.
 type JobInfo struct {
 	ID, Name  string
-	Req       slurm.JobRequest
+	Req       scheduler.JobRequest
 	Submitted time.Time
 	Start     time.Time // zero while it waits on its dependency
 	End       time.Time // zero while it runs
@@ -327,23 +327,23 @@ func (f *Fake) Jobs() []JobInfo {
 	return out
 }
 
-// Queued is a Fake with a queue view (slurm.QueueLister), as SLURM's squeue: jobs that
+// Queued is a Fake with a queue view (scheduler.QueueLister), as SLURM's squeue: jobs that
 // have not ended, answered at once and never lagging.
 type Queued struct{ *Fake }
 
 // Queue lists the given jobs that have not ended.
-func (q Queued) Queue(ctx context.Context, ids []string) (map[string]slurm.QueueEntry, error) {
+func (q Queued) Queue(ctx context.Context, ids []string) (map[string]scheduler.QueueEntry, error) {
 	f := q.Fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queueCalls++
 	now := time.Now()
-	out := map[string]slurm.QueueEntry{}
+	out := map[string]scheduler.QueueEntry{}
 	for _, id := range ids {
 		if j, ok := f.jobs[id]; ok {
 			if !f.endedLocked(j, now) {
 				st, _ := f.stateLocked(j, now)
-				out[id] = slurm.QueueEntry{State: slurm.BaseState(st), Detail: st}
+				out[id] = scheduler.QueueEntry{State: scheduler.BaseState(st), Detail: st}
 			}
 		}
 	}
@@ -360,7 +360,7 @@ func (f *Fake) QueueCalls() int {
 // Request is a job request the submitter accepts for a run's test whose files are in
 // logDir: the job name and comment carry run and test, and the script is the job file
 // named script.
-func Request(run, test, logDir, script string) slurm.JobRequest {
-	return slurm.JobRequest{Name: "disaggbench." + run + "." + test, Comment: events.JobComment(run, test),
+func Request(run, test, logDir, script string) scheduler.JobRequest {
+	return scheduler.JobRequest{Name: "disaggbench." + run + "." + test, Comment: events.JobComment(run, test),
 		Script: filepath.Join(logDir, script), LogDir: logDir}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,7 +32,7 @@ func (f *sbatchFakeRun) run(ctx context.Context, argv, env []string) ([]byte, []
 	return []byte(out), []byte(errOut), err
 }
 
-func newFakeSLURM(t *testing.T, reply func(argv []string) (string, string, error)) (*SLURM, *sbatchFakeRun) {
+func newFakeSLURM(t *testing.T, reply func(argv []string) (string, string, error)) (*Scheduler, *sbatchFakeRun) {
 	t.Helper()
 	f := &sbatchFakeRun{reply: reply}
 	return New(Options{Run: f.run, Conf: "/etc/test/slurm.conf", MaxIDsPerCall: 3}), f
@@ -51,79 +52,79 @@ func TestParseSacct(t *testing.T) {
 	tests := []struct {
 		name string
 		line string
-		want JobStatus
+		want scheduler.JobStatus
 		key  string // the JobID key, when it differs from the raw id
 	}{
 		{
 			name: "completed",
 			line: "101|101|COMPLETED|0:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:31|00:00:30|vm|None|1|run1-test_a",
-			want: JobStatus{ID: "101", State: Completed, Detail: "COMPLETED", Submit: sacctTime("2026-11-27T01:00:00"),
+			want: scheduler.JobStatus{ID: "101", State: scheduler.Completed, Detail: "COMPLETED", Submit: sacctTime("2026-11-27T01:00:00"),
 				Start: sacctTime("2026-11-27T01:00:01"), End: sacctTime("2026-11-27T01:00:31"), Elapsed: 30 * time.Second,
 				NodeList: "vm", Name: "run1-test_a"},
 		},
 		{
 			name: "failed with exit code 3",
 			line: "102|102|FAILED|3:0|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:00:02|00:00:01|gb200-[001-004]|NonZeroExitCode|1|n",
-			want: JobStatus{ID: "102", State: Failed, Detail: "FAILED", ExitCode: 3, Submit: sacctTime("2026-11-27T01:00:00"),
+			want: scheduler.JobStatus{ID: "102", State: scheduler.Failed, Detail: "FAILED", ExitCode: 3, Submit: sacctTime("2026-11-27T01:00:00"),
 				Start: sacctTime("2026-11-27T01:00:01"), End: sacctTime("2026-11-27T01:00:02"), Elapsed: time.Second,
 				NodeList: "gb200-[001-004]", Reason: "NonZeroExitCode", Name: "n"},
 		},
 		{
 			name: "cancelled by a user",
 			line: "103|103|CANCELLED by 1000|0:15|2026-11-27T01:00:00|2026-11-27T01:00:01|2026-11-27T01:10:01|00:10:00|vm|None|1|n",
-			want: JobStatus{ID: "103", State: Cancelled, Detail: "CANCELLED by 1000", Signal: 15, Submit: sacctTime("2026-11-27T01:00:00"),
+			want: scheduler.JobStatus{ID: "103", State: scheduler.Cancelled, Detail: "CANCELLED by 1000", Signal: 15, Submit: sacctTime("2026-11-27T01:00:00"),
 				Start: sacctTime("2026-11-27T01:00:01"), End: sacctTime("2026-11-27T01:10:01"), Elapsed: 10 * time.Minute, NodeList: "vm", Name: "n"},
 		},
 		{
 			name: "pending, never started",
 			line: "104|104|PENDING|0:0|2026-11-27T01:00:00|Unknown|Unknown|00:00:00|None assigned|JobHeldUser|1|n",
-			want: JobStatus{ID: "104", State: Pending, Detail: "PENDING", Submit: sacctTime("2026-11-27T01:00:00"), Reason: "JobHeldUser", Name: "n"},
+			want: scheduler.JobStatus{ID: "104", State: scheduler.Pending, Detail: "PENDING", Submit: sacctTime("2026-11-27T01:00:00"), Reason: "JobHeldUser", Name: "n"},
 		},
 		{
 			name: "running for days",
 			line: "105|105|RUNNING|0:0|2026-11-25T01:00:00|2026-11-25T01:00:00|Unknown|2-01:02:03|vm|None|1|n",
-			want: JobStatus{ID: "105", State: Running, Detail: "RUNNING", Submit: sacctTime("2026-11-25T01:00:00"), Start: sacctTime("2026-11-25T01:00:00"),
+			want: scheduler.JobStatus{ID: "105", State: scheduler.Running, Detail: "RUNNING", Submit: sacctTime("2026-11-25T01:00:00"), Start: sacctTime("2026-11-25T01:00:00"),
 				Elapsed: 49*time.Hour + 2*time.Minute + 3*time.Second, NodeList: "vm", Name: "n"},
 		},
 		{
 			name: "array task keyed by its raw id and by ARRAY_TASK",
 			line: "207|200_7|TIMEOUT|0:0|2026-11-27T01:00:00|2026-11-27T01:00:00|2026-11-27T01:01:20|00:01:20|vm|None|1|arr",
 			key:  "200_7",
-			want: JobStatus{ID: "207", State: Timeout, Detail: "TIMEOUT", Submit: sacctTime("2026-11-27T01:00:00"), Start: sacctTime("2026-11-27T01:00:00"),
+			want: scheduler.JobStatus{ID: "207", State: scheduler.Timeout, Detail: "TIMEOUT", Submit: sacctTime("2026-11-27T01:00:00"), Start: sacctTime("2026-11-27T01:00:00"),
 				End: sacctTime("2026-11-27T01:01:20"), Elapsed: 80 * time.Second, NodeList: "vm", Name: "arr"},
 		},
 		{
 			name: "pending array",
 			line: "300|300_[0-9%2]|PENDING|0:0|2026-11-27T01:00:00|Unknown|Unknown|00:00:00|None assigned|Priority|1|arr",
 			key:  "300_[0-9%2]",
-			want: JobStatus{ID: "300", State: Pending, Detail: "PENDING", Submit: sacctTime("2026-11-27T01:00:00"), Reason: "Priority", Name: "arr"},
+			want: scheduler.JobStatus{ID: "300", State: scheduler.Pending, Detail: "PENDING", Submit: sacctTime("2026-11-27T01:00:00"), Reason: "Priority", Name: "arr"},
 		},
 		{name: "preempted", line: "106|106|PREEMPTED|0:0|None|None|None|00:00:00|vm|None|1|n",
-			want: JobStatus{ID: "106", State: Preempted, Detail: "PREEMPTED", NodeList: "vm", Name: "n"}},
+			want: scheduler.JobStatus{ID: "106", State: scheduler.Preempted, Detail: "PREEMPTED", NodeList: "vm", Name: "n"}},
 		{name: "requeued", line: "107|107|REQUEUED|0:0||||||None|1|n",
-			want: JobStatus{ID: "107", State: Requeued, Detail: "REQUEUED", Name: "n"}},
+			want: scheduler.JobStatus{ID: "107", State: scheduler.Requeued, Detail: "REQUEUED", Name: "n"}},
 		{name: "node fail", line: "108|108|NODE_FAIL|1:0||||||None|1|n",
-			want: JobStatus{ID: "108", State: NodeFail, Detail: "NODE_FAIL", ExitCode: 1, Name: "n"}},
+			want: scheduler.JobStatus{ID: "108", State: scheduler.NodeFail, Detail: "NODE_FAIL", ExitCode: 1, Name: "n"}},
 		{name: "out of memory", line: "109|109|OUT_OF_MEMORY|0:125||||||None|1|n",
-			want: JobStatus{ID: "109", State: OutOfMemory, Detail: "OUT_OF_MEMORY", Signal: 125, Name: "n"}},
+			want: scheduler.JobStatus{ID: "109", State: scheduler.OutOfMemory, Detail: "OUT_OF_MEMORY", Signal: 125, Name: "n"}},
 		{name: "boot fail", line: "110|110|BOOT_FAIL|0:0||||||None|1|n",
-			want: JobStatus{ID: "110", State: BootFail, Detail: "BOOT_FAIL", Name: "n"}},
+			want: scheduler.JobStatus{ID: "110", State: scheduler.BootFail, Detail: "BOOT_FAIL", Name: "n"}},
 		{name: "deadline", line: "111|111|DEADLINE|0:0||||||None|1|n",
-			want: JobStatus{ID: "111", State: Deadline, Detail: "DEADLINE", Name: "n"}},
+			want: scheduler.JobStatus{ID: "111", State: scheduler.Deadline, Detail: "DEADLINE", Name: "n"}},
 		{name: "completed with a plus", line: "112|112|COMPLETED+|0:0||||||None|1|n",
-			want: JobStatus{ID: "112", State: Completed, Detail: "COMPLETED+", Name: "n"}},
+			want: scheduler.JobStatus{ID: "112", State: scheduler.Completed, Detail: "COMPLETED+", Name: "n"}},
 		{name: "empty state", line: "113|113||0:0||||||None|1|n",
-			want: JobStatus{ID: "113", State: UnknownState, Name: "n"}},
+			want: scheduler.JobStatus{ID: "113", State: scheduler.UnknownState, Name: "n"}},
 		{name: "a name holding the separator", line: "114|114|RUNNING|0:0||||||None|1|a|b|c",
-			want: JobStatus{ID: "114", State: Running, Detail: "RUNNING", Name: "a|b|c"}},
+			want: scheduler.JobStatus{ID: "114", State: scheduler.Running, Detail: "RUNNING", Name: "a|b|c"}},
 		{name: "het component", line: "115+1|115+1|RUNNING|0:0||||00:00:05.250||None|1|n",
-			want: JobStatus{ID: "115+1", State: Running, Detail: "RUNNING", Elapsed: 5250 * time.Millisecond, Name: "n"}},
+			want: scheduler.JobStatus{ID: "115+1", State: scheduler.Running, Detail: "RUNNING", Elapsed: 5250 * time.Millisecond, Name: "n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []JobStatus
+			var got []scheduler.JobStatus
 			var keys []string
-			err := parseSacct([]byte(tt.line+"\n"), func(st JobStatus, jobID string) {
+			err := parseSacct([]byte(tt.line+"\n"), func(st scheduler.JobStatus, jobID string) {
 				got = append(got, st)
 				keys = append(keys, jobID)
 			})
@@ -139,7 +140,7 @@ func TestParseSacct(t *testing.T) {
 			if want := sacctKey(tt.key, tt.want.ID); keys[0] != want {
 				t.Errorf("JobID key %q, want %q", keys[0], want)
 			}
-			if IsTerminal(got[0].State) != IsTerminal(tt.want.State) {
+			if scheduler.IsTerminal(got[0].State) != scheduler.IsTerminal(tt.want.State) {
 				t.Errorf("IsTerminal(%q) differs", got[0].State)
 			}
 		})
@@ -159,7 +160,7 @@ func TestParseSacctRejectsBadLines(t *testing.T) {
 		"abc|abc|COMPLETED|0:0||||||None|1|n", // not a job id
 		"|101|COMPLETED|0:0||||||None|1|n",
 	} {
-		err := parseSacct([]byte(out), func(JobStatus, string) {})
+		err := parseSacct([]byte(out), func(scheduler.JobStatus, string) {})
 		if err == nil || !strings.Contains(err.Error(), "sacct output line 1") {
 			t.Errorf("parseSacct(%q) = %v, want an error naming line 1", out, err)
 		}
@@ -219,7 +220,7 @@ func TestStatusOneSacctCallForAllJobs(t *testing.T) {
 	if !slices.Contains(f.envs[0], "SLURM_CONF=/etc/test/slurm.conf") || !slices.Contains(f.envs[0], "SLURM_TIME_FORMAT=standard") {
 		t.Errorf("sacct environment %q lacks SLURM_CONF or SLURM_TIME_FORMAT", f.envs[0])
 	}
-	if got["11"].State != Running || got["12"].State != Cancelled || got["12"].Detail != "CANCELLED by 0" {
+	if got["11"].State != scheduler.Running || got["12"].State != scheduler.Cancelled || got["12"].Detail != "CANCELLED by 0" {
 		t.Errorf("states: %+v", got)
 	}
 	if _, ok := got["13"]; ok {
@@ -286,7 +287,7 @@ func TestStatusUnreadableOutputIsAnError(t *testing.T) {
 func TestSubmit(t *testing.T) {
 	logDir := filepath.Join(t.TempDir(), "run1", "test_a")
 	s, f := newFakeSLURM(t, func(argv []string) (string, string, error) { return "4242;disaggbench\n", "", nil })
-	req := JobRequest{
+	req := scheduler.JobRequest{
 		Name: "run1-test_a", Script: "/tmp/job.sh", LogDir: logDir, TimeLimit: 90 * time.Second,
 		Env: map[string]string{"B": "2", "A": "1"},
 	}
@@ -303,7 +304,7 @@ func TestSubmit(t *testing.T) {
 	if !reflect.DeepEqual(f.calls[0], want) {
 		t.Errorf("argv %q\nwant %q", f.calls[0], want)
 	}
-	if env := f.envs[0]; !reflect.DeepEqual(env, append(JobEnviron(os.Environ(), req.Env), "SLURM_CONF=/etc/test/slurm.conf")) ||
+	if env := f.envs[0]; !reflect.DeepEqual(env, append(scheduler.JobEnviron(os.Environ(), req.Env), "SLURM_CONF=/etc/test/slurm.conf")) ||
 		!slices.Contains(env, "A=1") || !slices.Contains(env, "B=2") {
 		t.Errorf("env %q, want the job's environment with A=1, B=2 and SLURM_CONF", env)
 	}
@@ -312,7 +313,7 @@ func TestSubmit(t *testing.T) {
 func TestSubmitCreatesOutputFolders(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := newFakeSLURM(t, func([]string) (string, string, error) { return "1\n", "", nil })
-	req := JobRequest{Script: "/j.sh", Output: filepath.Join(dir, "out", "%j.log"), Error: filepath.Join(dir, "err%j", "e.log")}
+	req := scheduler.JobRequest{Script: "/j.sh", Output: filepath.Join(dir, "out", "%j.log"), Error: filepath.Join(dir, "err%j", "e.log")}
 	if _, err := s.Submit(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -333,30 +334,30 @@ func TestSubmitErrors(t *testing.T) {
 		kind   error
 		quota  bool
 	}{
-		{"QOS per-user submit limit", "", "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient, true},
-		{"association submit limit", "", "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient, true},
-		{"policy message alone", "", "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, ErrTransient, true},
-		{"socket timeout", "", "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", errSLURMExit1, ErrTransient, false},
-		{"controller down", "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", errSLURMExit1, ErrTransient, false},
-		{"EAGAIN", "", "sbatch: error: Batch job submission failed: Resource temporarily unavailable", errSLURMExit1, ErrTransient, false},
-		{"invalid partition", "", "sbatch: error: Batch job submission failed: Invalid partition name specified", errSLURMExit1, ErrPermanent, false},
-		{"invalid account", "", "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", errSLURMExit1, ErrPermanent, false},
-		{"bad option", "", "sbatch: unrecognized option '--bogus'\nTry \"sbatch --help\" for more information", errSLURMExit1, ErrPermanent, false},
-		{"bad node count", "", "sbatch: error: Batch job submission failed: Requested node configuration is not available", errSLURMExit1, ErrPermanent, false},
-		{"no stderr", "", "", errSLURMExit1, ErrPermanent, false},
-		{"no job id printed", "Submitted batch job\n", "", nil, ErrPermanent, false},
-		{"empty output", "", "", nil, ErrPermanent, false},
+		{"QOS per-user submit limit", "", "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, scheduler.ErrTransient, true},
+		{"association submit limit", "", "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, scheduler.ErrTransient, true},
+		{"policy message alone", "", "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", errSLURMExit1, scheduler.ErrTransient, true},
+		{"socket timeout", "", "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", errSLURMExit1, scheduler.ErrTransient, false},
+		{"controller down", "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", errSLURMExit1, scheduler.ErrTransient, false},
+		{"EAGAIN", "", "sbatch: error: Batch job submission failed: Resource temporarily unavailable", errSLURMExit1, scheduler.ErrTransient, false},
+		{"invalid partition", "", "sbatch: error: Batch job submission failed: Invalid partition name specified", errSLURMExit1, scheduler.ErrPermanent, false},
+		{"invalid account", "", "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", errSLURMExit1, scheduler.ErrPermanent, false},
+		{"bad option", "", "sbatch: unrecognized option '--bogus'\nTry \"sbatch --help\" for more information", errSLURMExit1, scheduler.ErrPermanent, false},
+		{"bad node count", "", "sbatch: error: Batch job submission failed: Requested node configuration is not available", errSLURMExit1, scheduler.ErrPermanent, false},
+		{"no stderr", "", "", errSLURMExit1, scheduler.ErrPermanent, false},
+		{"no job id printed", "Submitted batch job\n", "", nil, scheduler.ErrPermanent, false},
+		{"empty output", "", "", nil, scheduler.ErrPermanent, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newFakeSLURM(t, func([]string) (string, string, error) { return tt.stdout, tt.stderr, tt.err })
-			id, err := s.Submit(context.Background(), JobRequest{Script: "/j.sh"})
-			var se *SubmitError
+			id, err := s.Submit(context.Background(), scheduler.JobRequest{Script: "/j.sh"})
+			var se *scheduler.SubmitError
 			if !errors.As(err, &se) || !errors.Is(err, tt.kind) {
-				t.Fatalf("Submit = %q, %v; want a SubmitError of kind %v", id, err, tt.kind)
+				t.Fatalf("Submit = %q, %v; want a scheduler.SubmitError of kind %v", id, err, tt.kind)
 			}
-			if errors.Is(err, ErrQuota) != tt.quota {
-				t.Errorf("quota refusal %v, want %v", errors.Is(err, ErrQuota), tt.quota)
+			if errors.Is(err, scheduler.ErrQuota) != tt.quota {
+				t.Errorf("quota refusal %v, want %v", errors.Is(err, scheduler.ErrQuota), tt.quota)
 			}
 			if tt.stderr != "" && se.Msg != tt.stderr {
 				t.Errorf("message %q, want sbatch's stderr %q", se.Msg, tt.stderr)
@@ -367,14 +368,14 @@ func TestSubmitErrors(t *testing.T) {
 
 func TestSubmitRejectsBadRequests(t *testing.T) {
 	s, f := newFakeSLURM(t, func([]string) (string, string, error) { return "1", "", nil })
-	for _, req := range []JobRequest{
+	for _, req := range []scheduler.JobRequest{
 		{},
 		{Script: "/j.sh", Env: map[string]string{"A=B": "1"}},
 		{Script: "/j.sh", Env: map[string]string{"": "1"}},
 		{Script: "/j.sh", Env: map[string]string{"A": "x\x00y"}},
 	} {
-		if _, err := s.Submit(context.Background(), req); !errors.Is(err, ErrPermanent) {
-			t.Errorf("Submit(%+v) = %v, want ErrPermanent", req, err)
+		if _, err := s.Submit(context.Background(), req); !errors.Is(err, scheduler.ErrPermanent) {
+			t.Errorf("Submit(%+v) = %v, want scheduler.ErrPermanent", req, err)
 		}
 	}
 	if len(f.calls) != 0 {
@@ -443,7 +444,7 @@ func TestFindByName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].ID != "7" || got[0].State != Running || got[1].ID != "8" {
+	if len(got) != 2 || got[0].ID != "7" || got[0].State != scheduler.Running || got[1].ID != "8" {
 		t.Errorf("got %+v, want 7 (its last row, RUNNING) then 8", got)
 	}
 	want := []string{"sacct", "-X", "-P", "-n", "-S", "2026-11-27T01:00:00", "--name", "run1-a", "-o", sacctFields}
@@ -479,7 +480,7 @@ env > "`+record+`.env"
 echo "77;cluster"
 `)
 	s := New(Options{Sbatch: sbatch, Conf: "/x/slurm.conf"})
-	id, err := s.Submit(context.Background(), JobRequest{Name: "a b;c", Script: "/j.sh", Env: map[string]string{"JOB_VAR": "$(x)"}})
+	id, err := s.Submit(context.Background(), scheduler.JobRequest{Name: "a b;c", Script: "/j.sh", Env: map[string]string{"JOB_VAR": "$(x)"}})
 	if err != nil || id != "77" {
 		t.Fatalf("Submit = %q, %v", id, err)
 	}
@@ -529,8 +530,8 @@ func TestExecTimeoutIsTransient(t *testing.T) {
 	sacct := writeFakeCommand(t, dir, "sacct", "exec sleep 30\n")
 	s := New(Options{Sbatch: sbatch, Sacct: sacct, Timeout: 200 * time.Millisecond})
 	start := time.Now()
-	_, err := s.Submit(context.Background(), JobRequest{Script: "/j.sh"})
-	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "timed out") {
+	_, err := s.Submit(context.Background(), scheduler.JobRequest{Script: "/j.sh"})
+	if !errors.Is(err, scheduler.ErrTransient) || !strings.Contains(err.Error(), "timed out") {
 		t.Errorf("hung sbatch: %v, want a transient timeout", err)
 	}
 	if _, err := s.Status(context.Background(), time.Now(), []string{"1"}); !errors.Is(err, context.DeadlineExceeded) {
@@ -543,8 +544,8 @@ func TestExecTimeoutIsTransient(t *testing.T) {
 
 func TestExecMissingBinary(t *testing.T) {
 	s := New(Options{Sbatch: filepath.Join(t.TempDir(), "no-sbatch")})
-	if _, err := s.Submit(context.Background(), JobRequest{Script: "/j.sh"}); !errors.Is(err, ErrPermanent) {
-		t.Errorf("missing sbatch: %v, want ErrPermanent", err)
+	if _, err := s.Submit(context.Background(), scheduler.JobRequest{Script: "/j.sh"}); !errors.Is(err, scheduler.ErrPermanent) {
+		t.Errorf("missing sbatch: %v, want scheduler.ErrPermanent", err)
 	}
 	if c := s.Calls(); c["sbatch"] != 1 {
 		t.Errorf("Calls() = %v", c)
@@ -555,7 +556,7 @@ func FuzzParseSacct(f *testing.F) {
 	f.Add("101|101|CANCELLED by 0|0:15|2026-11-27T01:00:00|Unknown|None|1-02:03:04|vm|None|1|a|b\n")
 	f.Add("207|200_7|TIMEOUT|0:0|||00:01:20.5|||arr")
 	f.Fuzz(func(t *testing.T, out string) {
-		_ = parseSacct([]byte(out), func(st JobStatus, jobID string) {
+		_ = parseSacct([]byte(out), func(st scheduler.JobStatus, jobID string) {
 			if !validJobID(st.ID) || st.State == "" {
 				t.Fatalf("row with id %q state %q", st.ID, st.State)
 			}
@@ -585,20 +586,20 @@ func BenchmarkStatusParse1000(b *testing.B) {
 }
 
 func TestFinalStateWithPartialNodeListIsStillCompleting(t *testing.T) {
-	var got []JobStatus
+	var got []scheduler.JobStatus
 	out := "5|5|COMPLETED|0:0||||00:00:03|node3|None|2|j\n" +
 		"6|6|COMPLETED|0:0||||00:00:03|node[3-4]|None|2|j\n" +
 		"7|7|FAILED|1:0||||00:00:03|gb200-[001-004,007],login1|None|6|j\n"
-	if err := parseSacct([]byte(out), func(st JobStatus, _ string) { got = append(got, st) }); err != nil {
+	if err := parseSacct([]byte(out), func(st scheduler.JobStatus, _ string) { got = append(got, st) }); err != nil {
 		t.Fatal(err)
 	}
-	if got[0].State != Completing || !strings.Contains(got[0].Detail, "accounting incomplete") {
+	if got[0].State != scheduler.Completing || !strings.Contains(got[0].Detail, "accounting incomplete") {
 		t.Errorf("2-node job with one host listed: %+v, want COMPLETING", got[0])
 	}
-	if got[1].State != Completed || got[1].NodeList != "node[3-4]" {
+	if got[1].State != scheduler.Completed || got[1].NodeList != "node[3-4]" {
 		t.Errorf("2-node job with both hosts: %+v", got[1])
 	}
-	if got[2].State != Failed {
+	if got[2].State != scheduler.Failed {
 		t.Errorf("6-node job with 6 hosts: %+v", got[2])
 	}
 	for list, want := range map[string]int{"": 0, "vm": 1, "node[1-4]": 4, "a[1-2,5],b": 4, "r[1-2]n[1-3]": 6} {
@@ -614,7 +615,7 @@ func TestSecretEnv(t *testing.T) {
 		"DISAGGBENCH_NATS_SUBMITTER_PASSWORD": true, "DISAGGBENCH_TOKEN": true, "DISAGGBENCH_API_KEY": true,
 		"DISAGGBENCH_SCHEDULER": false, "DISAGGBENCH_EMU_SEED": false, "HF_TOKEN": false, "PATH": false, "NATSX": false,
 	} {
-		if got := SecretEnv(name); got != secret {
+		if got := scheduler.SecretEnv(name); got != secret {
 			t.Errorf("SecretEnv(%s) = %v, want %v", name, got, secret)
 		}
 	}

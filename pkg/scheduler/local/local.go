@@ -1,4 +1,7 @@
-package slurm
+// Package local is a scheduler.Scheduler for one machine: each job script runs as a
+// child process with the variables a SLURM job sees, its record kept in files so that any
+// process can query or cancel it.
+package local
 
 import (
 	"bytes"
@@ -6,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -32,8 +36,8 @@ import (
 // finished by anyone: the next Status or FindByName marks it NODE_FAIL (as SLURM does for
 // a job whose node died) and kills what is left of its process group.
 
-// LocalOptions configures the local scheduler. The zero value is usable.
-type LocalOptions struct {
+// Options configures the local scheduler. The zero value is usable.
+type Options struct {
 	// MaxParallel caps how many of this instance's jobs run at once; the others wait
 	// PENDING with reason "Resources". 0 means no cap.
 	MaxParallel int
@@ -47,9 +51,9 @@ type LocalOptions struct {
 }
 
 // Local is the Scheduler that runs jobs on this machine.
-type Local struct {
+type Scheduler struct {
 	dir  string
-	opts LocalOptions
+	opts Options
 	self localProc // this process: every job it starts names it as supervisor
 	uid  string
 
@@ -61,12 +65,12 @@ type Local struct {
 	lockSem chan struct{}        // holds one token while this instance holds the state lock
 }
 
-var _ Scheduler = (*Local)(nil)
+var _ scheduler.Scheduler = (*Scheduler)(nil)
 
 // localJob is a job this instance supervises.
 type localJob struct {
 	id     string
-	req    JobRequest
+	req    scheduler.JobRequest
 	cancel chan struct{} // signalled (buffered) when a cancel was recorded
 }
 
@@ -98,9 +102,9 @@ type localRecord struct {
 	CancelBy string `json:"cancel_by,omitempty"`
 }
 
-// NewLocal returns a local scheduler keeping its state under stateDir (created if
+// New returns a local scheduler keeping its state under stateDir (created if
 // missing). Several instances, in one process or several, may share a stateDir.
-func NewLocal(stateDir string, opts LocalOptions) (*Local, error) {
+func New(stateDir string, opts Options) (*Scheduler, error) {
 	if stateDir == "" {
 		return nil, errors.New("local scheduler: empty state folder")
 	}
@@ -121,7 +125,7 @@ func NewLocal(stateDir string, opts LocalOptions) (*Local, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	pid := os.Getpid()
-	return &Local{
+	return &Scheduler{
 		dir:     dir,
 		opts:    opts,
 		self:    localProc{pid, localProcStart(pid)},
@@ -132,35 +136,35 @@ func NewLocal(stateDir string, opts LocalOptions) (*Local, error) {
 }
 
 // Name is "local".
-func (l *Local) Name() string { return "local" }
+func (l *Scheduler) Name() string { return "local" }
 
 // Submit records the job and starts it (or queues it when MaxParallel jobs run). The job
 // runs until it ends, is cancelled or exceeds its time limit, whatever happens to ctx,
 // which only bounds the submission itself.
-func (l *Local) Submit(ctx context.Context, req JobRequest) (string, error) {
+func (l *Scheduler) Submit(ctx context.Context, req scheduler.JobRequest) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	if req.Script == "" {
-		return "", &SubmitError{Kind: ErrPermanent, Msg: "local: no job script"}
+		return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: "local: no job script"}
 	}
 	if st, err := os.Stat(req.Script); err != nil || st.IsDir() {
 		msg := fmt.Sprintf("local: job script %s is not a file", req.Script)
 		if err != nil {
 			msg = "local: " + err.Error()
 		}
-		return "", &SubmitError{Kind: ErrPermanent, Msg: msg}
+		return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: msg}
 	}
 	for k, v := range req.Env {
-		if err := CheckJobEnv(k, v); err != nil {
-			return "", &SubmitError{Kind: ErrPermanent, Msg: "local: " + err.Error()}
+		if err := scheduler.CheckJobEnv(k, v); err != nil {
+			return "", &scheduler.SubmitError{Kind: scheduler.ErrPermanent, Msg: "local: " + err.Error()}
 		}
 	}
 	l.mu.Lock()
 	closed := l.closed
 	l.mu.Unlock()
 	if closed {
-		return "", &SubmitError{Kind: ErrTransient, Msg: "local: scheduler closed"}
+		return "", &scheduler.SubmitError{Kind: scheduler.ErrTransient, Msg: "local: scheduler closed"}
 	}
 
 	var rec localRecord
@@ -171,7 +175,7 @@ func (l *Local) Submit(ctx context.Context, req JobRequest) (string, error) {
 		}
 		rec = localRecord{
 			ID: id, Name: req.Name, Comment: req.Comment,
-			State: Pending, Detail: Pending,
+			State: scheduler.Pending, Detail: scheduler.Pending,
 			Submit:     time.Now().UTC(),
 			TimeLimit:  req.TimeLimit,
 			Output:     localExpand(localLogPath(req.Output, req, l.dir, "out"), id, req.Name),
@@ -181,7 +185,7 @@ func (l *Local) Submit(ctx context.Context, req JobRequest) (string, error) {
 		return l.writeLocked(&rec)
 	})
 	if err != nil {
-		return "", &SubmitError{Kind: ErrTransient, Msg: err.Error()}
+		return "", &scheduler.SubmitError{Kind: scheduler.ErrTransient, Msg: err.Error()}
 	}
 
 	job := &localJob{id: rec.ID, req: req, cancel: make(chan struct{}, 1)}
@@ -200,7 +204,7 @@ func (l *Local) Submit(ctx context.Context, req JobRequest) (string, error) {
 		l.queue = append(l.queue, job)
 		l.mu.Unlock()
 		_ = l.update(context.Background(), rec.ID, func(r *localRecord) bool {
-			if r.State != Pending {
+			if r.State != scheduler.Pending {
 				return false
 			}
 			r.Reason = "Resources"
@@ -211,14 +215,14 @@ func (l *Local) Submit(ctx context.Context, req JobRequest) (string, error) {
 }
 
 // run supervises one job, then hands its slot to the next queued job.
-func (l *Local) run(job *localJob) {
+func (l *Scheduler) run(job *localJob) {
 	defer l.wg.Done()
 	defer l.next(job)
 	l.supervise(job)
 }
 
 // next frees a finished job's slot and starts queued jobs while slots are free.
-func (l *Local) next(done *localJob) {
+func (l *Scheduler) next(done *localJob) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.running, done.id)
@@ -233,7 +237,7 @@ func (l *Local) next(done *localJob) {
 
 // supervise starts the job's process, enforces its time limit and cancellation, and
 // records how it ended.
-func (l *Local) supervise(job *localJob) {
+func (l *Scheduler) supervise(job *localJob) {
 	ctx := context.Background() // a job's records must be written whatever its submitter does
 	req := job.req
 	var cmd *exec.Cmd
@@ -245,7 +249,7 @@ func (l *Local) supervise(job *localJob) {
 	}()
 	var rec localRecord
 	err := l.update(ctx, job.id, func(r *localRecord) bool {
-		if r.State != Pending {
+		if r.State != scheduler.Pending {
 			return false // cancelled while queued
 		}
 		r.Start = time.Now().UTC()
@@ -257,11 +261,11 @@ func (l *Local) supervise(job *localJob) {
 		}
 		if err != nil {
 			cmd = nil
-			r.State, r.Detail, r.ExitCode, r.End = Failed, Failed, 1, r.Start
+			r.State, r.Detail, r.ExitCode, r.End = scheduler.Failed, scheduler.Failed, 1, r.Start
 			r.Reason = "cannot start the job: " + err.Error()
 			l.opts.Logger.Error("local job failed to start", "job", r.ID, "name", r.Name, "err", err)
 		} else {
-			r.State, r.Detail, r.NodeList = Running, Running, "localhost"
+			r.State, r.Detail, r.NodeList = scheduler.Running, scheduler.Running, "localhost"
 			r.Pid, r.PidStart = cmd.Process.Pid, localProcStart(cmd.Process.Pid)
 			l.opts.Logger.Info("local job started", "job", r.ID, "name", r.Name, "pid", r.Pid)
 		}
@@ -297,7 +301,7 @@ func (l *Local) supervise(job *localJob) {
 
 // command builds the job's process: the shell running the script with its arguments in
 // its own process group, its working folder, output files and environment.
-func (l *Local) command(r *localRecord, req JobRequest) (*exec.Cmd, []*os.File, error) {
+func (l *Scheduler) command(r *localRecord, req scheduler.JobRequest) (*exec.Cmd, []*os.File, error) {
 	var files []*os.File
 	open := func(path string) (*os.File, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -330,8 +334,8 @@ func (l *Local) command(r *localRecord, req JobRequest) (*exec.Cmd, []*os.File, 
 
 // environ is the job's environment: this process's without its secrets and the
 // request's (JobEnviron), then the variables SLURM sets for a batch job (which win).
-func (l *Local) environ(r *localRecord, req JobRequest) []string {
-	env := JobEnviron(os.Environ(), req.Env)
+func (l *Scheduler) environ(r *localRecord, req scheduler.JobRequest) []string {
+	env := scheduler.JobEnviron(os.Environ(), req.Env)
 	nodes, ntasks := max(req.Nodes, 1), req.NTasks
 	if ntasks <= 0 {
 		ntasks = max(req.PerNode, 1) * nodes
@@ -374,8 +378,8 @@ func (l *Local) environ(r *localRecord, req JobRequest) []string {
 
 // Status returns the recorded state of each known job; unknown ids are absent. since is
 // not needed: local jobs are looked up by id.
-func (l *Local) Status(ctx context.Context, since time.Time, ids []string) (map[string]JobStatus, error) {
-	out := make(map[string]JobStatus, len(ids))
+func (l *Scheduler) Status(ctx context.Context, since time.Time, ids []string) (map[string]scheduler.JobStatus, error) {
+	out := make(map[string]scheduler.JobStatus, len(ids))
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -399,7 +403,7 @@ func (l *Local) Status(ctx context.Context, since time.Time, ids []string) (map[
 
 // FindByName returns the jobs named name submitted at or after since (all when since is
 // zero), in id order.
-func (l *Local) FindByName(ctx context.Context, since time.Time, name string) ([]JobStatus, error) {
+func (l *Scheduler) FindByName(ctx context.Context, since time.Time, name string) ([]scheduler.JobStatus, error) {
 	entries, err := os.ReadDir(filepath.Join(l.dir, "jobs"))
 	if err != nil {
 		return nil, fmt.Errorf("local scheduler: %w", err)
@@ -415,7 +419,7 @@ func (l *Local) FindByName(ctx context.Context, since time.Time, name string) ([
 		}
 	}
 	sort.Ints(ids)
-	var out []JobStatus
+	var out []scheduler.JobStatus
 	for _, n := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -437,7 +441,7 @@ func (l *Local) FindByName(ctx context.Context, since time.Time, name string) ([
 }
 
 // Comment returns the comment the job was submitted with.
-func (l *Local) Comment(ctx context.Context, id string) (string, error) {
+func (l *Scheduler) Comment(ctx context.Context, id string) (string, error) {
 	rec, ok, err := l.read(id)
 	if err != nil {
 		return "", err
@@ -451,7 +455,7 @@ func (l *Local) Comment(ctx context.Context, id string) (string, error) {
 // Cancel stops a job: a pending job is cancelled at once; a running one gets SIGTERM on
 // its process group and SIGKILL after KillGrace, and ends CANCELLED. Cancelling a finished
 // job does nothing. Any instance sharing the state folder may cancel any job.
-func (l *Local) Cancel(ctx context.Context, id string) error {
+func (l *Scheduler) Cancel(ctx context.Context, id string) error {
 	rec, ok, err := l.read(id)
 	if err != nil {
 		return err
@@ -459,17 +463,17 @@ func (l *Local) Cancel(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("local scheduler: cancel %s: %w", id, errLocalUnknownJob)
 	}
-	if IsTerminal(rec.State) {
+	if scheduler.IsTerminal(rec.State) {
 		return nil
 	}
 	var signal bool
 	err = l.update(ctx, id, func(r *localRecord) bool {
 		switch {
-		case IsTerminal(r.State) || r.CancelBy != "":
+		case scheduler.IsTerminal(r.State) || r.CancelBy != "":
 			return false
-		case r.State == Pending:
+		case r.State == scheduler.Pending:
 			r.CancelBy = l.uid
-			r.State, r.Detail, r.End = Cancelled, Cancelled+" by "+l.uid, time.Now().UTC()
+			r.State, r.Detail, r.End = scheduler.Cancelled, scheduler.Cancelled+" by "+l.uid, time.Now().UTC()
 			r.Reason = ""
 		default:
 			r.CancelBy = l.uid
@@ -519,7 +523,7 @@ var errLocalUnknownJob = errors.New("unknown job")
 
 // Close stops starting jobs: queued jobs are cancelled, and Close waits for the running
 // ones (and pending kill timers) to end. Cancel running jobs first to end them early.
-func (l *Local) Close() error {
+func (l *Scheduler) Close() error {
 	l.mu.Lock()
 	l.closed = true
 	queued := l.queue
@@ -533,25 +537,25 @@ func (l *Local) Close() error {
 }
 
 // cancelPending records a job that never started as cancelled.
-func (l *Local) cancelPending(id, reason string) {
+func (l *Scheduler) cancelPending(id, reason string) {
 	_ = l.update(context.Background(), id, func(r *localRecord) bool {
-		if r.State != Pending {
+		if r.State != scheduler.Pending {
 			return false
 		}
 		r.CancelBy = l.uid
-		r.State, r.Detail, r.End, r.Reason = Cancelled, Cancelled+" by "+l.uid, time.Now().UTC(), reason
+		r.State, r.Detail, r.End, r.Reason = scheduler.Cancelled, scheduler.Cancelled+" by "+l.uid, time.Now().UTC(), reason
 		return true
 	})
 }
 
 // reap ends a job whose supervisor is gone: it can no longer be finished by anyone. It is
 // recorded NODE_FAIL (CANCELLED if a cancel was asked) and its process group is killed.
-func (l *Local) reap(ctx context.Context, rec localRecord) (localRecord, error) {
-	if IsTerminal(rec.State) || (localProc{rec.Supervisor, rec.SupervisorStart}).alive() {
+func (l *Scheduler) reap(ctx context.Context, rec localRecord) (localRecord, error) {
+	if scheduler.IsTerminal(rec.State) || (localProc{rec.Supervisor, rec.SupervisorStart}).alive() {
 		return rec, nil
 	}
 	err := l.update(ctx, rec.ID, func(r *localRecord) bool {
-		if IsTerminal(r.State) || (localProc{r.Supervisor, r.SupervisorStart}).alive() {
+		if scheduler.IsTerminal(r.State) || (localProc{r.Supervisor, r.SupervisorStart}).alive() {
 			rec = *r
 			return false
 		}
@@ -560,9 +564,9 @@ func (l *Local) reap(ctx context.Context, rec localRecord) (localRecord, error) 
 		}
 		r.End = time.Now().UTC()
 		if r.CancelBy != "" {
-			r.State, r.Detail = Cancelled, Cancelled+" by "+r.CancelBy
+			r.State, r.Detail = scheduler.Cancelled, scheduler.Cancelled+" by "+r.CancelBy
 		} else {
-			r.State, r.Detail = NodeFail, NodeFail
+			r.State, r.Detail = scheduler.NodeFail, scheduler.NodeFail
 		}
 		r.Reason = fmt.Sprintf("supervising process %d is gone; the job's end was never recorded", r.Supervisor)
 		rec = *r
@@ -571,8 +575,8 @@ func (l *Local) reap(ctx context.Context, rec localRecord) (localRecord, error) 
 	return rec, err
 }
 
-func (r localRecord) status() JobStatus {
-	s := JobStatus{
+func (r localRecord) status() scheduler.JobStatus {
+	s := scheduler.JobStatus{
 		ID: r.ID, State: r.State, Detail: r.Detail, Reason: r.Reason,
 		ExitCode: r.ExitCode, Signal: r.Signal,
 		Submit: r.Submit, Start: r.Start, End: r.End,
@@ -589,7 +593,7 @@ func (r localRecord) status() JobStatus {
 }
 
 // read returns a job's record; ok is false when there is none.
-func (l *Local) read(id string) (localRecord, bool, error) {
+func (l *Scheduler) read(id string) (localRecord, bool, error) {
 	var rec localRecord
 	if !localValidID(id) {
 		return rec, false, nil
@@ -609,7 +613,7 @@ func (l *Local) read(id string) (localRecord, bool, error) {
 
 // update applies fn to a job's record under the state lock and writes it back when fn
 // returns true.
-func (l *Local) update(ctx context.Context, id string, fn func(*localRecord) bool) error {
+func (l *Scheduler) update(ctx context.Context, id string, fn func(*localRecord) bool) error {
 	return l.locked(ctx, func() error {
 		rec, ok, err := l.read(id)
 		if err != nil {
@@ -626,7 +630,7 @@ func (l *Local) update(ctx context.Context, id string, fn func(*localRecord) boo
 }
 
 // writeLocked replaces a job's record atomically. The caller holds the state lock.
-func (l *Local) writeLocked(rec *localRecord) error {
+func (l *Scheduler) writeLocked(rec *localRecord) error {
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
@@ -635,7 +639,7 @@ func (l *Local) writeLocked(rec *localRecord) error {
 }
 
 // nextIDLocked takes the next job id. The caller holds the state lock.
-func (l *Local) nextIDLocked() (string, error) {
+func (l *Scheduler) nextIDLocked() (string, error) {
 	path := filepath.Join(l.dir, "next_id")
 	next := 0
 	data, err := os.ReadFile(path)
@@ -667,7 +671,7 @@ func (l *Local) nextIDLocked() (string, error) {
 // locked runs fn holding the state folder's exclusive lock, waiting for it as long as
 // ctx allows. Goroutines of one instance queue on a mutex first, so the file lock is only
 // contended between instances.
-func (l *Local) locked(ctx context.Context, fn func() error) error {
+func (l *Scheduler) locked(ctx context.Context, fn func() error) error {
 	select { // a buffered channel as a mutex that a waiter can give up on
 	case l.lockSem <- struct{}{}:
 	case <-ctx.Done():
@@ -722,7 +726,7 @@ func localFlock(ctx context.Context, f *os.File) error {
 	}
 }
 
-func (l *Local) recordPath(id string) string {
+func (l *Scheduler) recordPath(id string) string {
 	return filepath.Join(l.dir, "jobs", id+".json")
 }
 
@@ -735,7 +739,7 @@ func localValidID(id string) bool {
 
 // localLogPath is the job's output or error path before %-expansion: the request's, or
 // slurm-%j.<ext> in the log folder (else the working folder, else the state folder).
-func localLogPath(p string, req JobRequest, stateDir, ext string) string {
+func localLogPath(p string, req scheduler.JobRequest, stateDir, ext string) string {
 	if p != "" {
 		return p
 	}
@@ -858,7 +862,7 @@ func localFirst(s ...string) string {
 
 // wait waits for a started job's script to end, stopping it (SIGTERM, then SIGKILL after
 // the grace) at its time limit or when cancelled; it reports a time-out.
-func (l *Local) wait(job *localJob, cmd *exec.Cmd, rec localRecord) bool {
+func (l *Scheduler) wait(job *localJob, cmd *exec.Cmd, rec localRecord) bool {
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
@@ -913,19 +917,19 @@ func ended(r *localRecord, ws syscall.WaitStatus, timedOut bool) {
 	}
 	switch {
 	case r.CancelBy != "":
-		r.State, r.Detail = Cancelled, Cancelled+" by "+r.CancelBy
+		r.State, r.Detail = scheduler.Cancelled, scheduler.Cancelled+" by "+r.CancelBy
 	case timedOut:
-		r.State, r.Detail = Timeout, Timeout
+		r.State, r.Detail = scheduler.Timeout, scheduler.Timeout
 		r.Reason = fmt.Sprintf("time limit of %s exceeded", r.TimeLimit)
 	case r.Signal == 0 && r.ExitCode == 0:
-		r.State, r.Detail = Completed, Completed
+		r.State, r.Detail = scheduler.Completed, scheduler.Completed
 	default:
-		r.State, r.Detail = Failed, Failed
+		r.State, r.Detail = scheduler.Failed, scheduler.Failed
 	}
 }
 
 // escalate sends SIGKILL to a cancelled job's group that is still alive after the grace.
-func (l *Local) escalate(p localProc) {
+func (l *Scheduler) escalate(p localProc) {
 	t := time.NewTimer(l.opts.KillGrace)
 	defer t.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)

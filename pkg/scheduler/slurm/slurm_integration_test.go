@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/scheduler"
+	"github.com/disaggbench/disaggbench/pkg/scheduler/schedulertest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +52,7 @@ func realSkipOrFail(t *testing.T, format string, args ...any) {
 }
 
 // realSLURM returns a SLURM scheduler for the reachable cluster or skips the test.
-func realSLURM(t *testing.T) *SLURM {
+func realSLURM(t *testing.T) *Scheduler {
 	t.Helper()
 	if testing.Short() && !realRequired() {
 		t.Skip("integration test skipped with -short")
@@ -85,29 +87,8 @@ func realFileExists(p string) bool {
 	return err == nil
 }
 
-// realJobScript writes a job script: wait for the file $4 when given, sleep $1 seconds,
-// touch $3 when given, exit $2.
-func realJobScript(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "job.sh")
-	body := `#!/bin/bash
-echo "job $SLURM_JOB_ID on $(hostname)"
-if [ -n "$4" ]; then
-	for _ in $(seq 1 1500); do [ -e "$4" ] && break; sleep 0.2; done
-fi
-sleep "$1"
-if [ -n "$3" ]; then touch "$3"; fi
-echo finished
-exit "$2"
-`
-	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func realJobRequest(t *testing.T, script, name string, sleep, exit int, extra ...string) JobRequest {
-	return JobRequest{
+func realJobRequest(t *testing.T, script, name string, sleep, exit int, extra ...string) scheduler.JobRequest {
+	return scheduler.JobRequest{
 		Name:      name,
 		Comment:   "disaggbench integration test " + t.Name(),
 		Script:    script,
@@ -124,7 +105,7 @@ func realName(prefix string) string {
 
 // realSubmit retries transient failures, as the submitter does (another test may have the
 // controller stopped for a while).
-func realSubmit(t *testing.T, s *SLURM, req JobRequest) string {
+func realSubmit(t *testing.T, s *Scheduler, req scheduler.JobRequest) string {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -132,7 +113,7 @@ func realSubmit(t *testing.T, s *SLURM, req JobRequest) string {
 		if err == nil {
 			return id
 		}
-		if !errors.Is(err, ErrTransient) || time.Now().After(deadline) {
+		if !errors.Is(err, scheduler.ErrTransient) || time.Now().After(deadline) {
 			t.Fatalf("submit %s: %v", req.Name, err)
 		}
 		t.Logf("submit %s: %v; retrying", req.Name, err)
@@ -140,7 +121,7 @@ func realSubmit(t *testing.T, s *SLURM, req JobRequest) string {
 	}
 }
 
-func realCancel(t *testing.T, s *SLURM, id string) {
+func realCancel(t *testing.T, s *Scheduler, id string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -157,21 +138,21 @@ func realCancel(t *testing.T, s *SLURM, id string) {
 
 // realWait polls Status every half second until done says so, tolerating failed calls
 // (they are logged). check sees every answer and may fail the test.
-func realWait(t *testing.T, s *SLURM, since time.Time, ids []string, timeout time.Duration,
-	check func(map[string]JobStatus), done func(map[string]JobStatus) bool,
-) map[string]JobStatus {
+func realWait(t *testing.T, s *Scheduler, since time.Time, ids []string, timeout time.Duration,
+	check func(map[string]scheduler.JobStatus), done func(map[string]scheduler.JobStatus) bool,
+) map[string]scheduler.JobStatus {
 	t.Helper()
 	got, _ := realWaitCounting(t, s, since, ids, timeout, check, done)
 	return got
 }
 
 // realWaitCounting is realWait that also returns how many Status calls it made.
-func realWaitCounting(t *testing.T, s *SLURM, since time.Time, ids []string, timeout time.Duration,
-	check func(map[string]JobStatus), done func(map[string]JobStatus) bool,
-) (map[string]JobStatus, int64) {
+func realWaitCounting(t *testing.T, s *Scheduler, since time.Time, ids []string, timeout time.Duration,
+	check func(map[string]scheduler.JobStatus), done func(map[string]scheduler.JobStatus) bool,
+) (map[string]scheduler.JobStatus, int64) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last map[string]JobStatus
+	var last map[string]scheduler.JobStatus
 	var calls int64
 	for {
 		calls++
@@ -195,10 +176,10 @@ func realWaitCounting(t *testing.T, s *SLURM, since time.Time, ids []string, tim
 	}
 }
 
-func realAllTerminal(ids []string) func(map[string]JobStatus) bool {
-	return func(m map[string]JobStatus) bool {
+func realAllTerminal(ids []string) func(map[string]scheduler.JobStatus) bool {
+	return func(m map[string]scheduler.JobStatus) bool {
 		for _, id := range ids {
-			if st, ok := m[id]; !ok || !IsTerminal(st.State) {
+			if st, ok := m[id]; !ok || !scheduler.IsTerminal(st.State) {
 				return false
 			}
 		}
@@ -206,8 +187,8 @@ func realAllTerminal(ids []string) func(map[string]JobStatus) bool {
 	}
 }
 
-func realAllIn(state string, ids []string) func(map[string]JobStatus) bool {
-	return func(m map[string]JobStatus) bool {
+func realAllIn(state string, ids []string) func(map[string]scheduler.JobStatus) bool {
+	return func(m map[string]scheduler.JobStatus) bool {
 		for _, id := range ids {
 			if m[id].State != state {
 				return false
@@ -222,11 +203,11 @@ func TestIntegrationTimeout(t *testing.T) {
 	t.Parallel()
 	s := realSLURM(t)
 	since := time.Now().Add(-5 * time.Second)
-	req := realJobRequest(t, realJobScript(t), realName("timeout"), 600, 0)
+	req := realJobRequest(t, schedulertest.JobScript(t), realName("timeout"), 600, 0)
 	req.TimeLimit = time.Minute
 	id := realSubmit(t, s, req)
 	got := realWait(t, s, since, []string{id}, 4*time.Minute, nil, realAllTerminal([]string{id}))[id]
-	if got.State != Timeout {
+	if got.State != scheduler.Timeout {
 		t.Fatalf("job with a one-minute limit ended %+v, want TIMEOUT", got)
 	}
 	// SLURM kills it 60 to 90 s in; a controller restart by another test may delay that.
@@ -240,14 +221,14 @@ func TestIntegrationCompletedFailedCancelled(t *testing.T) {
 	t.Parallel()
 	s := realSLURM(t)
 	since := time.Now().Add(-5 * time.Second)
-	script := realJobScript(t)
+	script := schedulertest.JobScript(t)
 	okReq := realJobRequest(t, script, realName("ok"), 1, 0)
 	failReq := realJobRequest(t, script, realName("fail"), 1, 3)
 	longReq := realJobRequest(t, script, realName("long"), 600, 0)
 	okID, failID, longID := realSubmit(t, s, okReq), realSubmit(t, s, failReq), realSubmit(t, s, longReq)
 	ids := []string{okID, failID, longID}
 
-	realWait(t, s, since, []string{longID}, 2*time.Minute, nil, realAllIn(Running, []string{longID}))
+	realWait(t, s, since, []string{longID}, 2*time.Minute, nil, realAllIn(scheduler.Running, []string{longID}))
 	if r, err := s.PendingReasons(context.Background(), ids); err == nil && r[longID] != "" {
 		t.Errorf("running job %s has a pending reason %q", longID, r[longID])
 	}
@@ -255,14 +236,14 @@ func TestIntegrationCompletedFailedCancelled(t *testing.T) {
 
 	got := realWait(t, s, since, ids, 2*time.Minute, nil, realAllTerminal(ids))
 	ok, fail, long := got[okID], got[failID], got[longID]
-	if ok.State != Completed || ok.ExitCode != 0 || ok.Name != okReq.Name || ok.NodeList == "" ||
+	if ok.State != scheduler.Completed || ok.ExitCode != 0 || ok.Name != okReq.Name || ok.NodeList == "" ||
 		ok.Start.IsZero() || ok.End.Before(ok.Start) || ok.Submit.Before(since) {
 		t.Errorf("completed job: %+v", ok)
 	}
-	if fail.State != Failed || fail.ExitCode != 3 || fail.Signal != 0 {
+	if fail.State != scheduler.Failed || fail.ExitCode != 3 || fail.Signal != 0 {
 		t.Errorf("failed job: %+v, want FAILED with exit code 3", fail)
 	}
-	if long.State != Cancelled || !strings.HasPrefix(long.Detail, "CANCELLED by ") {
+	if long.State != scheduler.Cancelled || !strings.HasPrefix(long.Detail, "CANCELLED by ") {
 		t.Errorf("cancelled job: %+v, want CANCELLED by <uid>", long)
 	}
 	out, err := os.ReadFile(filepath.Join(okReq.LogDir, "slurm-"+okID+".out"))
@@ -278,14 +259,14 @@ func TestIntegrationTwelveJobs(t *testing.T) {
 	t.Parallel()
 	s := realSLURM(t)
 	since := time.Now().Add(-5 * time.Second)
-	script := realJobScript(t)
+	script := schedulertest.JobScript(t)
 	var ids []string
 	for i := range 12 {
 		ids = append(ids, realSubmit(t, s, realJobRequest(t, script, realName(fmt.Sprintf("twelve%02d", i)), 1+i%3, 0)))
 	}
 	got, polls := realWaitCounting(t, s, since, ids, 3*time.Minute, nil, realAllTerminal(ids))
 	for _, id := range ids {
-		if got[id].State != Completed {
+		if got[id].State != scheduler.Completed {
 			t.Errorf("job %s: %+v", id, got[id])
 		}
 	}
@@ -300,7 +281,7 @@ func TestIntegrationFindByName(t *testing.T) {
 	t.Parallel()
 	s := realSLURM(t)
 	since := time.Now().Add(-5 * time.Second)
-	script := realJobScript(t)
+	script := schedulertest.JobScript(t)
 	name := realName("findme")
 	want := []string{realSubmit(t, s, realJobRequest(t, script, name, 1, 0)), realSubmit(t, s, realJobRequest(t, script, name, 1, 0))}
 	other := realSubmit(t, s, realJobRequest(t, script, realName("other"), 1, 0))
@@ -338,7 +319,7 @@ func TestIntegrationHeldJobs(t *testing.T) {
 	defer controllerOutage.RUnlock()
 	const n = 200
 	since := time.Now().Add(-5 * time.Second)
-	script := realJobScript(t)
+	script := schedulertest.JobScript(t)
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	t0 := time.Now()
@@ -381,7 +362,7 @@ func TestIntegrationHeldJobs(t *testing.T) {
 			for _, id := range ids {
 				if st, ok := got[id]; ok {
 					visible++
-					if st.State != Pending {
+					if st.State != scheduler.Pending {
 						t.Errorf("held job %s is %+v", id, st)
 					}
 				}
@@ -421,7 +402,7 @@ func TestIntegrationHeldJobs(t *testing.T) {
 }
 
 // realScancelAll cancels many jobs with one scancel and waits until sacct shows them cancelled.
-func realScancelAll(t *testing.T, s *SLURM, since time.Time, ids []string) {
+func realScancelAll(t *testing.T, s *Scheduler, since time.Time, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -433,7 +414,7 @@ func realScancelAll(t *testing.T, s *SLURM, since time.Time, ids []string) {
 		t.Errorf("scancel %d jobs: %v: %s", len(ids), err, out)
 		return
 	}
-	realWait(t, s, since, ids, time.Minute, nil, realAllIn(Cancelled, ids))
+	realWait(t, s, since, ids, time.Minute, nil, realAllIn(scheduler.Cancelled, ids))
 }
 
 // TestIntegrationControllerRestart stops slurmctld while jobs run, through the dev
@@ -468,7 +449,7 @@ func TestIntegrationControllerRestart(t *testing.T) {
 	}()
 
 	since := time.Now().Add(-5 * time.Second)
-	script := realJobScript(t)
+	script := schedulertest.JobScript(t)
 	markers := t.TempDir()
 	// long ends after the outage, short during it (each waits for its gate file), later
 	// becomes eligible during it.
@@ -480,12 +461,12 @@ func TestIntegrationControllerRestart(t *testing.T) {
 	later := realJobRequest(t, script, realName("outage-later"), 1, 0, "--begin=now+15")
 	longID, shortID, laterID := realSubmit(t, s, long), realSubmit(t, s, short), realSubmit(t, s, later)
 	ids := []string{longID, shortID, laterID}
-	want := map[string]JobStatus{longID: {State: Completed}, shortID: {State: Failed, ExitCode: 3}, laterID: {State: Completed}}
+	want := map[string]scheduler.JobStatus{longID: {State: scheduler.Completed}, shortID: {State: scheduler.Failed, ExitCode: 3}, laterID: {State: scheduler.Completed}}
 
 	// No answer may ever call a job finished unless it is, in its true final state.
 	var outageAnswers, outageErrors, absent int
 	inOutage := false
-	check := func(m map[string]JobStatus) {
+	check := func(m map[string]scheduler.JobStatus) {
 		if inOutage {
 			outageAnswers++
 		}
@@ -497,7 +478,7 @@ func TestIntegrationControllerRestart(t *testing.T) {
 				}
 				continue
 			}
-			if !IsTerminal(st.State) {
+			if !scheduler.IsTerminal(st.State) {
 				continue
 			}
 			if st.State != want[id].State || st.ExitCode != want[id].ExitCode {
@@ -508,7 +489,7 @@ func TestIntegrationControllerRestart(t *testing.T) {
 			}
 		}
 	}
-	realWait(t, s, since, []string{longID, shortID}, time.Minute, check, realAllIn(Running, []string{longID, shortID}))
+	realWait(t, s, since, []string{longID, shortID}, time.Minute, check, realAllIn(scheduler.Running, []string{longID, shortID}))
 
 	t0 := time.Now()
 	if out, err := exec.Command(stopSh, "slurmctld").CombinedOutput(); err != nil {
@@ -533,7 +514,7 @@ func TestIntegrationControllerRestart(t *testing.T) {
 			outageErrors++
 		} else {
 			check(m)
-			if realFileExists(filepath.Join(markers, "short")) && !IsTerminal(m[shortID].State) {
+			if realFileExists(filepath.Join(markers, "short")) && !scheduler.IsTerminal(m[shortID].State) {
 				staleShort++
 			}
 		}
@@ -545,7 +526,7 @@ func TestIntegrationControllerRestart(t *testing.T) {
 	if _, err := s.PendingReasons(context.Background(), ids); err == nil {
 		t.Error("squeue answered with slurmctld stopped")
 	}
-	if _, err := s.Submit(context.Background(), realJobRequest(t, script, realName("outage-refused"), 1, 0)); !errors.Is(err, ErrTransient) {
+	if _, err := s.Submit(context.Background(), realJobRequest(t, script, realName("outage-refused"), 1, 0)); !errors.Is(err, scheduler.ErrTransient) {
 		t.Errorf("sbatch with slurmctld stopped: %v, want a transient error", err)
 	} else {
 		t.Logf("sbatch with slurmctld stopped: %v", err)
