@@ -285,6 +285,7 @@ func TestIntegrationFindByName(t *testing.T) {
 	name := realName("findme")
 	want := []string{realSubmit(t, s, realJobRequest(t, script, name, 1, 0)), realSubmit(t, s, realJobRequest(t, script, name, 1, 0))}
 	other := realSubmit(t, s, realJobRequest(t, script, realName("other"), 1, 0))
+	slices.Sort(want) // sorted as the ids found are: as strings, "12" before "9"
 	deadline := time.Now().Add(time.Minute)
 	for {
 		found, err := s.FindByName(context.Background(), since, name)
