@@ -11,7 +11,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 )
 
 // TestUnwritableResultsFailTheTestInBoundedTime: with the results folder impossible to
@@ -60,7 +60,7 @@ func TestUnwritableResultsFailTheTestInBoundedTime(t *testing.T) {
 	}
 	start := time.Now()
 	sawProblem := false
-	prog, err := plan.Follow(ctx, b, run, false, func(line string, p *plan.Progress) {
+	prog, err := progress.Follow(ctx, b, run, false, func(line string, p *progress.Progress) {
 		if strings.HasPrefix(line, "PROBLEM "+test) && strings.Contains(line, "results not written") {
 			sawProblem = true
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 )
 
@@ -154,7 +155,7 @@ func TestHostileJobFoldersChangeNoVerdictAndStallNothing(t *testing.T) {
 	start := time.Now()
 	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer fcancel()
-	prog, err := plan.Follow(fctx, b, run, false, nil)
+	prog, err := progress.Follow(fctx, b, run, false, nil)
 	if err != nil {
 		t.Fatalf("the run did not finish: %v", err)
 	}

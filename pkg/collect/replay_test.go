@@ -19,6 +19,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 )
@@ -83,7 +84,7 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 	if err := p.Publish(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	prog, err := plan.Follow(ctx, b, run, false, nil)
+	prog, err := progress.Follow(ctx, b, run, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

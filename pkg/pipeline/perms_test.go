@@ -26,6 +26,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/watch"
@@ -133,7 +134,7 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	}
 	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer fcancel()
-	prog, err := plan.Follow(fctx, planner, run, false, nil)
+	prog, err := progress.Follow(fctx, planner, run, false, nil)
 	if err != nil || prog.Finished == nil || prog.Finished.Tests != 2 {
 		t.Fatalf("the run did not finish under least privilege: %+v, %v", prog, err)
 	}
@@ -151,7 +152,7 @@ func TestStagesWorkWithinAndAreRefusedOutsideTheirPermissions(t *testing.T) {
 	}
 	// A dashboard reads the run, and nothing else.
 	dash := connectAs(t, ctx, url, bus.RoleDashboard, pass[bus.RoleDashboard])
-	if got, err := plan.Follow(ctx, dash, run, true, nil); err != nil || len(got.Tests) != 2 {
+	if got, err := progress.Follow(ctx, dash, run, true, nil); err != nil || len(got.Tests) != 2 {
 		t.Fatalf("dashboard cannot follow the run: %v", err)
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 )
 
@@ -136,7 +137,7 @@ func BenchmarkPipeline(b *testing.B) {
 		// When each stage's last event arrived, from the start: where the time goes.
 		var stage [3]time.Duration
 		var count [3]int
-		prog, err := plan.Follow(ctx, bs, run, false, func(line string, _ *plan.Progress) {
+		prog, err := progress.Follow(ctx, bs, run, false, func(line string, _ *progress.Progress) {
 			k := -1
 			switch {
 			case strings.HasSuffix(line, " submitted"):

@@ -11,7 +11,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
-	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
@@ -93,7 +93,7 @@ func TestSLURMCancel(t *testing.T) {
 	})
 	stages.Stop()
 
-	done, err := plan.Cancel(h.ctx, h.b, h.sched, p.RunID)
+	done, err := progress.Cancel(h.ctx, h.b, h.sched, p.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}

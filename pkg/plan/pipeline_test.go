@@ -18,6 +18,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/local"
@@ -130,7 +131,7 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 	s4 := start()
 	defer s4.Stop()
 
-	prog, err := plan.Follow(ctx, b, p.RunID, false, nil)
+	prog, err := progress.Follow(ctx, b, p.RunID, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-// Package plan is the planner: it selects, resolves, validates and renders a run's tests
-// and publishes the run and its batches; it can then follow the run to its end with
-// progress and a summary, with the other stages in the same process or elsewhere.
+// Package plan prepares a run: it selects, resolves, validates and renders the run's
+// tests, resolves their references, and publishes the run and its batches. Following a
+// run to its end is package progress.
 package plan
 
 import (

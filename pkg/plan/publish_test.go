@@ -15,6 +15,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
@@ -152,10 +153,10 @@ func TestDurationHistoryKeepsTheLatest(t *testing.T) {
 // Event lines and the summary read well: "1 test", no "job  (...)" for a test without a
 // job, and an invalid test's first error rather than its file's path.
 func TestProgressWording(t *testing.T) {
-	if plan.Count(1, "test") != "1 test" || plan.Count(2, "test") != "2 tests" || plan.Count(0, "test") != "0 tests" {
+	if progress.Count(1, "test") != "1 test" || progress.Count(2, "test") != "2 tests" || progress.Count(0, "test") != "0 tests" {
 		t.Error("Count")
 	}
-	p := &plan.Progress{Tests: map[string]*plan.TestProgress{"disagg_perf_x": {State: events.StateInvalid,
+	p := &progress.Progress{Tests: map[string]*progress.TestProgress{"disagg_perf_x": {State: events.StateInvalid,
 		Result: &events.Result{TestID: "disagg_perf_x", State: events.StateInvalid,
 			Reasons: []string{"test_configs/disagg/perf/x.yaml:12:5: benchmark.streaming: must be true"}}}}}
 	s := p.Summary()

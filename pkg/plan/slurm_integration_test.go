@@ -37,6 +37,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/results"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/slurm"
@@ -208,9 +209,9 @@ func (s *stage) stop() {
 	<-s.done
 }
 
-func (h *slurmHarness) follow(p *plan.Plan) *plan.Progress {
+func (h *slurmHarness) follow(p *plan.Plan) *progress.Progress {
 	h.t.Helper()
-	prog, err := plan.Follow(h.ctx, h.b, p.RunID, false, nil)
+	prog, err := progress.Follow(h.ctx, h.b, p.RunID, false, nil)
 	if err != nil {
 		h.t.Fatalf("follow run %s: %v", p.RunID, err)
 	}
@@ -346,7 +347,7 @@ func (h *slurmHarness) events(run string) []runEvent {
 // submitted, completed and result exactly once per test; no job was reported completed
 // before its script wrote its done marker; and the CSV and Parquet rows of the run match
 // in count and values. It returns the run's sacct rows by test.
-func (h *slurmHarness) checkRun(p *plan.Plan, prog *plan.Progress, out string) map[string]sacctJob {
+func (h *slurmHarness) checkRun(p *plan.Plan, prog *progress.Progress, out string) map[string]sacctJob {
 	t := h.t
 	t.Helper()
 	n := len(p.Specs)

@@ -22,6 +22,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/watch"
@@ -167,7 +168,7 @@ func (s *session) follow(ctx context.Context, run string, ff *followFlags, stdou
 	if s.tty {
 		defer pl.every(time.Second)()
 	}
-	prog, err := plan.Follow(ctx, s.b, run, false, func(line string, pr *plan.Progress) {
+	prog, err := progress.Follow(ctx, s.b, run, false, func(line string, pr *progress.Progress) {
 		if !s.shown(pr.Kind) {
 			s.log.Info(line)
 		}
@@ -222,13 +223,13 @@ type progressLine struct {
 	out   io.Writer
 
 	mu     sync.Mutex
-	last   *plan.Progress
+	last   *progress.Progress
 	halt   chan struct{}
 	halted chan struct{}
 }
 
 // set records the latest progress and, on a terminal, draws it.
-func (pl *progressLine) set(pr *plan.Progress, draw bool) {
+func (pl *progressLine) set(pr *progress.Progress, draw bool) {
 	pl.mu.Lock()
 	pl.last = pr
 	pl.mu.Unlock()
@@ -304,7 +305,7 @@ func terminalWidth() int {
 	return 100
 }
 
-func writeJUnit(p *plan.Progress, path string, stderr io.Writer) bool {
+func writeJUnit(p *progress.Progress, path string, stderr io.Writer) bool {
 	if path == "" || p == nil {
 		return true
 	}
@@ -349,7 +350,7 @@ func publishAndFollow(f *runFlags, env config.Env, stdout, stderr io.Writer) int
 		return 1
 	}
 	fmt.Fprintf(io.MultiWriter(stderr, s.logFile), "run %s: %s (%d invalid), batch size %d, policy %s, order %s (history for %d), scheduler %s\nlog: %s\n",
-		p.RunID, plan.Count(p.Started.Tests, "test"), p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, s.logPath)
+		p.RunID, progress.Count(p.Started.Tests, "test"), p.Started.Invalid, p.BatchSize, p.Policy, p.Order, p.Known, f.common.Scheduler, s.logPath)
 	s.prefaced = true
 	code := s.follow(ctx, p.RunID, &f.follow, stdout, stderr)
 	if code == 130 && f.cancelOnInterrupt && s.sched != nil {
@@ -362,7 +363,7 @@ func publishAndFollow(f *runFlags, env config.Env, stdout, stderr io.Writer) int
 func cancelAndReport(b *bus.Bus, sched scheduler.Scheduler, run string, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	done, err := plan.Cancel(ctx, b, sched, run)
+	done, err := progress.Cancel(ctx, b, sched, run)
 	for _, c := range done {
 		switch {
 		case c.Err != nil:
@@ -373,7 +374,7 @@ func cancelAndReport(b *bus.Bus, sched scheduler.Scheduler, run string, w io.Wri
 			fmt.Fprintf(w, "cancelled %s (not submitted)\n", c.TestID)
 		}
 	}
-	if err != nil && !errors.Is(err, plan.ErrUnknownRun) {
+	if err != nil && !errors.Is(err, progress.ErrUnknownRun) {
 		fmt.Fprintln(w, "cancel:", err)
 	}
 	return err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/config"
-	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
@@ -57,7 +57,7 @@ func connectRun(ctx context.Context, c *settings.Common, name, run string, stder
 		}
 		return nil, 1
 	}
-	if _, err := plan.Lookup(ctx, b, run); err != nil {
+	if _, err := progress.Lookup(ctx, b, run); err != nil {
 		b.Close()
 		fmt.Fprintln(stderr, "planner:", err)
 		return nil, 1
@@ -87,11 +87,11 @@ func follow(cmd string, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer b.Close()
-	var onEvent func(string, *plan.Progress)
+	var onEvent func(string, *progress.Progress)
 	if cmd == "watch" {
-		onEvent = func(line string, _ *plan.Progress) { fmt.Fprintln(stdout, line) }
+		onEvent = func(line string, _ *progress.Progress) { fmt.Fprintln(stdout, line) }
 	}
-	p, err := plan.Follow(ctx, b, run, cmd == "status", onEvent)
+	p, err := progress.Follow(ctx, b, run, cmd == "status", onEvent)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "planner:", err)
 		return 1
@@ -100,8 +100,8 @@ func follow(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "planner: run %q has no start event in the stream\n", run)
 		return 1
 	}
-	rec, _ := plan.Lookup(context.WithoutCancel(ctx), b, run)
-	fmt.Fprintf(stdout, "run %s: %s: %s", run, plan.Count(len(p.Tests), "test"), p.Counts())
+	rec, _ := progress.Lookup(context.WithoutCancel(ctx), b, run)
+	fmt.Fprintf(stdout, "run %s: %s: %s", run, progress.Count(len(p.Tests), "test"), p.Counts())
 	switch {
 	case rec != nil && rec.Cancelled:
 		fmt.Fprintf(stdout, "; cancelled")
@@ -209,7 +209,7 @@ func runCancel(args []string, stdout, stderr io.Writer) int {
 	defer s.close()
 	wctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
-	p, err := plan.Follow(wctx, s.b, run, false, nil)
+	p, err := progress.Follow(wctx, s.b, run, false, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "planner: run %s cancelled, but not every result is recorded yet (%v); planner status %s shows it\n", run, err, run)
 		return 1
@@ -242,7 +242,7 @@ func runRerun(args []string, stdout, stderr io.Writer) int {
 		stop()
 		return code
 	}
-	prev, err := plan.Follow(ctx, b, run, true, nil)
+	prev, err := progress.Follow(ctx, b, run, true, nil)
 	b.Close()
 	stop()
 	if err != nil {
@@ -261,7 +261,7 @@ func runRerun(args []string, stdout, stderr io.Writer) int {
 	}
 	f.testList = ""
 	env := config.EnvFromOS()
-	fmt.Fprintf(stderr, "rerun of %s: %s: %s\n", run, plan.Count(len(ids), "test"), strings.Join(ids, " "))
+	fmt.Fprintf(stderr, "rerun of %s: %s: %s\n", run, progress.Count(len(ids), "test"), strings.Join(ids, " "))
 	f.ids = ids
 	return publishAndFollow(f, env, stdout, stderr)
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/jobscript"
-	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 )
 
@@ -80,7 +80,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "planner validate: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "%s checked, %d invalid\n", plan.Count(len(tests), "file"), invalid)
+	fmt.Fprintf(stderr, "%s checked, %d invalid\n", progress.Count(len(tests), "file"), invalid)
 	if config.HasErrors(problems) {
 		return 1
 	}

@@ -1,4 +1,7 @@
-package plan
+// Package progress follows a run through its events: each test's state and problems,
+// the counts, the summary and the JUnit report, and the run's cancellation. It reads the
+// bus and the ledger and never needs the stages in the same process.
+package progress
 
 import (
 	"cmp"

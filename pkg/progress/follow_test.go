@@ -1,4 +1,4 @@
-package plan_test
+package progress_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
-	"github.com/disaggbench/disaggbench/pkg/plan"
+	"github.com/disaggbench/disaggbench/pkg/progress"
 )
 
 // A follower whose consumer is lost (as a cluster replacing the stream's leader loses
@@ -34,9 +34,9 @@ func TestFollowSurvivesALostConsumer(t *testing.T) {
 	var lines []string
 	lineCh := make(chan string, 64)
 	done := make(chan error, 1)
-	var prog *plan.Progress
+	var prog *progress.Progress
 	go func() {
-		p, err := plan.Follow(ctx, b, run, false, func(line string, _ *plan.Progress) { lineCh <- line })
+		p, err := progress.Follow(ctx, b, run, false, func(line string, _ *progress.Progress) { lineCh <- line })
 		prog = p
 		done <- err
 	}()

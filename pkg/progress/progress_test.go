@@ -1,4 +1,4 @@
-package plan
+package progress
 
 import (
 	"encoding/json"
