@@ -109,29 +109,29 @@ func Permissions() map[string]*server.Permissions {
 	}
 	return map[string]*server.Permissions{
 		RolePlanner: perm(RolePlanner, provision,
-			[]string{"bench.runs.*.started", "bench.batches.>", "bench.jobs.*.*." + events.KindCompleted},
+			[]string{events.AnyRunStartedSubject, events.BatchFilter, events.JobKindFilter(events.KindCompleted)},
 			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory), kvWrite(BucketRuns),
-			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
+			readEvents(events.EveryEventFilter, events.AnyRunFilter, events.AnyRunResultsFilter, events.AnyRunResultsPrefix)),
 		RoleSubmitter: perm(RoleSubmitter,
 			// state: a submission waiting for quota; problem: sbatch failing transiently
-			[]string{"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindCompleted,
-				"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindProblem},
+			[]string{events.JobKindFilter(events.KindSubmitted), events.JobKindFilter(events.KindCompleted),
+				events.JobKindFilter(events.KindState), events.JobKindFilter(events.KindProblem)},
 			durable("submitter"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleWatcher: perm(RoleWatcher,
 			// submitted: a test submitted again after NODE_FAIL, BOOT_FAIL or PREEMPTED;
 			// problem: the scheduler cannot be asked about a job
-			[]string{"bench.jobs.*.*." + events.KindState, "bench.jobs.*.*." + events.KindCompleted,
-				"bench.jobs.*.*." + events.KindSubmitted, "bench.jobs.*.*." + events.KindProblem},
+			[]string{events.JobKindFilter(events.KindState), events.JobKindFilter(events.KindCompleted),
+				events.JobKindFilter(events.KindSubmitted), events.JobKindFilter(events.KindProblem)},
 			durable("watcher"), kvRead(BucketJobs), kvWrite(BucketJobs)),
 		RoleCollector: perm(RoleCollector,
 			// problem: a test whose results cannot be written yet
-			[]string{"bench.results.*.*", "bench.runs.*.finished", "bench.jobs.*.*." + events.KindProblem},
+			[]string{events.AnyRunResultsFilter, events.AnyRunFinishedSubject, events.JobKindFilter(events.KindProblem)},
 			durable("collector"), kvRead(BucketRuns), kvWrite(BucketRuns), kvRead(BucketResults), kvWrite(BucketResults),
 			kvRead(BucketHistory), kvWrite(BucketHistory),
-			readEvents("bench.results.*.*", "bench.jobs.*.*."+events.KindCompleted)),
+			readEvents(events.AnyRunResultsFilter, events.JobKindFilter(events.KindCompleted))),
 		RoleDashboard: perm(RoleDashboard,
 			kvRead(BucketJobs), kvRead(BucketRuns), kvRead(BucketResults), kvRead(BucketHistory),
-			readEvents("bench.>", "bench.*.*.>", "bench.results.*.*", "bench.results.*.>")),
+			readEvents(events.EveryEventFilter, events.AnyRunFilter, events.AnyRunResultsFilter, events.AnyRunResultsPrefix)),
 	}
 }
 

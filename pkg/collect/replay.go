@@ -48,7 +48,7 @@ type ReplayResult struct {
 func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (res ReplayResult, err error) {
 	filter := events.CompletedFilter
 	if o.RunID != "" {
-		filter = "bench.jobs." + events.Token(o.RunID) + ".*." + events.KindCompleted
+		filter = events.RunJobsFilter(o.RunID, events.KindCompleted)
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !o.Since.IsZero() {

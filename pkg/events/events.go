@@ -92,6 +92,23 @@ func RunFilter(run string) string { return "bench.*." + Token(run) + ".>" }
 // RunResultsFilter matches the results of one run's tests.
 func RunResultsFilter(run string) string { return "bench.results." + Token(run) + ".*" }
 
+// RunJobsFilter matches one kind of job event of one run's tests.
+func RunJobsFilter(run, kind string) string { return "bench.jobs." + Token(run) + ".*." + kind }
+
+// JobKindFilter matches one kind of job event of every run.
+func JobKindFilter(kind string) string { return "bench.jobs.*.*." + kind }
+
+// Patterns over every run, for the per-role permissions on a shared server: each matches
+// what the builder or filter it names gives for any run.
+const (
+	EveryEventFilter      = "bench.>"               // every subject of the stream
+	AnyRunFilter          = "bench.*.*.>"           // RunFilter
+	AnyRunResultsFilter   = "bench.results.*.*"     // RunResultsFilter, ResultSubject
+	AnyRunResultsPrefix   = "bench.results.*.>"     // a run's results, written as a prefix
+	AnyRunStartedSubject  = "bench.runs.*.started"  // RunStartedSubject
+	AnyRunFinishedSubject = "bench.runs.*.finished" // RunFinishedSubject
+)
+
 // Filters for the stages' durable consumers.
 const (
 	BatchFilter     = "bench.batches.>"

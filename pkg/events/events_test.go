@@ -29,6 +29,35 @@ func TestSubjectsMatchFilters(t *testing.T) {
 		ResultSubject(run, test):             ResultFilter,
 		RunStartedSubject(run):               RunFilter(run),
 		JobSubject(run, test, KindState):     RunFilter(run),
+		JobSubject(run, test, KindProblem):   RunFilter(run),
+	}
+	// The patterns over every run match what their builders give for any run.
+	for _, c := range []struct{ subject, pattern string }{
+		{JobSubject(run, test, KindCompleted), RunJobsFilter(run, KindCompleted)},
+		{JobSubject(run, test, KindCompleted), JobKindFilter(KindCompleted)},
+		{JobSubject(run, test, KindProblem), JobKindFilter(KindProblem)},
+		{JobSubject(run, test, KindState), EveryEventFilter},
+		{JobSubject(run, test, KindState), AnyRunFilter},
+		{ResultSubject(run, test), AnyRunResultsFilter},
+		{ResultSubject(run, test), AnyRunResultsPrefix},
+		{RunStartedSubject(run), AnyRunStartedSubject},
+		{RunFinishedSubject(run), AnyRunFinishedSubject},
+	} {
+		if !match(c.pattern, c.subject) {
+			t.Errorf("%s does not match %s", c.subject, c.pattern)
+		}
+	}
+	for _, c := range []struct{ filter, anyRun string }{
+		{RunResultsFilter(run), AnyRunResultsFilter},
+		{RunJobsFilter(run, KindCompleted), JobKindFilter(KindCompleted)},
+	} {
+		// a run's filter is its any-run pattern with the run's token in place
+		if strings.Replace(c.anyRun, "*", Token(run), 1) != c.filter {
+			t.Errorf("filter %s is not %s for run %s", c.filter, c.anyRun, run)
+		}
+	}
+	if match(RunJobsFilter(run, KindCompleted), JobSubject(run+"x", test, KindCompleted)) {
+		t.Error("a run's jobs filter matches another run's job")
 	}
 	for subj, filter := range cases {
 		if !match(filter, subj) {
