@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/disaggbench/disaggbench/pkg/pyre"
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 // Spec is a test's custom metrics: a log file glob (relative to the job's log folder),
@@ -106,8 +108,8 @@ type Result struct {
 
 // ClientLog and AccuracyLogGlob are the seed's log names in a job's log folder.
 const (
-	ClientLog       = "6_bench.log"
-	AccuracyLogGlob = "7_accuracy_eval_*.log"
+	ClientLog       = testspec.ClientLog
+	AccuracyLogGlob = testspec.AccuracyLogGlob
 )
 
 // defaultMetric is a default perf metric: its seed name and the block field it reads.
@@ -116,38 +118,34 @@ type defaultMetric struct {
 	field Field
 }
 
-// DefaultMetricNames returns the seed's default metric names for a test type and
-// category, in order; nil when there are none (accuracy, or an unknown pair).
-func DefaultMetricNames(testType, category string) []string {
-	var names []string
-	for _, m := range defaultMetrics(testType, category) {
-		names = append(names, m.name)
-	}
-	return names
-}
-
+// defaultMetrics are the block fields of a test type's default metrics
+// (testspec.DefaultMetrics names them) for perf and stress; nil for accuracy or an
+// unknown pair.
 func defaultMetrics(testType, category string) []defaultMetric {
-	if category != "perf" && category != "stress" {
+	if category != "perf" && category != "stress" || testType != "disagg" && testType != "wideep" {
 		return nil
 	}
-	switch testType {
-	case "disagg":
-		return []defaultMetric{{"SERVER_MEDIAN_TTFT", MedianTTFT}, {"SERVER_MEDIAN_E2EL", MedianE2EL}}
-	case "wideep":
-		var ms []defaultMetric
-		for _, m := range []struct {
-			n string
-			f Field
-		}{{"TTFT", MeanTTFT}, {"TPOT", MeanTPOT}, {"ITL", MeanITL}, {"E2EL", MeanE2EL}} {
-			ms = append(ms,
-				defaultMetric{"SERVER_MEAN_" + m.n, m.f},
-				defaultMetric{"SERVER_MEDIAN_" + m.n, m.f + 1},
-				defaultMetric{"SERVER_P99_" + m.n, m.f + 3})
+	names := testspec.DefaultMetrics(testType, category).MetricNames
+	ms := make([]defaultMetric, 0, len(names))
+	for _, n := range names {
+		f, ok := fieldByMetric()[n]
+		if !ok {
+			panic("metrics: default metric " + n + " is no field of the client's result block")
 		}
-		return ms
+		ms = append(ms, defaultMetric{n, f})
 	}
-	return nil
+	return ms
 }
+
+// fieldByMetric finds a block field by its metric name (Field.Metric). Built on first
+// use: the latency fields' names are set by bench.go's init, after package variables.
+var fieldByMetric = sync.OnceValue(func() map[string]Field {
+	m := make(map[string]Field, NumFields)
+	for f := range NumFields {
+		m[f.Metric()] = f
+	}
+	return m
+})
 
 // Judge reads a job's logs and gives the verdict. logDir is the job's log folder, or a
 // single log file (the client log for perf, an lm_eval log for accuracy, the custom

@@ -114,37 +114,10 @@ func InputFor(t *config.Test) metrics.Input {
 	}
 	if a := c.Metadata.Accuracy; a != nil {
 		for _, d := range a.Datasets {
-			in.Datasets = append(in.Datasets, Dataset(d))
+			in.Datasets = append(in.Datasets, metrics.ResolveDataset(d))
 		}
 	}
 	return in
-}
-
-// Dataset turns a config dataset into the judge's, with the seed's defaults for the
-// parameters it leaves out.
-func Dataset(d config.AccuracyDataset) metrics.Dataset {
-	out := metrics.DatasetDefaults(d.DatasetName)
-	out.Expected = d.ExpectedValue
-	out.Filter = d.FilterType
-	if d.ThresholdType != "" {
-		out.ThresholdType = d.ThresholdType
-	}
-	if d.Alpha != nil {
-		out.Alpha = *d.Alpha
-	}
-	if d.Beta != nil {
-		out.Beta = *d.Beta
-	}
-	if d.Sigma != nil {
-		out.Sigma = *d.Sigma
-	}
-	if d.NumSamples != nil {
-		out.NumSamples = *d.NumSamples
-	}
-	if d.HigherIsBetter != nil {
-		out.HigherIsBetter = *d.HigherIsBetter
-	}
-	return out
 }
 
 type perfJSON struct {
