@@ -11,45 +11,17 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/disaggbench/disaggbench/pkg/pyre"
 	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
-
-// Spec is a test's custom metrics: a log file glob (relative to the job's log folder),
-// a pattern for Python's re (compiled as the seed does, verbose and multiline), and one
-// name per value group. Each match is one concurrency; its last group is the concurrency.
-type Spec struct {
-	LogFile, Pattern string
-	Names            []string
-}
-
-// Check validates the spec at config time: the pattern compiles and has one group per
-// name plus the concurrency group.
-func (s Spec) Check() error {
-	if s.LogFile == "" {
-		return fmt.Errorf("metrics.log_file is empty")
-	}
-	if _, err := filepath.Match(s.LogFile, ""); err != nil {
-		return fmt.Errorf("metrics.log_file %q: %v", s.LogFile, err)
-	}
-	if len(s.Names) == 0 {
-		return fmt.Errorf("metrics.metric_names is empty")
-	}
-	re, err := pyre.Compile(s.Pattern)
-	if err != nil {
-		return fmt.Errorf("metrics.extractor_pattern: %w", err)
-	}
-	if n := re.NumSubexp(); n != len(s.Names)+1 {
-		return fmt.Errorf("metrics.extractor_pattern has %d groups but metrics.metric_names has %d names: it needs %d (one per name, then the concurrency)", n, len(s.Names), len(s.Names)+1)
-	}
-	return nil
-}
 
 // Input is what Judge needs to know about a test and its job.
 type Input struct {
 	TestType string // disagg | wideep
 	Category string // perf | stress | accuracy
-	Custom   *Spec  // the test's own metrics; nil uses the defaults for type and category
+	// Custom is the test's own metrics section as written; Judge fills the fields it
+	// leaves out from the defaults of type and category (testspec.Resolve). nil reads
+	// the default metrics from the client log's result blocks.
+	Custom *testspec.MetricsSpec
 	// Concurrencies is the test's concurrency_list as configured. Empty means: whatever
 	// concurrencies the log shows.
 	Concurrencies []int
@@ -155,6 +127,10 @@ var fieldByMetric = sync.OnceValue(func() map[string]Field {
 // inside it, symbolic links never leading out, each opened without blocking and within
 // a size cap. A FIFO, a device, a huge file or a link out of the folder is a reason.
 func Judge(logDir string, in Input) Result {
+	if in.Custom != nil {
+		m := testspec.Resolve(in.TestType, in.Category, in.Custom)
+		in.Custom = &m
+	}
 	j := &judge{in: in, dir: logDir, g: max(in.NumGenServers, 1)}
 	if st, err := os.Stat(logDir); err != nil {
 		j.reason("log path: %v", err)
@@ -292,7 +268,7 @@ func (j *judge) perf() {
 				continue
 			}
 			done++
-			for i, name := range j.in.Custom.Names {
+			for i, name := range j.in.Custom.MetricNames {
 				j.res.Perf = append(j.res.Perf, PerfRow{Concurrency: c, Metric: name, Value: vals[i]})
 			}
 			if haveClient {
