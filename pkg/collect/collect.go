@@ -742,12 +742,10 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	in := metrics.Input{
 		TestType: spec.TestType, Category: spec.Category, Concurrencies: spec.Concurrencies,
 		NumGenServers: spec.NumGenServers, MaxFailedRequests: maxFailed, JobState: ev.State,
-	}
-	if m := spec.Metrics; m != nil {
-		in.Custom = &metrics.Spec{LogFile: m.LogFile, Pattern: m.Pattern, Names: m.Names}
+		Custom: spec.Metrics,
 	}
 	for _, d := range spec.Datasets {
-		in.Datasets = append(in.Datasets, dataset(d))
+		in.Datasets = append(in.Datasets, metrics.ResolveDataset(d))
 	}
 	m := metrics.Judge(ev.LogDir, in)
 	res.Partial = m.Partial
@@ -861,31 +859,6 @@ func verdictRow(ev *events.JobCompleted, spec *events.JobSpec, res *events.Resul
 		CtxGPUs: int64(spec.CtxGPUs), GenGPUs: int64(spec.GenGPUs), ConfigHash: spec.ConfigHash,
 		ContainerImage: spec.Image, Value: math.NaN(),
 	}
-}
-
-// dataset fills a test's accuracy expectation over the dataset's defaults.
-func dataset(d events.Dataset) metrics.Dataset {
-	m := metrics.DatasetDefaults(d.Name)
-	m.Name, m.Filter, m.Expected = d.Name, d.Filter, d.Expected
-	if d.ThresholdType != "" {
-		m.ThresholdType = d.ThresholdType
-	}
-	if d.Alpha != nil {
-		m.Alpha = *d.Alpha
-	}
-	if d.Beta != nil {
-		m.Beta = *d.Beta
-	}
-	if d.Sigma != nil {
-		m.Sigma = *d.Sigma
-	}
-	if d.NumSamples != nil {
-		m.NumSamples = *d.NumSamples
-	}
-	if d.HigherIsBetter != nil {
-		m.HigherIsBetter = *d.HigherIsBetter
-	}
-	return m
 }
 
 // printedConcurrencies lists, in order, the concurrencies (as the log prints them) of the

@@ -20,6 +20,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 type lockedBuf struct {
@@ -64,7 +65,7 @@ func TestHostileJobFoldersChangeNoVerdictAndStallNothing(t *testing.T) {
 	type job struct {
 		id     string
 		log    string
-		custom *events.MetricsSpec
+		custom *testspec.MetricsSpec
 		attack func(t *testing.T, logDir string)
 		reason string // in the failed verdict's reasons
 	}
@@ -72,14 +73,14 @@ func TestHostileJobFoldersChangeNoVerdictAndStallNothing(t *testing.T) {
 		{id: "disagg_perf_good", log: benchLog("1", "2")},
 		{id: "disagg_perf_rewrites_spec", log: failing, reason: "failed requests", attack: func(t *testing.T, d string) {
 			forged := events.JobSpec{TestID: "disagg_perf_rewrites_spec", TestType: "disagg", Category: "perf", Model: "forged",
-				Metrics: &events.MetricsSpec{LogFile: "../../../../secret.txt", Pattern: `(TOPSECRET)-(\d+)`, Names: []string{"leak"}}}
+				Metrics: &testspec.MetricsSpec{LogFile: "../../../../secret.txt", ExtractorPattern: `(TOPSECRET)-(\d+)`, MetricNames: []string{"leak"}}}
 			data, _ := json.Marshal(forged)
 			if err := os.WriteFile(filepath.Join(d, events.JobFile), data, 0o644); err != nil {
 				t.Error(err)
 			}
 		}},
 		{id: "disagg_perf_custom_escape", log: benchLog("1", "2"), reason: "not a path inside the log folder",
-			custom: &events.MetricsSpec{LogFile: "../../../../secret.txt", Pattern: `(TOPSECRET)-(\d+)`, Names: []string{"leak"}}},
+			custom: &testspec.MetricsSpec{LogFile: "../../../../secret.txt", ExtractorPattern: `(TOPSECRET)-(\d+)`, MetricNames: []string{"leak"}}},
 		{id: "disagg_perf_fifo", reason: "not a regular file", attack: func(t *testing.T, d string) {
 			if err := syscall.Mkfifo(filepath.Join(d, "6_bench.log"), 0o644); err != nil {
 				t.Error(err)

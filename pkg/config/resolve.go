@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 // Env is a set of environment variables (or of command-line flag values keyed by the
@@ -206,77 +208,10 @@ func BenchmarkType(input, output int) string {
 	return k(input) + k(output)
 }
 
-// Default metrics, per (test type, category). Patterns read the same in Go's regexp and
-// in Python's re with re.VERBOSE (as the seed compiles them, and pkg/metrics after it):
-// they hold no bare spaces, a space is written [ ]. A perf match is one concurrency: its groups are the
-// metrics in order and its last group is the concurrency. Lines starting with '=' may not
-// sit between the first and the last metric of a match, so a warmup block that prints
-// Median TTFT without the rest can never pair with the next real block.
-const (
-	perfLogFile     = "6_bench.log"
-	accuracyLogFile = "7_accuracy_eval_*.log"
-
-	metricLine  = `[^\n]*?%s[ ]\(ms\):[ \t]+([0-9.]+)[^\n]*\n`
-	noBlockEdge = `(?:[^=\n][^\n]*\n|\n)*?`
-	doneLine    = `[\s\S]*?Benchmark[ ]with[ ]concurrency[ ](\d+)[ ]done`
-
-	accuracyPattern = `\|([a-zA-Z0-9_-]+)\|.*?\|([\w-]+)\|.*?\|exact_match\|.*?\|([0-9.]+)\|`
-)
-
-func perfPattern(metrics ...string) string {
-	var b strings.Builder
-	for i, m := range metrics {
-		if i > 0 {
-			b.WriteString(noBlockEdge)
-		}
-		fmt.Fprintf(&b, metricLine, m)
-	}
-	b.WriteString(doneLine)
-	return b.String()
-}
-
-var (
-	disaggPerfMetrics = MetricsSpec{
-		LogFile:          perfLogFile,
-		ExtractorPattern: perfPattern(`Median[ ]TTFT`, `Median[ ]E2EL`),
-		MetricNames:      []string{"SERVER_MEDIAN_TTFT", "SERVER_MEDIAN_E2EL"},
-	}
-	wideepPerfMetrics = func() MetricsSpec {
-		var lines, names []string
-		for _, m := range []string{"TTFT", "TPOT", "ITL", "E2EL"} {
-			for _, s := range []string{"Mean", "Median", "P99"} {
-				lines = append(lines, s+"[ ]"+m)
-				names = append(names, "SERVER_"+strings.ToUpper(s)+"_"+m)
-			}
-		}
-		return MetricsSpec{LogFile: perfLogFile, ExtractorPattern: perfPattern(lines...), MetricNames: names}
-	}()
-	accuracyMetrics = MetricsSpec{
-		LogFile:          accuracyLogFile,
-		ExtractorPattern: accuracyPattern,
-		MetricNames:      []string{"flexible-extract", "strict-match"},
-	}
-)
-
-// DefaultMetrics returns the default metrics of a (test type, category): disagg perf and
-// stress read median TTFT and E2EL, wideep perf and stress read mean, median and P99 of
-// TTFT, TPOT, ITL and E2EL, and accuracy reads lm_eval's exact_match table.
-func DefaultMetrics(testType, category string) MetricsSpec {
-	var m MetricsSpec
-	switch {
-	case category == "accuracy":
-		m = accuracyMetrics
-	case testType == "wideep":
-		m = wideepPerfMetrics
-	default:
-		m = disaggPerfMetrics
-	}
-	m.MetricNames = append([]string(nil), m.MetricNames...)
-	return m
-}
-
 // CustomMetrics returns the test's own metrics section (benchmark.metrics or
-// metadata.metrics), or nil.
+// metadata.metrics), or nil. It is the one place that chooses between the two: the
+// planner's job spec, `collector parse` and validation all take the section from here.
+// With both set (which validation refuses) benchmark.metrics is the one read.
 func (c *Config) CustomMetrics() *MetricsSpec {
 	if c.Benchmark.Metrics != nil {
 		return c.Benchmark.Metrics
@@ -285,21 +220,10 @@ func (c *Config) CustomMetrics() *MetricsSpec {
 }
 
 // Metrics returns the metrics to extract: the default of the test's type and category
-// with every field the test sets replacing the default's.
+// with every field the test sets replacing the default's (testspec.Resolve, as the
+// judge completes a partial section).
 func (t *Test) Metrics() MetricsSpec {
-	m := DefaultMetrics(t.Type, t.Category)
-	if c := t.Config.CustomMetrics(); c != nil {
-		if c.LogFile != "" {
-			m.LogFile = c.LogFile
-		}
-		if c.ExtractorPattern != "" {
-			m.ExtractorPattern = c.ExtractorPattern
-		}
-		if len(c.MetricNames) > 0 {
-			m.MetricNames = append([]string(nil), c.MetricNames...)
-		}
-	}
-	return m
+	return testspec.Resolve(t.Type, t.Category, t.Config.CustomMetrics())
 }
 
 // Hash is a stable hash of the resolved config (16 hex digits): equal configs, however

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/disaggbench/disaggbench/pkg/testspec"
+
 // Config is one test's YAML file, section by section, as the seed framework's real
 // configs write it. Field comments name the YAML key where it is not obvious.
 type Config struct {
@@ -52,13 +54,10 @@ type Metadata struct {
 	Accuracy *AccuracySpec `yaml:"accuracy,omitempty" json:"accuracy,omitempty"`
 }
 
-// MetricsSpec says which log to read and how to pull numbers out of it. Each match of
-// ExtractorPattern is one concurrency; its last group is the concurrency.
-type MetricsSpec struct {
-	LogFile          string   `yaml:"log_file" json:"log_file"`
-	ExtractorPattern string   `yaml:"extractor_pattern" json:"extractor_pattern"`
-	MetricNames      []string `yaml:"metric_names" json:"metric_names"`
-}
+// MetricsSpec is a custom metrics section (benchmark.metrics or metadata.metrics): which
+// log to read and how to pull numbers out of it; each field left out is the default's.
+// The job spec and the judge carry the same type.
+type MetricsSpec = testspec.MetricsSpec
 
 // AccuracySpec holds the datasets an accuracy test is judged on.
 type AccuracySpec struct {
@@ -66,18 +65,8 @@ type AccuracySpec struct {
 }
 
 // AccuracyDataset is one dataset's expected score and hypothesis-test parameters; nil
-// parameters take the dataset's defaults.
-type AccuracyDataset struct {
-	DatasetName    string   `yaml:"dataset_name" json:"dataset_name"`
-	ExpectedValue  float64  `yaml:"expected_value" json:"expected_value"`
-	ThresholdType  string   `yaml:"threshold_type,omitempty" json:"threshold_type,omitempty"`
-	FilterType     string   `yaml:"filter_type,omitempty" json:"filter_type,omitempty"`
-	Alpha          *float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
-	Beta           *float64 `yaml:"beta,omitempty" json:"beta,omitempty"`
-	Sigma          *float64 `yaml:"sigma,omitempty" json:"sigma,omitempty"`
-	NumSamples     *int     `yaml:"num_samples,omitempty" json:"num_samples,omitempty"`
-	HigherIsBetter *bool    `yaml:"higher_is_better,omitempty" json:"higher_is_better,omitempty"`
-}
+// parameters take the dataset's defaults. The job spec carries the same type.
+type AccuracyDataset = testspec.AccuracyDataset
 
 // Slurm holds what reaches sbatch.
 type Slurm struct {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 // Version is the schema version carried by every event as "v".
@@ -233,53 +234,35 @@ type File struct {
 }
 
 // JobSpec is one test of a run, ready to submit: the planner resolved, validated and
-// rendered it.
+// rendered it. Metrics and Datasets are the test's sections as written, in the config's
+// own types: the judge fills what they leave out (a metrics field, a dataset parameter)
+// from the defaults, the same way for this spec and for `collector parse`.
 type JobSpec struct {
-	Index         int                  `json:"index"` // position in the run, from 0
-	TestID        string               `json:"test_id"`
-	TestType      string               `json:"test_type"`
-	Category      string               `json:"category"`
-	ConfigPath    string               `json:"config_path"`
-	ConfigHash    string               `json:"config_hash"`
-	Model         string               `json:"model"`
-	Precision     string               `json:"precision"`
-	GPUType       string               `json:"gpu_type"`
-	CtxGPUs       int                  `json:"ctx_gpus"`
-	GenGPUs       int                  `json:"gen_gpus"`
-	NumGenServers int                  `json:"num_gen_servers"`
-	NumCtxServers int                  `json:"num_ctx_servers,omitempty"`
-	ISL           int                  `json:"isl,omitempty"`     // benchmark.input_length
-	OSL           int                  `json:"osl,omitempty"`     // benchmark.output_length
-	Backend       string               `json:"backend,omitempty"` // the KV cache transceiver: UCX, NIXL, ...
-	Image         string               `json:"container_image,omitempty"`
-	Concurrencies []int                `json:"concurrencies,omitempty"`
-	Metrics       *MetricsSpec         `json:"metrics,omitempty"`
-	References    []Reference          `json:"references,omitempty"`
-	Datasets      []Dataset            `json:"datasets,omitempty"`
-	TimeLimit     time.Duration        `json:"time_limit"` // the watcher cancels after this
-	LogDir        string               `json:"log_dir"`
-	Request       scheduler.JobRequest `json:"request"`
-	Files         []File               `json:"files,omitempty"`
-}
-
-// MetricsSpec is a test's own metric extraction (or the default for its type).
-type MetricsSpec struct {
-	LogFile string   `json:"log_file"`
-	Pattern string   `json:"extractor_pattern"`
-	Names   []string `json:"metric_names"`
-}
-
-// Dataset is one accuracy dataset's expectation.
-type Dataset struct {
-	Name           string   `json:"dataset_name"`
-	Filter         string   `json:"filter_type,omitempty"`
-	Expected       float64  `json:"expected_value"`
-	ThresholdType  string   `json:"threshold_type,omitempty"`
-	Alpha          *float64 `json:"alpha,omitempty"`
-	Beta           *float64 `json:"beta,omitempty"`
-	Sigma          *float64 `json:"sigma,omitempty"`
-	NumSamples     *int     `json:"num_samples,omitempty"`
-	HigherIsBetter *bool    `json:"higher_is_better,omitempty"`
+	Index         int                        `json:"index"` // position in the run, from 0
+	TestID        string                     `json:"test_id"`
+	TestType      string                     `json:"test_type"`
+	Category      string                     `json:"category"`
+	ConfigPath    string                     `json:"config_path"`
+	ConfigHash    string                     `json:"config_hash"`
+	Model         string                     `json:"model"`
+	Precision     string                     `json:"precision"`
+	GPUType       string                     `json:"gpu_type"`
+	CtxGPUs       int                        `json:"ctx_gpus"`
+	GenGPUs       int                        `json:"gen_gpus"`
+	NumGenServers int                        `json:"num_gen_servers"`
+	NumCtxServers int                        `json:"num_ctx_servers,omitempty"`
+	ISL           int                        `json:"isl,omitempty"`     // benchmark.input_length
+	OSL           int                        `json:"osl,omitempty"`     // benchmark.output_length
+	Backend       string                     `json:"backend,omitempty"` // the KV cache transceiver: UCX, NIXL, ...
+	Image         string                     `json:"container_image,omitempty"`
+	Concurrencies []int                      `json:"concurrencies,omitempty"`
+	Metrics       *testspec.MetricsSpec      `json:"metrics,omitempty"`
+	References    []Reference                `json:"references,omitempty"`
+	Datasets      []testspec.AccuracyDataset `json:"datasets,omitempty"`
+	TimeLimit     time.Duration              `json:"time_limit"` // the watcher cancels after this
+	LogDir        string                     `json:"log_dir"`
+	Request       scheduler.JobRequest       `json:"request"`
+	Files         []File                     `json:"files,omitempty"`
 }
 
 // Batch is a slice of a run's jobs, in run order.

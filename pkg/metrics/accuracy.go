@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 // Dataset is one accuracy dataset's expected score and hypothesis-test parameters.
@@ -55,6 +57,33 @@ func DatasetDefaults(name string) Dataset {
 	d.HigherIsBetter = true
 	d.ThresholdType = ThresholdHypothesisTest
 	return d
+}
+
+// ResolveDataset returns a dataset as a test writes it (config, job spec) with the
+// dataset's defaults for every parameter it leaves out: the one conversion the
+// collector and `collector parse` both use.
+func ResolveDataset(d testspec.AccuracyDataset) Dataset {
+	out := DatasetDefaults(d.DatasetName)
+	out.Expected, out.Filter = d.ExpectedValue, d.FilterType
+	if d.ThresholdType != "" {
+		out.ThresholdType = d.ThresholdType
+	}
+	if d.Alpha != nil {
+		out.Alpha = *d.Alpha
+	}
+	if d.Beta != nil {
+		out.Beta = *d.Beta
+	}
+	if d.Sigma != nil {
+		out.Sigma = *d.Sigma
+	}
+	if d.NumSamples != nil {
+		out.NumSamples = *d.NumSamples
+	}
+	if d.HigherIsBetter != nil {
+		out.HigherIsBetter = *d.HigherIsBetter
+	}
+	return out
 }
 
 // Validate checks the dataset's values are in range and in their units.

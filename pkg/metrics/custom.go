@@ -20,13 +20,13 @@ const (
 // configured concurrency (in name order) and the concurrencies in the order first seen.
 func (j *judge) custom() (map[int][]float64, []int) {
 	s := j.in.Custom
-	re, err := pyre.Compile(s.Pattern)
+	re, err := pyre.Compile(s.ExtractorPattern)
 	if err != nil {
 		j.reason("metrics.extractor_pattern: %v", err)
 		return nil, nil
 	}
-	if n := re.NumSubexp(); n != len(s.Names)+1 {
-		j.reason("metrics.extractor_pattern has %d groups but metric_names has %d names: it needs %d (one per name, then the concurrency)", n, len(s.Names), len(s.Names)+1)
+	if n := re.NumSubexp(); n != len(s.MetricNames)+1 {
+		j.reason("metrics.extractor_pattern has %d groups but metric_names has %d names: it needs %d (one per name, then the concurrency)", n, len(s.MetricNames), len(s.MetricNames)+1)
 		return nil, nil
 	}
 	files := []string{j.file}
@@ -124,7 +124,7 @@ func NormalizeLog(data []byte) []byte {
 // group (in the configured list) and a value per metric name; ok is false when the
 // match is skipped (the reason or warning is recorded).
 func (j *judge) customMatch(text []byte, m []int, at string) (c int, vals []float64, ok bool) {
-	names := j.in.Custom.Names
+	names := j.in.Custom.MetricNames
 	k := len(names)
 	cs := group(text, m, k)
 	n, err := strconv.Atoi(cs)

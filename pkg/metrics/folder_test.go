@@ -10,12 +10,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 // A custom metrics log is read within a cap, and only as a regular file: /dev/zero (given
 // as the file, or linked from the folder) is refused at once instead of filling memory.
 func TestCustomLogDeviceIsRefused(t *testing.T) {
-	spec := &Spec{LogFile: "metrics.log", Pattern: `v=(\d+) c=(\d+)`, Names: []string{"v"}}
+	spec := &testspec.MetricsSpec{LogFile: "metrics.log", ExtractorPattern: `v=(\d+) c=(\d+)`, MetricNames: []string{"v"}}
 	res := Judge("/dev/zero", Input{TestType: "disagg", Category: "perf", Custom: spec})
 	if res.Valid || !strings.Contains(strings.Join(res.Reasons, ";"), "not a regular file") {
 		t.Fatalf("/dev/zero as the custom log: %v", res.Reasons)
@@ -41,7 +43,7 @@ func TestCustomMatchesAreBounded(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	res := Judge(dir, Input{TestType: "disagg", Category: "perf", Custom: &Spec{LogFile: "metrics.log", Pattern: `(\d)(\d)`, Names: []string{"x"}}})
+	res := Judge(dir, Input{TestType: "disagg", Category: "perf", Custom: &testspec.MetricsSpec{LogFile: "metrics.log", ExtractorPattern: `(\d)(\d)`, MetricNames: []string{"x"}}})
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("20 MiB, (\\d)(\\d): %s, %d MiB allocated", time.Since(start).Round(time.Millisecond), alloc>>20)
@@ -138,7 +140,7 @@ func FuzzJudgeFolder(f *testing.F) {
 		}
 		for _, in := range []Input{
 			{TestType: "disagg", Category: "perf", Concurrencies: []int{1}},
-			{TestType: "disagg", Category: "perf", Custom: &Spec{LogFile: logFile, Pattern: `v=(\w+) c=(\d+)`, Names: []string{"v"}}},
+			{TestType: "disagg", Category: "perf", Custom: &testspec.MetricsSpec{LogFile: logFile, ExtractorPattern: `v=(\w+) c=(\d+)`, MetricNames: []string{"v"}}},
 			{TestType: "disagg", Category: "accuracy"},
 		} {
 			done := make(chan Result, 1)

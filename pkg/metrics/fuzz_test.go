@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 func addTestdata(f *testing.F, glob string) {
@@ -141,7 +143,7 @@ func FuzzJudgeCustom(f *testing.F) {
 			t.Fatal(err)
 		}
 		in := Input{TestType: "disagg", Category: "perf", Concurrencies: []int{2, 4}, NumGenServers: 1,
-			Custom: &Spec{LogFile: "custom.log", Pattern: pattern, Names: []string{"A"}}}
+			Custom: &testspec.MetricsSpec{LogFile: "custom.log", ExtractorPattern: pattern, MetricNames: []string{"A"}}}
 		res := Judge(dir, in)
 		if res.Valid && len(res.Perf) != 2 {
 			t.Fatalf("valid with %d rows", len(res.Perf))

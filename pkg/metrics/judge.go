@@ -9,45 +9,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/disaggbench/disaggbench/pkg/pyre"
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
-
-// Spec is a test's custom metrics: a log file glob (relative to the job's log folder),
-// a pattern for Python's re (compiled as the seed does, verbose and multiline), and one
-// name per value group. Each match is one concurrency; its last group is the concurrency.
-type Spec struct {
-	LogFile, Pattern string
-	Names            []string
-}
-
-// Check validates the spec at config time: the pattern compiles and has one group per
-// name plus the concurrency group.
-func (s Spec) Check() error {
-	if s.LogFile == "" {
-		return fmt.Errorf("metrics.log_file is empty")
-	}
-	if _, err := filepath.Match(s.LogFile, ""); err != nil {
-		return fmt.Errorf("metrics.log_file %q: %v", s.LogFile, err)
-	}
-	if len(s.Names) == 0 {
-		return fmt.Errorf("metrics.metric_names is empty")
-	}
-	re, err := pyre.Compile(s.Pattern)
-	if err != nil {
-		return fmt.Errorf("metrics.extractor_pattern: %w", err)
-	}
-	if n := re.NumSubexp(); n != len(s.Names)+1 {
-		return fmt.Errorf("metrics.extractor_pattern has %d groups but metrics.metric_names has %d names: it needs %d (one per name, then the concurrency)", n, len(s.Names), len(s.Names)+1)
-	}
-	return nil
-}
 
 // Input is what Judge needs to know about a test and its job.
 type Input struct {
 	TestType string // disagg | wideep
 	Category string // perf | stress | accuracy
-	Custom   *Spec  // the test's own metrics; nil uses the defaults for type and category
+	// Custom is the test's own metrics section as written; Judge fills the fields it
+	// leaves out from the defaults of type and category (testspec.Resolve). nil reads
+	// the default metrics from the client log's result blocks.
+	Custom *testspec.MetricsSpec
 	// Concurrencies is the test's concurrency_list as configured. Empty means: whatever
 	// concurrencies the log shows.
 	Concurrencies []int
@@ -106,8 +80,8 @@ type Result struct {
 
 // ClientLog and AccuracyLogGlob are the seed's log names in a job's log folder.
 const (
-	ClientLog       = "6_bench.log"
-	AccuracyLogGlob = "7_accuracy_eval_*.log"
+	ClientLog       = testspec.ClientLog
+	AccuracyLogGlob = testspec.AccuracyLogGlob
 )
 
 // defaultMetric is a default perf metric: its seed name and the block field it reads.
@@ -116,38 +90,34 @@ type defaultMetric struct {
 	field Field
 }
 
-// DefaultMetricNames returns the seed's default metric names for a test type and
-// category, in order; nil when there are none (accuracy, or an unknown pair).
-func DefaultMetricNames(testType, category string) []string {
-	var names []string
-	for _, m := range defaultMetrics(testType, category) {
-		names = append(names, m.name)
-	}
-	return names
-}
-
+// defaultMetrics are the block fields of a test type's default metrics
+// (testspec.DefaultMetrics names them) for perf and stress; nil for accuracy or an
+// unknown pair.
 func defaultMetrics(testType, category string) []defaultMetric {
-	if category != "perf" && category != "stress" {
+	if category != "perf" && category != "stress" || testType != "disagg" && testType != "wideep" {
 		return nil
 	}
-	switch testType {
-	case "disagg":
-		return []defaultMetric{{"SERVER_MEDIAN_TTFT", MedianTTFT}, {"SERVER_MEDIAN_E2EL", MedianE2EL}}
-	case "wideep":
-		var ms []defaultMetric
-		for _, m := range []struct {
-			n string
-			f Field
-		}{{"TTFT", MeanTTFT}, {"TPOT", MeanTPOT}, {"ITL", MeanITL}, {"E2EL", MeanE2EL}} {
-			ms = append(ms,
-				defaultMetric{"SERVER_MEAN_" + m.n, m.f},
-				defaultMetric{"SERVER_MEDIAN_" + m.n, m.f + 1},
-				defaultMetric{"SERVER_P99_" + m.n, m.f + 3})
+	names := testspec.DefaultMetrics(testType, category).MetricNames
+	ms := make([]defaultMetric, 0, len(names))
+	for _, n := range names {
+		f, ok := fieldByMetric()[n]
+		if !ok {
+			panic("metrics: default metric " + n + " is no field of the client's result block")
 		}
-		return ms
+		ms = append(ms, defaultMetric{n, f})
 	}
-	return nil
+	return ms
 }
+
+// fieldByMetric finds a block field by its metric name (Field.Metric). Built on first
+// use: the latency fields' names are set by bench.go's init, after package variables.
+var fieldByMetric = sync.OnceValue(func() map[string]Field {
+	m := make(map[string]Field, NumFields)
+	for f := range NumFields {
+		m[f.Metric()] = f
+	}
+	return m
+})
 
 // Judge reads a job's logs and gives the verdict. logDir is the job's log folder, or a
 // single log file (the client log for perf, an lm_eval log for accuracy, the custom
@@ -157,6 +127,10 @@ func defaultMetrics(testType, category string) []defaultMetric {
 // inside it, symbolic links never leading out, each opened without blocking and within
 // a size cap. A FIFO, a device, a huge file or a link out of the folder is a reason.
 func Judge(logDir string, in Input) Result {
+	if in.Custom != nil {
+		m := testspec.Resolve(in.TestType, in.Category, in.Custom)
+		in.Custom = &m
+	}
 	j := &judge{in: in, dir: logDir, g: max(in.NumGenServers, 1)}
 	if st, err := os.Stat(logDir); err != nil {
 		j.reason("log path: %v", err)
@@ -294,7 +268,7 @@ func (j *judge) perf() {
 				continue
 			}
 			done++
-			for i, name := range j.in.Custom.Names {
+			for i, name := range j.in.Custom.MetricNames {
 				j.res.Perf = append(j.res.Perf, PerfRow{Concurrency: c, Metric: name, Value: vals[i]})
 			}
 			if haveClient {

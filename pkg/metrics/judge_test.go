@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
 func perfString(rows []PerfRow) string {
@@ -71,7 +73,7 @@ func TestJudgePerf(t *testing.T) {
 			rows: "16 SERVER_MEAN_TTFT 245.96 ms\n16 SERVER_MEDIAN_TTFT 236.50 ms\n16 SERVER_P99_TTFT 449.35 ms\n16 SERVER_MEAN_TPOT 13.57 ms\n16 SERVER_MEDIAN_TPOT 13.05 ms\n16 SERVER_P99_TPOT 24.80 ms\n16 SERVER_MEAN_ITL 13.42 ms\n16 SERVER_MEDIAN_ITL 12.90 ms\n16 SERVER_P99_ITL 24.51 ms\n16 SERVER_MEAN_E2EL 11561.68 ms\n16 SERVER_MEDIAN_E2EL 11117.00 ms\n16 SERVER_P99_E2EL 21122.30 ms\n32 SERVER_MEAN_TTFT 257.71 ms\n32 SERVER_MEDIAN_TTFT 247.80 ms\n32 SERVER_P99_TTFT 470.82 ms\n32 SERVER_MEAN_TPOT 14.31 ms\n32 SERVER_MEDIAN_TPOT 13.76 ms\n32 SERVER_P99_TPOT 26.14 ms\n32 SERVER_MEAN_ITL 14.14 ms\n32 SERVER_MEDIAN_ITL 13.60 ms\n32 SERVER_P99_ITL 25.84 ms\n32 SERVER_MEAN_E2EL 11690.02 ms\n32 SERVER_MEDIAN_E2EL 11240.40 ms\n32 SERVER_P99_E2EL 21356.76 ms\n"},
 		{name: "custom pattern", dir: "custom", valid: true,
 			in: with(func(in *Input) {
-				in.Custom = &Spec{LogFile: "custom_*.log", Names: []string{"OUTPUT_TPUT", "MEDIAN_TTFT"}, Pattern: `
+				in.Custom = &testspec.MetricsSpec{LogFile: "custom_*.log", MetricNames: []string{"OUTPUT_TPUT", "MEDIAN_TTFT"}, ExtractorPattern: `
 					Output\ token\ throughput\ \(tok/s\):\s+([\d.]+)   # throughput
 					(?:.*\n)*?
 					Median\ TTFT\ \(ms\):\s+([\d.]+)
@@ -81,7 +83,7 @@ func TestJudgePerf(t *testing.T) {
 			rows: "1 OUTPUT_TPUT 1000.50 \n1 MEDIAN_TTFT 200.25 \n2 OUTPUT_TPUT 1100.50 \n2 MEDIAN_TTFT 201.25 \n4 OUTPUT_TPUT 1200.50 \n4 MEDIAN_TTFT 202.25 \n"},
 		{name: "custom pattern with too few names", dir: "custom",
 			in: with(func(in *Input) {
-				in.Custom = &Spec{LogFile: "custom_*.log", Names: []string{"A"}, Pattern: `(\d+)\ (\d+)\ (\d+)`}
+				in.Custom = &testspec.MetricsSpec{LogFile: "custom_*.log", MetricNames: []string{"A"}, ExtractorPattern: `(\d+)\ (\d+)\ (\d+)`}
 			}),
 			reasons: []string{"has 3 groups but metric_names has 1 names"}},
 		{name: "unknown category", dir: "disagg_ok", in: with(func(in *Input) { in.Category = "soak" }), reasons: []string{`unknown category "soak"`}},

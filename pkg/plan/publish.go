@@ -221,16 +221,11 @@ func Spec(t *config.Test, run, out, gpu string, env config.Env, tools string) (*
 		Backend: backend(c),
 		Image:   c.Environment.ContainerImage, Concurrencies: c.Benchmark.ConcurrencyList,
 		LogDir: logDir, Request: job.Request,
-	}
-	if m := custom(c); m != nil {
-		spec.Metrics = &events.MetricsSpec{LogFile: m.LogFile, Pattern: m.ExtractorPattern, Names: m.MetricNames}
+		// As written: the judge fills what they leave out, as for `collector parse`.
+		Metrics: c.CustomMetrics(),
 	}
 	if a := c.Metadata.Accuracy; a != nil {
-		for _, d := range a.Datasets {
-			spec.Datasets = append(spec.Datasets, events.Dataset{Name: d.DatasetName, Filter: d.FilterType,
-				Expected: d.ExpectedValue, ThresholdType: d.ThresholdType, Alpha: d.Alpha, Beta: d.Beta,
-				Sigma: d.Sigma, NumSamples: d.NumSamples, HigherIsBetter: d.HigherIsBetter})
-		}
+		spec.Datasets = slices.Clone(a.Datasets)
 	}
 	for _, f := range job.Files {
 		spec.Files = append(spec.Files, events.File{Name: f.Name, Data: f.Data, Mode: uint32(f.Mode)})
@@ -247,13 +242,6 @@ func backend(c *config.Config) string {
 		}
 	}
 	return ""
-}
-
-func custom(c *config.Config) *config.MetricsSpec {
-	if c.Metadata.Metrics != nil {
-		return c.Metadata.Metrics
-	}
-	return c.Benchmark.Metrics
 }
 
 // chunk splits the run's jobs into batch messages: the run's batch size (or one batch

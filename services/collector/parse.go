@@ -98,53 +98,24 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// InputFor builds the judge's input from a loaded test: type, category, custom metrics
-// (the defaults with the test's fields replacing them), concurrency list, gen server
-// count and accuracy datasets with the seed's defaults filled in.
+// InputFor builds the judge's input from a loaded test as the collector builds it from
+// the test's job spec: type, category, the custom metrics section as written (the
+// judge fills the fields it leaves out from the defaults), concurrency list, gen
+// server count and accuracy datasets with the seed's defaults filled in.
 func InputFor(t *config.Test) metrics.Input {
 	c := &t.Config
 	in := metrics.Input{
 		TestType: t.Type, Category: t.Category,
 		Concurrencies: slices.Clone([]int(c.Benchmark.ConcurrencyList)),
 		NumGenServers: c.Hardware.NumGenServers,
-	}
-	if c.CustomMetrics() != nil && t.Category != "accuracy" {
-		m := t.Metrics()
-		in.Custom = &metrics.Spec{LogFile: m.LogFile, Pattern: m.ExtractorPattern, Names: slices.Clone(m.MetricNames)}
+		Custom:        c.CustomMetrics(),
 	}
 	if a := c.Metadata.Accuracy; a != nil {
 		for _, d := range a.Datasets {
-			in.Datasets = append(in.Datasets, Dataset(d))
+			in.Datasets = append(in.Datasets, metrics.ResolveDataset(d))
 		}
 	}
 	return in
-}
-
-// Dataset turns a config dataset into the judge's, with the seed's defaults for the
-// parameters it leaves out.
-func Dataset(d config.AccuracyDataset) metrics.Dataset {
-	out := metrics.DatasetDefaults(d.DatasetName)
-	out.Expected = d.ExpectedValue
-	out.Filter = d.FilterType
-	if d.ThresholdType != "" {
-		out.ThresholdType = d.ThresholdType
-	}
-	if d.Alpha != nil {
-		out.Alpha = *d.Alpha
-	}
-	if d.Beta != nil {
-		out.Beta = *d.Beta
-	}
-	if d.Sigma != nil {
-		out.Sigma = *d.Sigma
-	}
-	if d.NumSamples != nil {
-		out.NumSamples = *d.NumSamples
-	}
-	if d.HigherIsBetter != nil {
-		out.HigherIsBetter = *d.HigherIsBetter
-	}
-	return out
 }
 
 type perfJSON struct {

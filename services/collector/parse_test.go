@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/disaggbench/disaggbench/pkg/metrics"
 )
 
 func jobs(name string) string {
@@ -100,7 +102,7 @@ func TestParse(t *testing.T) {
 
 func TestDatasetDefaultsFill(t *testing.T) {
 	sigma := 20.0
-	d := Dataset(configDataset("humaneval", 0.8, &sigma))
+	d := metrics.ResolveDataset(configDataset("humaneval", 0.8, &sigma))
 	if d.Alpha != 0.002 || d.Sigma != 20 || d.NumSamples != 164 || !d.HigherIsBetter || d.Expected != 0.8 {
 		t.Errorf("got %+v", d)
 	}
