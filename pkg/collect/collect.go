@@ -32,7 +32,6 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/obs"
 	"github.com/disaggbench/disaggbench/pkg/refs"
 	"github.com/disaggbench/disaggbench/pkg/results"
-	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
 // Durable is the collector's consumer name.
@@ -459,7 +458,7 @@ func (c *Collector) prepare(ctx context.Context, ev *events.JobCompleted) (*even
 	if err != nil {
 		return nil, nil, err
 	}
-	if !res.Passed && scheduler.BaseState(ev.State) == scheduler.Completed {
+	if !res.Passed && ev.RanToEnd() {
 		obs.ParseFailure("collector", "log") // the job ended well; its logs gave no passing result
 	}
 	if !res.Passed && dir != "" {
@@ -618,7 +617,7 @@ func (c *Collector) finish(ctx context.Context, it *item) error {
 // the planner orders later runs by. A redelivered result may add its duration twice;
 // the history is a hint, so that is harmless, and a failure to record is only logged.
 func (c *Collector) recordDuration(ctx context.Context, res *events.Result) {
-	if res.State != scheduler.Completed || res.Duration <= 0 || res.GPUType == "" {
+	if !res.RanToEnd() || res.Duration <= 0 || res.GPUType == "" {
 		return
 	}
 	if err := c.ledger.MutateHistory(ctx, res.TestID, res.GPUType, func(h *events.DurationHistory) error {
@@ -750,11 +749,11 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 	m := metrics.Judge(ev.LogDir, in)
 	res.Partial = m.Partial
 	res.Reasons = append(res.Reasons, m.Reasons...)
-	state := scheduler.BaseState(ev.State)
-	if state != scheduler.Completed {
+	state := ev.FinalState()
+	if !ev.RanToEnd() {
 		res.Reasons = jobEndReason(res.Reasons, ev)
 	}
-	res.Passed = m.Valid && state == scheduler.Completed
+	res.Passed = m.Valid && ev.RanToEnd()
 	verdict := "fail"
 	if res.Passed {
 		verdict = "pass"

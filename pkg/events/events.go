@@ -374,6 +374,13 @@ type JobCompleted struct {
 	Spec *JobSpec `json:"spec,omitempty"`
 }
 
+// FinalState is the job's final state without what SLURM appends to it ("CANCELLED by
+// 1000" is CANCELLED).
+func (e *JobCompleted) FinalState() string { return scheduler.BaseState(e.State) }
+
+// RanToEnd reports whether the job ended COMPLETED (exit code 0).
+func (e *JobCompleted) RanToEnd() bool { return e.FinalState() == scheduler.Completed }
+
 // ResultRow is one number of a result.
 type ResultRow struct {
 	Concurrency int      `json:"concurrency,omitempty"`
@@ -431,6 +438,9 @@ type Result struct {
 	RefVerdict   string   `json:"ref_verdict,omitempty"`
 	Improvements []string `json:"improvements,omitempty"`
 }
+
+// RanToEnd reports whether the test's job ended COMPLETED, whatever its verdict.
+func (r *Result) RanToEnd() bool { return scheduler.BaseState(r.State) == scheduler.Completed }
 
 // Verdict is "PASSED" or "FAILED".
 func (r *Result) Verdict() string {

@@ -106,3 +106,21 @@ func TestParseSubjectRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A completion's final state is read without what SLURM appends to it.
+func TestJobCompletedFinalState(t *testing.T) {
+	for state, want := range map[string]bool{"COMPLETED": true, "COMPLETED+": true, "CANCELLED by 1000": false,
+		"FAILED": false, "NODE_FAIL": false, "": false} {
+		ev := &JobCompleted{State: state}
+		if got := ev.RanToEnd(); got != want {
+			t.Errorf("RanToEnd() of %q = %v, want %v", state, got, want)
+		}
+		r := &Result{State: state}
+		if got := r.RanToEnd(); got != want {
+			t.Errorf("Result.RanToEnd() of %q = %v, want %v", state, got, want)
+		}
+	}
+	if got := (&JobCompleted{State: "CANCELLED by 1000"}).FinalState(); got != "CANCELLED" {
+		t.Errorf("FinalState() = %q, want CANCELLED", got)
+	}
+}
