@@ -785,8 +785,7 @@ func Judge(ev *events.JobCompleted, spec *events.JobSpec, maxFailed int) (*event
 // bound. A reference that no value of the test meets is a regression too (the test
 // stopped printing the metric), unless it is for another GPU type.
 func applyReferences(res *events.Result, rows []results.Row, spec *events.JobSpec) {
-	for _, er := range spec.References {
-		ref := refs.Reference(er)
+	for _, ref := range spec.References {
 		if ref.GPU != "" && !strings.EqualFold(ref.GPU, spec.GPUType) {
 			continue
 		}

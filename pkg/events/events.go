@@ -17,6 +17,7 @@ package events
 
 import (
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/refs"
 	"slices"
 	"strconv"
 	"strings"
@@ -405,17 +406,7 @@ type ResultRow struct {
 
 // Reference is one of a test's references as the planner resolved it (a baseline's
 // value read from the results dataset); see pkg/refs.
-type Reference struct {
-	Metric       string   `json:"metric"`
-	GPU          string   `json:"gpu,omitempty"`
-	Concurrency  int      `json:"concurrency,omitempty"`
-	Min          *float64 `json:"min,omitempty"`
-	Max          *float64 `json:"max,omitempty"`
-	Value        *float64 `json:"value,omitempty"`
-	Tolerance    float64  `json:"tolerance,omitempty"`
-	Source       string   `json:"source,omitempty"`
-	Insufficient bool     `json:"insufficient,omitempty"`
-}
+type Reference = refs.Reference
 
 // Result is the collector's verdict on one test.
 type Result struct {
