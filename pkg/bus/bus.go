@@ -640,54 +640,6 @@ func (b *Bus) shutdownServer() {
 	}
 }
 
-// GetJSON reads a KV entry into v and returns its revision.
-func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return 0, err
-	}
-	return e.Revision(), json.Unmarshal(e.Value(), v)
-}
-
-// UpdateJSON applies fn to the JSON value at key with compare-and-set, retrying on a
-// concurrent change. A missing key starts from v's zero value and is created.
-func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(*T) error) (T, error) {
-	for {
-		var v T
-		rev, err := GetJSON(ctx, kv, key, &v)
-		missing := errors.Is(err, jetstream.ErrKeyNotFound)
-		if err != nil && !missing {
-			return v, err
-		}
-		if err := fn(&v); err != nil {
-			return v, err
-		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			return v, err
-		}
-		if missing {
-			_, err = kv.Create(ctx, key, data)
-		} else {
-			_, err = kv.Update(ctx, key, data, rev)
-		}
-		if err == nil {
-			return v, nil
-		}
-		if !IsRevMismatch(err) {
-			return v, err
-		}
-		if ctx.Err() != nil {
-			return v, ctx.Err()
-		}
-	}
-}
-
-// IsRevMismatch reports a KV update refused because the entry is at another revision.
-func IsRevMismatch(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
-}
-
 type serverLog struct{ l *slog.Logger }
 
 func (s *serverLog) Noticef(f string, v ...any) { s.l.Debug(fmt.Sprintf(f, v...)) }
