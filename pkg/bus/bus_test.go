@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/events"
 )
 
@@ -84,9 +82,9 @@ func TestLastPerSubject(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	passed := 0
-	n, err = b.LastPerSubject(ctx, filter, func(m jetstream.Msg) error {
+	n, err = b.LastPerSubject(ctx, filter, func(m Message) error {
 		var r events.Result
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
+		if err := json.Unmarshal(m.Data, &r); err != nil {
 			return err
 		}
 		if seen[r.TestID] || r.RunID != "r1" {
@@ -127,14 +125,14 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts := ConsumeOptions{Stage: "test", What: "batch", Batch: 1, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	seen := map[string]int{}
 	var mu sync.Mutex
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error)
 	handedBack := 0
 	go func() {
-		done <- Consume(cctx, cons, 1, log, func(m jetstream.Msg) {
+		done <- Consume(cctx, cons, opts, func(m *Delivery) {
 			mu.Lock()
 			defer mu.Unlock()
 			if cctx.Err() != nil {
@@ -142,7 +140,7 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 				_ = m.Nak()
 				return
 			}
-			seen[m.Subject()]++
+			seen[m.Subject]++
 			_ = m.Ack()
 			if len(seen) == n/2 {
 				stop()
@@ -155,11 +153,12 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 	first := len(seen)
 	// A second consumer picks up the rest, including what the first handed back.
 	cctx, stop = context.WithCancel(ctx)
+	opts.Batch = 64
 	go func() {
-		done <- Consume(cctx, cons, 64, log, func(m jetstream.Msg) {
+		done <- Consume(cctx, cons, opts, func(m *Delivery) {
 			mu.Lock()
 			defer mu.Unlock()
-			seen[m.Subject()]++
+			seen[m.Subject]++
 			_ = m.Ack()
 			if len(seen) == n {
 				stop()
