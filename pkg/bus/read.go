@@ -184,3 +184,36 @@ func (b *Bus) LastPerSubject(ctx context.Context, filter string, fn func(Message
 	}
 	return n, nil
 }
+
+// StreamStatus is what a stream (the event stream or a KV bucket's) holds and where.
+type StreamStatus struct {
+	Replicas int
+	Msgs     uint64
+	Leader   string       // the cluster's leader for the stream ("" when not clustered)
+	Peers    []StreamPeer // the other replicas
+}
+
+// StreamPeer is a replica of a stream other than its leader.
+type StreamPeer struct {
+	Name    string
+	Current bool // caught up with the leader
+	Offline bool
+}
+
+// StreamStatus reads the status of the stream named name (events.Stream, or "KV_" and
+// a bucket's name).
+func (b *Bus) StreamStatus(ctx context.Context, name string) (StreamStatus, error) {
+	st, err := b.JS.Stream(ctx, name)
+	if err != nil {
+		return StreamStatus{}, err
+	}
+	info := st.CachedInfo()
+	s := StreamStatus{Replicas: info.Config.Replicas, Msgs: info.State.Msgs}
+	if cl := info.Cluster; cl != nil {
+		s.Leader = cl.Leader
+		for _, r := range cl.Replicas {
+			s.Peers = append(s.Peers, StreamPeer{Name: r.Name, Current: r.Current, Offline: r.Offline})
+		}
+	}
+	return s, nil
+}
