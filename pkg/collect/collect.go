@@ -296,9 +296,7 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 		}
 		p := parts[it.ev.RunID]
 		if p == nil {
-			seq := uint64(0)
-			seq = it.m.Seq
-			p = &part{name: fmt.Sprintf("part-%012d.parquet", seq)}
+			p = &part{name: fmt.Sprintf("part-%012d.parquet", it.m.Seq)}
 			parts[it.ev.RunID] = p
 		}
 		p.items = append(p.items, it)
