@@ -232,8 +232,9 @@ func pull(ctx context.Context, c *Consumer, batch int, log *slog.Logger, fn func
 	}
 }
 
-// heldSet is a consumer's unsettled deliveries, one per message: a redelivery to the
-// same process replaces the handle it had.
+// heldSet is a consumer's unsettled deliveries, one per message (by stream sequence,
+// which every JetStream delivery carries): a redelivery to the same process replaces the
+// handle it had, which the stage may then drop without settling it.
 type heldSet struct {
 	mu     sync.Mutex
 	bySeq  map[uint64]*Delivery
