@@ -106,7 +106,7 @@ type Bus struct {
 
 	replicas  int
 	mu        sync.Mutex
-	consumers map[string]jetstream.Consumer // the durables bound by this process
+	consumers map[string]*Consumer // the durables bound by this process
 	untrack   []func()
 }
 
@@ -119,7 +119,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	if o.Replicas < 0 {
 		return nil, fmt.Errorf("replicas %d: want 1 or more (0: keep what exists)", o.Replicas)
 	}
-	b := &Bus{log: log, replicas: o.Replicas, consumers: map[string]jetstream.Consumer{}}
+	b := &Bus{log: log, replicas: o.Replicas, consumers: map[string]*Consumer{}}
 	nopts := []nats.Option{
 		nats.Name(cmp.Or(o.Name, "disaggbench")),
 		nats.MaxReconnects(-1),
@@ -451,9 +451,10 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, v any) error {
 }
 
 // Consumer creates or updates a stage's durable pull consumer on the event stream:
-// explicit acks, redelivered without limit (a stage Naks what it cannot do yet), and
-// at most maxPending messages out at once across every instance of the stage.
-func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWait time.Duration, maxPending int) (jetstream.Consumer, error) {
+// explicit acks, redelivered without limit by the server (a stage Naks what it cannot do
+// yet; Consume terminates poison), and at most maxPending messages out at once across
+// every instance of the stage.
+func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWait time.Duration, maxPending int) (*Consumer, error) {
 	c, err := b.JS.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   desc,
@@ -468,11 +469,12 @@ func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWai
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", durable, err)
 	}
+	h := &Consumer{c: c, name: durable, nc: b.NC}
 	b.mu.Lock()
-	b.consumers[durable] = c
-	b.untrack = append(b.untrack, obs.TrackConsumer(durable, c))
+	b.consumers[durable] = h
+	b.untrack = append(b.untrack, obs.TrackConsumer(durable, h))
 	b.mu.Unlock()
-	return c, nil
+	return h, nil
 }
 
 // Ready says why the bus is not ready to work (nil: it is): the connection is down, the
@@ -492,99 +494,8 @@ func (b *Bus) Ready(ctx context.Context, durables ...string) error {
 		if !ok {
 			return fmt.Errorf("consumer %s not bound yet", d)
 		}
-		if _, err := c.Info(ctx); err != nil {
+		if _, err := c.c.Info(ctx); err != nil {
 			return fmt.Errorf("consumer %s: %w", d, err)
-		}
-	}
-	return nil
-}
-
-// LastPerSubject counts the subjects matching filter that hold a message and, with fn,
-// calls it with each one's newest message, oldest first. Counting is one request to the
-// server, whatever the number of subjects.
-func (b *Bus) LastPerSubject(ctx context.Context, filter string, fn func(jetstream.Msg) error) (int, error) {
-	cons, err := b.Stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     filter,
-		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("last per subject %s: %w", filter, err)
-	}
-	info := cons.CachedInfo()
-	defer func() { _ = b.Stream.DeleteConsumer(context.WithoutCancel(ctx), info.Name) }()
-	// A new consumer that delivers the last message per subject has one pending per
-	// subject; messages published since come after them.
-	n := int(info.NumPending)
-	if fn == nil {
-		return n, nil
-	}
-	for left := n; left > 0; {
-		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(10*time.Second))
-		if err != nil {
-			return n, fmt.Errorf("last per subject %s: %w", filter, err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			if left--; left >= 0 {
-				if err := fn(m); err != nil {
-					return n, err
-				}
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return n, fmt.Errorf("last per subject %s: %w", filter, err)
-		}
-		if got == 0 {
-			return n, fmt.Errorf("last per subject %s: %d of %d messages not delivered", filter, left, n)
-		}
-	}
-	return n, nil
-}
-
-// Consume calls fn with each message of cons, one at a time, until ctx ends; the
-// messages a pull already brought are still given to fn (which should hand them back)
-// before it returns. batch is how many messages are asked for at once.
-//
-// Each pull asks for up to batch messages and lasts at most a second; the next one is
-// asked for as soon as it ends. No pull outlives a second, so one lost with its
-// consumer's leader (a server of a cluster that died) or with a connection costs at
-// most that second: nothing waits for a heartbeat to notice it.
-func Consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.Logger, fn func(jetstream.Msg)) error {
-	name := cons.CachedInfo().Name
-	failing := time.Time{}
-	for ctx.Err() == nil {
-		// Stopping ends the pull at once; what it already brought is still given to fn.
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
-		msgs, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
-		if err == nil {
-			for m := range msgs.Messages() {
-				fn(m)
-			}
-			err = msgs.Error()
-		}
-		cancel()
-		switch {
-		case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoHeartbeat),
-			errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			failing = time.Time{}
-		case ctx.Err() != nil:
-		default:
-			// The consumer's leader or the connection is being replaced: ask again,
-			// and say so once it lasts.
-			if failing.IsZero() {
-				failing = time.Now()
-			} else if time.Since(failing) > 5*time.Second {
-				log.Warn("pull messages", "consumer", name, "err", err)
-				failing = time.Now()
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(250 * time.Millisecond):
-			}
 		}
 	}
 	return nil
@@ -640,54 +551,6 @@ func (b *Bus) shutdownServer() {
 	}
 }
 
-// GetJSON reads a KV entry into v and returns its revision.
-func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return 0, err
-	}
-	return e.Revision(), json.Unmarshal(e.Value(), v)
-}
-
-// UpdateJSON applies fn to the JSON value at key with compare-and-set, retrying on a
-// concurrent change. A missing key starts from v's zero value and is created.
-func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(*T) error) (T, error) {
-	for {
-		var v T
-		rev, err := GetJSON(ctx, kv, key, &v)
-		missing := errors.Is(err, jetstream.ErrKeyNotFound)
-		if err != nil && !missing {
-			return v, err
-		}
-		if err := fn(&v); err != nil {
-			return v, err
-		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			return v, err
-		}
-		if missing {
-			_, err = kv.Create(ctx, key, data)
-		} else {
-			_, err = kv.Update(ctx, key, data, rev)
-		}
-		if err == nil {
-			return v, nil
-		}
-		if !IsRevMismatch(err) {
-			return v, err
-		}
-		if ctx.Err() != nil {
-			return v, ctx.Err()
-		}
-	}
-}
-
-// IsRevMismatch reports a KV update refused because the entry is at another revision.
-func IsRevMismatch(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
-}
-
 type serverLog struct{ l *slog.Logger }
 
 func (s *serverLog) Noticef(f string, v ...any) { s.l.Debug(fmt.Sprintf(f, v...)) }
@@ -696,22 +559,3 @@ func (s *serverLog) Fatalf(f string, v ...any)  { s.l.Error(fmt.Sprintf(f, v...)
 func (s *serverLog) Errorf(f string, v ...any)  { s.l.Error(fmt.Sprintf(f, v...)) }
 func (s *serverLog) Debugf(f string, v ...any)  {}
 func (s *serverLog) Tracef(f string, v ...any)  {}
-
-// Heartbeat tells the server, at every tick (at least 100 ms apart) until ctx ends, that
-// the messages held returns are still being worked on (in-progress acknowledgements), so
-// that a stage's ack-wait can be short: a stage that dies loses its messages to another
-// instance after one ack-wait.
-func Heartbeat(ctx context.Context, every time.Duration, held func() []jetstream.Msg) {
-	t := time.NewTicker(max(every, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, m := range held() {
-			_ = m.InProgress()
-		}
-	}
-}

@@ -3,15 +3,12 @@ package bus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/disaggbench/disaggbench/pkg/events"
 )
@@ -48,36 +45,12 @@ func TestEmbeddedStoreSurvivesRestartAndProvisionIsIdempotent(t *testing.T) {
 		t.Fatalf("stream holds %d messages after a duplicate publish and a restart, want 1", info.State.Msgs)
 	}
 	var rec events.JobRecord
-	if _, err := GetJSON(ctx, b.Jobs, events.Key("r1", "t.1"), &rec); err != nil || rec.Phase != "claimed" {
+	e, err := b.Jobs.Get(ctx, events.Key("r1", "t.1"))
+	if err == nil {
+		err = json.Unmarshal(e.Value(), &rec)
+	}
+	if err != nil || rec.Phase != "claimed" {
 		t.Fatalf("ledger entry lost across restart: %+v %v", rec, err)
-	}
-}
-
-func TestUpdateJSONIsAtomicUnderContention(t *testing.T) {
-	ctx, b := embedded(t)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 25 {
-				if _, err := UpdateJSON(ctx, b.Runs, "r", func(r *events.RunRecord) error { r.Done++; return nil }); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	var rec events.RunRecord
-	if _, err := GetJSON(ctx, b.Runs, "r", &rec); err != nil {
-		t.Fatal(err)
-	}
-	if rec.Done != 200 {
-		t.Fatalf("Done = %d after 200 concurrent increments", rec.Done)
-	}
-	if _, err := b.Runs.Get(ctx, "missing"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("missing key: %v", err)
 	}
 }
 
@@ -109,9 +82,9 @@ func TestLastPerSubject(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	passed := 0
-	n, err = b.LastPerSubject(ctx, filter, func(m jetstream.Msg) error {
+	n, err = b.LastPerSubject(ctx, filter, func(m Message) error {
 		var r events.Result
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
+		if err := json.Unmarshal(m.Data, &r); err != nil {
 			return err
 		}
 		if seen[r.TestID] || r.RunID != "r1" {
@@ -152,14 +125,14 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts := ConsumeOptions{Stage: "test", What: "batch", Batch: 1, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	seen := map[string]int{}
 	var mu sync.Mutex
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error)
 	handedBack := 0
 	go func() {
-		done <- Consume(cctx, cons, 1, log, func(m jetstream.Msg) {
+		done <- Consume(cctx, cons, opts, func(m *Delivery) {
 			mu.Lock()
 			defer mu.Unlock()
 			if cctx.Err() != nil {
@@ -167,7 +140,7 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 				_ = m.Nak()
 				return
 			}
-			seen[m.Subject()]++
+			seen[m.Subject]++
 			_ = m.Ack()
 			if len(seen) == n/2 {
 				stop()
@@ -180,11 +153,12 @@ func TestConsumeDeliversAllAndDrainsOnStop(t *testing.T) {
 	first := len(seen)
 	// A second consumer picks up the rest, including what the first handed back.
 	cctx, stop = context.WithCancel(ctx)
+	opts.Batch = 64
 	go func() {
-		done <- Consume(cctx, cons, 64, log, func(m jetstream.Msg) {
+		done <- Consume(cctx, cons, opts, func(m *Delivery) {
 			mu.Lock()
 			defer mu.Unlock()
-			seen[m.Subject()]++
+			seen[m.Subject]++
 			_ = m.Ack()
 			if len(seen) == n {
 				stop()

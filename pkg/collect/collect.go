@@ -23,8 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
@@ -75,7 +73,6 @@ type Collector struct {
 
 	mu      sync.Mutex
 	failing map[string]*trouble // by ledger key: tests whose collection keeps failing
-	held    map[*item]struct{}  // completions taken and not yet settled
 }
 
 // DefaultAckWait is how long a completion goes without a heartbeat before another
@@ -109,7 +106,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.GiveUpAfter <= 0 {
 		cfg.GiveUpAfter = DefaultGiveUpAfter
 	}
-	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), ledger: ledger.New(cfg.Bus), failing: map[string]*trouble{}, held: map[*item]struct{}{}}
+	c := &Collector{cfg: cfg, log: cfg.Log.With("stage", "collector"), ledger: ledger.New(cfg.Bus), failing: map[string]*trouble{}}
 	c.csv = results.NewCSVAppender(c.CSVPath(), results.NoSync())
 	return c, nil
 }
@@ -155,28 +152,16 @@ func (c *Collector) Run(ctx context.Context) error {
 		defer close(committed)
 		c.commitLoop(wctx, ordered)
 	}()
-	hbCtx, stopHB := context.WithCancel(wctx)
-	defer stopHB()
-	// A few heartbeats per ack-wait: the ack-wait can be short.
-	go bus.Heartbeat(hbCtx, c.cfg.AckWait/4, c.heldMsgs)
-	err = bus.Consume(ctx, cons, 64, c.log, func(m jetstream.Msg) {
-		if ctx.Err() != nil {
-			_ = m.Nak() // stopping: hand it back at once
-			return
-		}
-		it := &item{m: m, ready: make(chan struct{})}
-		if err := events.DecodeJob(m.Subject(), m.Data(), &it.ev); err != nil {
-			// Never retried: no later delivery makes it valid.
-			c.log.Error("malformed completed event; terminating it", "subject", m.Subject(), "bytes", len(m.Data()), "reason", err)
-			_ = m.TermWithReason(err.Error())
-			obs.ParseFailure("collector", "event")
-			obs.Event("collector", obs.Malformed)
-			return
-		}
-		it.start = time.Now()
-		c.mu.Lock()
-		c.held[it] = struct{}{}
-		c.mu.Unlock()
+	opts := bus.ConsumeOptions{
+		Stage: "collector", What: "completed event", Log: c.log, Batch: 64,
+		// A few heartbeats per ack-wait, until each completion is settled (also while
+		// stopping): the ack-wait can be short.
+		Heartbeat: c.cfg.AckWait / 4,
+		// Far more deliveries than giving up on a test takes (one every 2 s).
+		MaxDeliveries: max(bus.DefaultMaxDeliveries, 2*int(c.cfg.GiveUpAfter/(2*time.Second))),
+	}
+	err = bus.ConsumeEvents(ctx, cons, opts, decodeCompleted, func(m *bus.Delivery, ev events.JobCompleted) {
+		it := &item{m: m, ev: ev, ready: make(chan struct{}), start: time.Now()}
 		ordered <- it
 		work <- it
 	})
@@ -185,6 +170,12 @@ func (c *Collector) Run(ctx context.Context) error {
 	wg.Wait()
 	<-committed
 	return err
+}
+
+func decodeCompleted(subject string, data []byte) (events.JobCompleted, error) {
+	var ev events.JobCompleted
+	err := events.DecodeJob(subject, data, &ev)
+	return ev, err
 }
 
 // maxPartRows bounds the rows buffered for one Parquet part file, and partAge how long
@@ -304,11 +295,7 @@ func (c *Collector) commitLoop(ctx context.Context, ordered <-chan *item) {
 		}
 		p := parts[it.ev.RunID]
 		if p == nil {
-			seq := uint64(0)
-			if md, err := it.m.Metadata(); err == nil {
-				seq = md.Sequence.Stream
-			}
-			p = &part{name: fmt.Sprintf("part-%012d.parquet", seq)}
+			p = &part{name: fmt.Sprintf("part-%012d.parquet", it.m.Seq)}
 			parts[it.ev.RunID] = p
 		}
 		p.items = append(p.items, it)
@@ -333,15 +320,13 @@ func (c *Collector) settle(it *item, err error) {
 		if c.giveUp(key, it) {
 			return
 		}
-		c.release(it)
-		_ = it.m.NakWithDelay(2 * time.Second)
+		_ = it.m.NakAfter(2 * time.Second)
 		obs.Event("collector", obs.Retry)
 		return
 	}
 	c.mu.Lock()
 	delete(c.failing, key)
 	c.mu.Unlock()
-	c.release(it)
 	_ = it.m.Ack()
 	outcome := obs.OK
 	if it.res != nil && !it.res.Passed {
@@ -349,24 +334,6 @@ func (c *Collector) settle(it *item, err error) {
 	}
 	obs.Event("collector", outcome)
 	obs.Duration("collector", time.Since(it.start))
-}
-
-// release forgets a settled completion: no more heartbeats for it.
-func (c *Collector) release(it *item) {
-	c.mu.Lock()
-	delete(c.held, it)
-	c.mu.Unlock()
-}
-
-// heldMsgs are the completions this collector works on.
-func (c *Collector) heldMsgs() []jetstream.Msg {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	msgs := make([]jetstream.Msg, 0, len(c.held))
-	for it := range c.held {
-		msgs = append(msgs, it.m)
-	}
-	return msgs
 }
 
 // giveUp reports a test whose collection failed as a problem event, and once it has
@@ -421,7 +388,6 @@ func (c *Collector) giveUp(key string, it *item) bool {
 	}
 	c.mu.Lock()
 	delete(c.failing, key)
-	delete(c.held, it)
 	c.mu.Unlock()
 	_ = it.m.Ack()
 	obs.Event("collector", obs.Failed)
@@ -430,7 +396,7 @@ func (c *Collector) giveUp(key string, it *item) bool {
 }
 
 type item struct {
-	m       jetstream.Msg
+	m       *bus.Delivery
 	ev      events.JobCompleted
 	res     *events.Result
 	rows    []results.Row
@@ -655,12 +621,12 @@ func (c *Collector) runEnd(ctx context.Context, run string) error {
 		return err
 	}
 	var passed, failed int
-	if _, err := c.cfg.Bus.LastPerSubject(ctx, events.RunResultsFilter(run), func(m jetstream.Msg) error {
+	if _, err := c.cfg.Bus.LastPerSubject(ctx, events.RunResultsFilter(run), func(m bus.Message) error {
 		var v struct {
 			Passed bool `json:"passed"`
 		}
-		if err := json.Unmarshal(m.Data(), &v); err != nil {
-			return fmt.Errorf("%s: %w", m.Subject(), err)
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			return fmt.Errorf("%s: %w", m.Subject, err)
 		}
 		if v.Passed {
 			passed++

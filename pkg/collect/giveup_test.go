@@ -11,6 +11,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/progress"
 )
 
@@ -35,7 +36,7 @@ func TestUnwritableResultsFailTheTestInBoundedTime(t *testing.T) {
 	}
 	defer b.Close()
 	run, test := "r-giveup", "disagg_perf_x"
-	if _, err := bus.UpdateJSON(ctx, b.Runs, events.Token(run), func(r *events.RunRecord) error {
+	if _, err := ledger.New(b).MutateRun(ctx, run, func(r *events.RunRecord) error {
 		*r = events.RunRecord{RunID: run, Tests: 1, Started: time.Now()}
 		return nil
 	}); err != nil {

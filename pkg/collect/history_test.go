@@ -10,6 +10,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
 
@@ -46,7 +47,7 @@ func TestCollectorRecordsDurations(t *testing.T) {
 	}
 	var h events.DurationHistory
 	for {
-		if _, err := bus.GetJSON(ctx, b.History, events.HistoryKey("t1", "GB200"), &h); err == nil {
+		if _, err := ledger.GetJSON(ctx, b.History, events.HistoryKey("t1", "GB200"), &h); err == nil {
 			break
 		}
 		if ctx.Err() != nil {

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/results"
@@ -50,44 +48,32 @@ func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (res ReplayResult,
 	if o.RunID != "" {
 		filter = events.RunJobsFilter(o.RunID, events.KindCompleted)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !o.Since.IsZero() {
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &o.Since
-	}
-	cons, err := b.JS.OrderedConsumer(ctx, events.Stream, cfg)
+	rd, err := b.Read(ctx, bus.ReadOptions{Filter: filter, Since: o.Since, Ordered: true})
 	if err != nil {
 		return res, err
 	}
+	defer rd.Stop()
 	byTest := map[string]results.ReplayJob{}
 	var order []string
-	if info := cons.CachedInfo(); info == nil || info.NumPending > 0 {
-		it, err := cons.Messages()
+	for left := rd.Pending() > 0; left; {
+		msg, err := rd.Next()
 		if err != nil {
 			return res, err
 		}
-		defer it.Stop()
-		for {
-			msg, err := it.Next()
+		var ev events.JobCompleted
+		if err := json.Unmarshal(msg.Data, &ev); err == nil {
+			_, r, _, err := judgeEvent(ctx, cmp.Or(o.LogsFrom, o.OutputPath), &ev, o.MaxFailedRequests, DefaultTestBudget)
 			if err != nil {
 				return res, err
 			}
-			var ev events.JobCompleted
-			if err := json.Unmarshal(msg.Data(), &ev); err == nil {
-				_, r, _, err := judgeEvent(ctx, cmp.Or(o.LogsFrom, o.OutputPath), &ev, o.MaxFailedRequests, DefaultTestBudget)
-				if err != nil {
-					return res, err
-				}
-				key := events.Key(ev.RunID, ev.TestID)
-				if _, seen := byTest[key]; !seen {
-					order = append(order, key)
-				}
-				byTest[key] = results.ReplayJob{RunID: ev.RunID, TestID: ev.TestID, Start: ev.Start, End: ev.End, Rows: r}
+			key := events.Key(ev.RunID, ev.TestID)
+			if _, seen := byTest[key]; !seen {
+				order = append(order, key)
 			}
-			md, err := msg.Metadata()
-			if err != nil || md.NumPending == 0 {
-				break
-			}
+			byTest[key] = results.ReplayJob{RunID: ev.RunID, TestID: ev.TestID, Start: ev.Start, End: ev.End, Rows: r}
 		}
+		// The reader's last event so far (or one without its position) ends the replay.
+		left = msg.Seq != 0 && msg.Pending > 0
 	}
 	if len(order) == 0 {
 		switch {

@@ -115,7 +115,7 @@ func TestStoreFollowsARun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan struct{})
-	go func() { _ = Follow(ctx, b.JS, store, quiet, func() { close(ready) }) }()
+	go func() { _ = Follow(ctx, b, store, quiet, func() { close(ready) }) }()
 	select {
 	case <-ready:
 	case <-time.After(10 * time.Second):
@@ -216,7 +216,7 @@ func TestServerAPIAndResumableEvents(t *testing.T) {
 	publishRun(t, b, "r1", 2)
 	publishRun(t, b, "other", 1)
 	store := NewStore()
-	srv := NewServer(b.JS, store, quiet)
+	srv := NewServer(b, store, quiet)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -224,7 +224,7 @@ func TestServerAPIAndResumableEvents(t *testing.T) {
 	if resp, err := http.Get(ts.URL + "/readyz"); err != nil || resp.StatusCode != 503 {
 		t.Fatalf("readyz before the history was read: %v %v", resp.StatusCode, err)
 	}
-	go func() { _ = Follow(ctx, b.JS, store, quiet, srv.SetReady) }()
+	go func() { _ = Follow(ctx, b, store, quiet, srv.SetReady) }()
 	checkFor(t, 10*time.Second, func() error {
 		resp, err := http.Get(ts.URL + "/readyz")
 		if err != nil || resp.StatusCode != 200 {
@@ -329,7 +329,7 @@ func TestReportIsSelfContained(t *testing.T) {
 	publishRun(t, b, "r2", 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	page, err := Report(ctx, b.JS, []string{"r1", "r2"}, quiet)
+	page, err := Report(ctx, b, []string{"r1", "r2"}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestReportIsSelfContained(t *testing.T) {
 	if len(data.Runs) != 2 || len(data.Runs[0].TestList[0].Points) != 2 || !strings.Contains(s, "Chart.js v4.6.1") {
 		t.Fatalf("report data: %+v", data.Runs)
 	}
-	if _, err := Report(ctx, b.JS, []string{"r1", "missing"}, quiet); err == nil || !strings.Contains(err.Error(), "missing") {
+	if _, err := Report(ctx, b, []string{"r1", "missing"}, quiet); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("report of an unknown run: %v", err)
 	}
 }

@@ -7,16 +7,16 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 )
 
 // Follow applies every event of the stream to store, from the oldest kept, then follows
 // new ones until ctx ends. caughtUp (may be nil) is called once, when the events that
 // were in the stream as Follow started have all been applied. It reads through an ordered
-// consumer: ephemeral, never acknowledging, invisible to the stages.
-func Follow(ctx context.Context, js jetstream.JetStream, store *Store, log *slog.Logger, caughtUp func()) error {
+// reader: ephemeral, never acknowledging, invisible to the stages, and reading on when
+// its consumer is lost.
+func Follow(ctx context.Context, b *bus.Bus, store *Store, log *slog.Logger, caughtUp func()) error {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -26,60 +26,44 @@ func Follow(ctx context.Context, js jetstream.JetStream, store *Store, log *slog
 			once.Do(caughtUp)
 		}
 	}
-	stream, err := js.Stream(ctx, events.Stream)
+	r, err := b.Read(ctx, bus.ReadOptions{Ordered: true})
 	if err != nil {
-		return fmt.Errorf("dashboard: stream %s: %w", events.Stream, err)
+		return fmt.Errorf("dashboard: consumer on %s: %w", events.Stream, err)
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("dashboard: stream %s: %w", events.Stream, err)
-	}
-	if info.State.Msgs == 0 {
+	if r.Pending() == 0 {
 		ready()
 	}
-	cons, err := js.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.Subjects},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("dashboard: consumer on %s: %w", events.Stream, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("dashboard: consumer on %s: %w", events.Stream, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
+	stop := context.AfterFunc(ctx, r.Stop)
 	defer stop()
-	defer it.Stop()
+	defer r.Stop()
 	for {
-		msg, err := it.Next()
+		msg, err := r.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil || errors.Is(err, bus.ErrReadStopped) {
 				return nil
 			}
 			return fmt.Errorf("dashboard: reading %s: %w", events.Stream, err)
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			log.Warn("event without metadata", "subject", msg.Subject(), "err", err)
+		if msg.Seq == 0 {
+			log.Warn("event without metadata", "subject", msg.Subject)
 			continue
 		}
-		if err := store.Apply(meta.Sequence.Stream, msg.Subject(), msg.Data()); err != nil {
+		if err := store.Apply(msg.Seq, msg.Subject, msg.Data); err != nil {
 			log.Warn("event not understood", "err", err)
 		}
-		if meta.NumPending == 0 {
+		if msg.Pending == 0 {
 			ready()
 		}
 	}
 }
 
 // Load fills store with every event the stream holds now, then returns.
-func Load(ctx context.Context, js jetstream.JetStream, store *Store, log *slog.Logger) error {
+func Load(ctx context.Context, b *bus.Bus, store *Store, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
 	errc := make(chan error, 1)
-	go func() { errc <- Follow(ctx, js, store, log, func() { close(done) }) }()
+	go func() { errc <- Follow(ctx, b, store, log, func() { close(done) }) }()
 	select {
 	case <-done:
 		cancel()

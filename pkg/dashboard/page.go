@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/disaggbench/disaggbench/pkg/bus"
 )
 
 // Page is the dashboard's HTML. Served live (report nil) it loads its script and styles
@@ -99,12 +99,12 @@ func (r *ReportData) RunIDs() []string {
 
 // Report reads the stream's history and returns the report page of the given runs; a
 // run the stream does not know is an error.
-func Report(ctx context.Context, js jetstream.JetStream, runs []string, log *slog.Logger) ([]byte, error) {
+func Report(ctx context.Context, b *bus.Bus, runs []string, log *slog.Logger) ([]byte, error) {
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("dashboard report: name at least one run")
 	}
 	store := NewStore()
-	if err := Load(ctx, js, store, log); err != nil {
+	if err := Load(ctx, b, store, log); err != nil {
 		return nil, err
 	}
 	return ReportFrom(store, runs, time.Now().UTC())

@@ -15,8 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 )
@@ -26,7 +25,7 @@ var webFS embed.FS
 
 // Server serves the dashboard's pages, its JSON API and its event stream.
 type Server struct {
-	js      jetstream.JetStream
+	bus     *bus.Bus
 	store   *Store
 	log     *slog.Logger
 	ready   atomic.Bool
@@ -38,12 +37,12 @@ type Server struct {
 	KeepAlive time.Duration
 }
 
-// NewServer serves store's picture; js is read for the event stream.
-func NewServer(js jetstream.JetStream, store *Store, log *slog.Logger) *Server {
+// NewServer serves store's picture; b is read for the event stream.
+func NewServer(b *bus.Bus, store *Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{js: js, store: store, log: log, mux: http.NewServeMux(), KeepAlive: 15 * time.Second}
+	s := &Server{bus: b, store: store, log: log, mux: http.NewServeMux(), KeepAlive: 15 * time.Second}
 	static, _ := fs.Sub(webFS, "web")
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -78,7 +77,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 	hs.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 2)
 	go func() {
-		err := Follow(ctx, s.js, s.store, s.log, s.SetReady)
+		err := Follow(ctx, s.bus, s.store, s.log, s.SetReady)
 		if err != nil {
 			err = fmt.Errorf("following events: %w", err)
 		}
@@ -257,29 +256,21 @@ func lastEventID(r *http.Request) (uint64, error) {
 }
 
 // eventStream delivers the stream's events (of one run, or all) after a sequence
-// through an ordered consumer; stop ends it.
-func (s *Server) eventStream(ctx context.Context, run string, after uint64) (<-chan jetstream.Msg, func(), error) {
+// through an ordered reader; stop ends it.
+func (s *Server) eventStream(ctx context.Context, run string, after uint64) (<-chan bus.Message, func(), error) {
 	filter := events.Subjects
 	if run != "" {
 		filter = events.RunFilter(run)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
-	}
-	cons, err := s.js.OrderedConsumer(ctx, events.Stream, cfg)
+	r, err := s.bus.Read(ctx, bus.ReadOptions{Filter: filter, AfterSeq: after, Ordered: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, nil, err
-	}
-	msgs := make(chan jetstream.Msg)
+	msgs := make(chan bus.Message)
 	go func() {
 		defer close(msgs)
 		for {
-			m, err := it.Next()
+			m, err := r.Next()
 			if err != nil {
 				return
 			}
@@ -290,23 +281,22 @@ func (s *Server) eventStream(ctx context.Context, run string, after uint64) (<-c
 			}
 		}
 	}()
-	return msgs, it.Stop, nil
+	return msgs, r.Stop, nil
 }
 
 // send writes one event to the client once the store has applied it (what /api shows
 // must not lag behind an event the client was sent); false: the client is gone.
-func (s *Server) send(ctx context.Context, w io.Writer, m jetstream.Msg) bool {
-	meta, err := m.Metadata()
-	if err != nil {
+func (s *Server) send(ctx context.Context, w io.Writer, m bus.Message) bool {
+	seq := m.Seq
+	if seq == 0 {
 		return true
 	}
-	seq := meta.Sequence.Stream
 	if err := s.store.WaitSeq(ctx, seq); err != nil {
 		return false
 	}
-	data, err := streamEvent(seq, m.Subject(), m.Data())
+	data, err := streamEvent(seq, m.Subject, m.Data)
 	if err != nil {
-		s.log.Warn("event not sent", "seq", seq, "subject", m.Subject(), "err", err)
+		s.log.Warn("event not sent", "seq", seq, "subject", m.Subject, "err", err)
 		return true
 	}
 	fmt.Fprintf(w, "id: %d\ndata: %s\n\n", seq, data)

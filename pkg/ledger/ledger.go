@@ -150,6 +150,12 @@ func (l *Ledger) AllHistory(ctx context.Context) (map[string]events.DurationHist
 	}
 }
 
+// GetJSON reads the JSON record at key of a bucket into v and returns its revision, for
+// tests and tools that look at the records as stored; a missing key is ErrNotFound.
+func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (Rev, error) {
+	return get(ctx, kv, key, v)
+}
+
 // get reads key into v. A value that does not decode returns its revision with the error.
 func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) (Rev, error) {
 	e, err := kv.Get(ctx, key)
@@ -182,10 +188,16 @@ func update(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev R
 
 // conflict names a refused compare-and-set ErrConflict, keeping the server's word.
 func conflict(err error) error {
-	if err != nil && bus.IsRevMismatch(err) {
+	if err != nil && revMismatch(err) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	return err
+}
+
+// revMismatch reports a KV write refused because the entry is at another revision (or,
+// for a create, exists).
+func revMismatch(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // mutate is read, fn, compare-and-set, again until the write lands or fails otherwise.

@@ -486,3 +486,33 @@ func TestWatchRunJobsReplacesASilentWatch(t *testing.T) {
 		t.Fatalf("%d watches started, want a second", n)
 	}
 }
+
+// Concurrent read-modify-writes of one run record through compare-and-set lose no update,
+// and GetJSON reads the record as stored.
+func TestMutateRunIsAtomicUnderContention(t *testing.T) {
+	ctx, b, l := connect(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				if _, err := l.MutateRun(ctx, "r", func(r *events.RunRecord) error { r.Done++; return nil }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var rec events.RunRecord
+	if _, err := GetJSON(ctx, b.Runs, "r", &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Done != 200 {
+		t.Fatalf("Done = %d after 200 concurrent increments", rec.Done)
+	}
+	if _, err := GetJSON(ctx, b.Runs, "missing", &rec); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -28,6 +27,7 @@ const (
 	OK        = "ok"        // done and acknowledged
 	Retry     = "retry"     // handed back to be redelivered later
 	Malformed = "malformed" // terminated: no delivery makes it valid
+	Poison    = "poison"    // terminated: delivered too many times without being settled
 	Stopping  = "stopping"  // handed back because the stage is stopping
 	Failed    = "failed"    // done, and the test failed
 )
@@ -75,7 +75,7 @@ var (
 		Help: "The process's NATS connections that are up (0 while a server is being reconnected to).",
 	}, connectedCount)
 
-	consumers = &consumerCollector{set: map[string]jetstream.Consumer{}}
+	consumers = &consumerCollector{set: map[string]ConsumerSource{}}
 )
 
 func init() {
@@ -157,9 +157,21 @@ func TrackConnection(nc *nats.Conn) {
 	conns = append(conns, nc)
 }
 
+// ConsumerCounts are a durable consumer's counts as its server reports them.
+type ConsumerCounts struct {
+	Pending     uint64 // not yet delivered to any instance
+	AckPending  uint64 // delivered and not yet acknowledged
+	Redelivered uint64 // delivered more than once and not yet acknowledged
+}
+
+// ConsumerSource asks the server for a consumer's counts.
+type ConsumerSource interface {
+	Counts(ctx context.Context) (ConsumerCounts, error)
+}
+
 // TrackConsumer reports the consumer's pending and ack-pending counts on every scrape
 // (one info request each, bounded to two seconds); the returned function stops it.
-func TrackConsumer(name string, c jetstream.Consumer) func() {
+func TrackConsumer(name string, c ConsumerSource) func() {
 	consumers.mu.Lock()
 	defer consumers.mu.Unlock()
 	consumers.set[name] = c
@@ -174,7 +186,7 @@ func TrackConsumer(name string, c jetstream.Consumer) func() {
 
 type consumerCollector struct {
 	mu  sync.Mutex
-	set map[string]jetstream.Consumer
+	set map[string]ConsumerSource
 }
 
 func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -185,7 +197,7 @@ func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	set := make(map[string]jetstream.Consumer, len(c.set))
+	set := make(map[string]ConsumerSource, len(c.set))
 	for k, v := range c.set {
 		set[k] = v
 	}
@@ -193,13 +205,13 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for name, cons := range set {
-		info, err := cons.Info(ctx)
+		n, err := cons.Counts(ctx)
 		if err != nil {
 			continue // not known now: no sample rather than a wrong one
 		}
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), name)
-		ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending), name)
-		ch <- prometheus.MustNewConstMetric(redeliveredDesc, prometheus.GaugeValue, float64(info.NumRedelivered), name)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n.Pending), name)
+		ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(n.AckPending), name)
+		ch <- prometheus.MustNewConstMetric(redeliveredDesc, prometheus.GaugeValue, float64(n.Redelivered), name)
 	}
 }
 

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
@@ -105,7 +105,7 @@ func TestSLURMCancel(t *testing.T) {
 		return len(jobs) == 1 && scheduler.BaseState(jobs[0].State) == scheduler.Cancelled
 	})
 	var rec events.RunRecord
-	if _, err := bus.GetJSON(h.ctx, h.b.Runs, events.Token(p.RunID), &rec); err != nil || !rec.Cancelled {
+	if _, err := ledger.GetJSON(h.ctx, h.b.Runs, events.Token(p.RunID), &rec); err != nil || !rec.Cancelled {
 		t.Fatalf("run record %+v (%v): not marked cancelled", rec, err)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/progress"
@@ -105,7 +106,7 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 	}
 	done := func() int {
 		var rec events.RunRecord
-		_, _ = bus.GetJSON(ctx, b.Runs, events.Token(p.RunID), &rec)
+		_, _ = ledger.GetJSON(ctx, b.Runs, events.Token(p.RunID), &rec)
 		return rec.Done
 	}
 	waitFor := func(what string, cond func() bool) {

@@ -35,6 +35,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/collect"
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/pipeline"
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/progress"
@@ -220,7 +221,7 @@ func (h *slurmHarness) follow(p *plan.Plan) *progress.Progress {
 
 func (h *slurmHarness) done(run string) int {
 	var rec events.RunRecord
-	_, _ = bus.GetJSON(h.ctx, h.b.Runs, events.Token(run), &rec)
+	_, _ = ledger.GetJSON(h.ctx, h.b.Runs, events.Token(run), &rec)
 	return rec.Done
 }
 

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
@@ -318,8 +316,7 @@ func followAgain(err error) bool {
 	if errors.As(err, &bad) {
 		return false
 	}
-	return bus.IsTransient(err) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
-		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrNoHeartbeat)
+	return bus.IsTransient(err) || errors.Is(err, bus.ErrReadLost)
 }
 
 // followRetryFor is how long a follower keeps trying without any event getting through.
@@ -334,59 +331,38 @@ func (e *badEvent) Unwrap() error { return e.err }
 // follow reads the run's events after *seq with an ephemeral consumer; done is true when
 // the run finished (or, with untilCaughtUp, every event so far was read).
 func (p *Progress) follow(ctx context.Context, b *bus.Bus, run string, untilCaughtUp bool, onEvent func(line string, p *Progress), seq *uint64) (bool, error) {
-	cfg := jetstream.ConsumerConfig{
-		FilterSubject:     events.RunFilter(run),
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		Description:       "follow run " + run,
-	}
-	if *seq > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *seq+1
-	}
-	cons, err := b.Stream.CreateConsumer(ctx, cfg)
+	r, err := b.Read(ctx, bus.ReadOptions{Filter: events.RunFilter(run), AfterSeq: *seq, Description: "follow run " + run})
 	if err != nil {
 		return false, fmt.Errorf("follow run %s: %w", run, err)
 	}
-	name := cons.CachedInfo().Name
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = b.Stream.DeleteConsumer(dctx, name)
-	}()
-	if info := cons.CachedInfo(); untilCaughtUp && info != nil && info.NumPending == 0 {
+	defer r.Stop()
+	if untilCaughtUp && r.Pending() == 0 {
 		return true, nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(500))
-	if err != nil {
-		return false, err
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
+	stop := context.AfterFunc(ctx, r.Stop)
 	defer stop()
 	for {
-		msg, err := it.Next()
+		msg, err := r.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
 			return false, err
 		}
-		line, err := p.apply(msg.Subject(), msg.Data())
+		line, err := p.apply(msg.Subject, msg.Data)
 		if err != nil {
-			return false, &badEvent{fmt.Errorf("%s: %w", msg.Subject(), err)}
+			return false, &badEvent{fmt.Errorf("%s: %w", msg.Subject, err)}
 		}
-		if md, err := msg.Metadata(); err == nil {
-			*seq = md.Sequence.Stream
+		if msg.Seq != 0 {
+			*seq = msg.Seq
 			if p.First.IsZero() {
-				p.First = md.Timestamp
+				p.First = msg.Time
 			}
-			p.Last = md.Timestamp
+			p.Last = msg.Time
 			if onEvent != nil && line != "" {
 				onEvent(line, p)
 			}
-			if untilCaughtUp && md.NumPending == 0 {
+			if untilCaughtUp && msg.Pending == 0 {
 				return true, nil
 			}
 		} else if onEvent != nil && line != "" {

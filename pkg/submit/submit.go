@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
@@ -126,35 +124,23 @@ func (s *Submitter) Run(ctx context.Context) error {
 		s.closeTrackers()
 	}()
 	slots := make(chan struct{}, maxBatchesInFlight)
-	// One batch at a time, so that other submitters get their share.
-	return bus.Consume(ctx, cons, 1, s.log, func(msg jetstream.Msg) {
-		if ctx.Err() != nil {
-			_ = msg.Nak() // stopping: hand it back at once
-			return
-		}
+	opts := bus.ConsumeOptions{
+		Stage: "submitter", What: "batch", Log: s.log,
+		Batch:     1, // one batch at a time, so that other submitters get their share
+		Heartbeat: s.cfg.AckWait / 3,
+	}
+	return bus.ConsumeEvents(ctx, cons, opts, events.DecodeBatch, func(msg *bus.Delivery, b *events.Batch) {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			s.handle(ctx, msg)
+			s.handle(ctx, msg, b)
 		}()
 	})
 }
 
-func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
-	b, err := events.DecodeBatch(msg.Subject(), msg.Data())
-	if err != nil {
-		// Never retried: no later delivery makes it valid.
-		s.log.Error("malformed batch; terminating it", "subject", msg.Subject(), "bytes", len(msg.Data()), "reason", err)
-		_ = msg.TermWithReason(err.Error())
-		obs.ParseFailure("submitter", "event")
-		obs.Event("submitter", obs.Malformed)
-		return
-	}
+func (s *Submitter) handle(ctx context.Context, msg *bus.Delivery, b *events.Batch) {
 	start := time.Now()
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	go bus.Heartbeat(hbCtx, s.cfg.AckWait/3, func() []jetstream.Msg { return []jetstream.Msg{msg} })
 	if err := s.Batch(ctx, b); err != nil {
 		if ctx.Err() != nil {
 			// Stopping: hand the batch back at once; claims make the rest idempotent.
@@ -163,11 +149,11 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		s.log.Error("batch failed; retrying later", "run", b.RunID, "batch", b.Index, "err", err)
-		_ = msg.NakWithDelay(5 * time.Second)
+		_ = msg.NakAfter(5 * time.Second)
 		obs.Event("submitter", obs.Retry)
 		return
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
+	if err := msg.AckSync(ctx); err != nil {
 		s.log.Warn("ack batch", "err", err)
 	}
 	obs.Event("submitter", obs.OK)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/submit"
@@ -122,7 +123,7 @@ func (e *env) waitCompleted(run string, n int) []events.JobCompleted {
 		done := 0
 		for i := range n {
 			var rec events.JobRecord
-			if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key(run, fmt.Sprintf("disagg_perf_t%02d", i)), &rec); err == nil && rec.Phase == events.PhaseCompleted {
+			if _, err := ledger.GetJSON(e.ctx, e.bus.Jobs, events.Key(run, fmt.Sprintf("disagg_perf_t%02d", i)), &rec); err == nil && rec.Phase == events.PhaseCompleted {
 				done++
 			}
 		}
@@ -239,7 +240,7 @@ func TestClaimedBeforeCrashIsFoundByName(t *testing.T) {
 		t.Fatalf("claimed test submitted %d times in all, want 1", n)
 	}
 	var got events.JobRecord
-	if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key("r4", "disagg_perf_t00"), &got); err != nil || got.JobID != "1001" {
+	if _, err := ledger.GetJSON(e.ctx, e.bus.Jobs, events.Key("r4", "disagg_perf_t00"), &got); err != nil || got.JobID != "1001" {
 		t.Fatalf("ledger has job %q (%v), want the job found by name, 1001", got.JobID, err)
 	}
 }
@@ -324,7 +325,7 @@ func TestDebugModeSkipsSubmission(t *testing.T) {
 		t.Fatalf("debug mode submitted %d jobs", e.fake.TotalSubmits())
 	}
 	var rec events.JobRecord
-	if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key("r6", "disagg_perf_t01"), &rec); err != nil || rec.JobID != "4242" {
+	if _, err := ledger.GetJSON(e.ctx, e.bus.Jobs, events.Key("r6", "disagg_perf_t01"), &rec); err != nil || rec.JobID != "4242" {
 		t.Fatalf("debug job id not used: %+v %v", rec, err)
 	}
 }
@@ -456,7 +457,7 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 	}
 	for i := range 2 {
 		var rec events.JobRecord
-		if _, err := bus.GetJSON(e.ctx, e.bus.Jobs, events.Key("rq", fmt.Sprintf("disagg_perf_t%02d", i)), &rec); err == nil && rec.Phase != events.PhaseClaimed {
+		if _, err := ledger.GetJSON(e.ctx, e.bus.Jobs, events.Key("rq", fmt.Sprintf("disagg_perf_t%02d", i)), &rec); err == nil && rec.Phase != events.PhaseClaimed {
 			t.Fatalf("t%02d is %s while the quota refuses it", i, rec.Phase)
 		}
 	}

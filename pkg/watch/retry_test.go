@@ -11,6 +11,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/watch"
@@ -119,7 +120,7 @@ func TestRetriesByFinalState(t *testing.T) {
 				// The ledger is marked right after the completed event goes out.
 				var rec events.JobRecord
 				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-					if _, err := bus.GetJSON(ctx, b.Jobs, events.Key(runID, "t1"), &rec); err != nil {
+					if _, err := ledger.GetJSON(ctx, b.Jobs, events.Key(runID, "t1"), &rec); err != nil {
 						t.Fatal(err)
 					}
 					if rec.Phase == events.PhaseCompleted {

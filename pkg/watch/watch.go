@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/ledger"
@@ -106,7 +104,7 @@ type Watcher struct {
 type tracked struct {
 	ev      events.JobSubmitted
 	rev     uint64 // the ledger entry's revision, when known
-	msg     jetstream.Msg
+	msg     *bus.Delivery
 	state   string
 	detail  string
 	reason  string
@@ -168,16 +166,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	opts := bus.ConsumeOptions{
+		Stage: "watcher", What: "submitted event", Log: w.log, Batch: 500,
+		// A few heartbeats per ack-wait, however long a scheduler query takes.
+		Heartbeat: w.cfg.AckWait / 4,
+	}
 	consumed := make(chan struct{})
 	go func() {
 		defer close(consumed)
-		_ = bus.Consume(ctx, cons, 500, w.log, func(m jetstream.Msg) { w.take(ctx, m) })
+		_ = bus.ConsumeEvents(ctx, cons, opts, decodeSubmitted, func(m *bus.Delivery, ev events.JobSubmitted) { w.take(ctx, m, ev) })
 	}()
-	// A few heartbeats per ack-wait, however long a scheduler query takes.
-	go bus.Heartbeat(ctx, w.cfg.AckWait/4, w.heldMsgs)
 	defer func() {
-		// What is still in the client's buffer comes back through take, which Naks it
-		// once ctx is done; then the jobs this watcher holds are handed back.
+		// What is still in the client's buffer is handed back by the consume loop once
+		// ctx is done; then the jobs this watcher holds are handed back.
 		<-consumed
 		w.handBack()
 	}()
@@ -218,27 +219,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
-	if ctx.Err() != nil {
-		_ = m.Nak()
-		return
-	}
+// decodeSubmitted decodes and checks a submitted event: one without a job id is as
+// malformed as one that does not decode.
+func decodeSubmitted(subject string, data []byte) (events.JobSubmitted, error) {
 	var ev events.JobSubmitted
-	err := events.DecodeJob(m.Subject(), m.Data(), &ev)
+	err := events.DecodeJob(subject, data, &ev)
 	if err == nil && ev.JobID == "" {
 		err = errors.New("no job id")
 	}
-	if err != nil {
-		// Never retried: no later delivery makes it valid.
-		w.log.Error("malformed submitted event; terminating it", "subject", m.Subject(), "bytes", len(m.Data()), "reason", err)
-		_ = m.TermWithReason(err.Error())
-		obs.ParseFailure("watcher", "event")
-		obs.Event("watcher", obs.Malformed)
-		return
-	}
+	return ev, err
+}
+
+func (w *Watcher) take(ctx context.Context, m *bus.Delivery, ev events.JobSubmitted) {
 	key := events.Key(ev.RunID, ev.TestID)
 	rev := ev.LedgerRev
-	if md, err := m.Metadata(); err != nil || md.NumDelivered > 1 || rev == 0 {
+	if m.NumDelivered != 1 || rev == 0 {
 		// Delivered before: the job may have ended while no watcher held it.
 		rec, r, err := w.ledger.Job(ctx, ev.RunID, ev.TestID)
 		if err == nil && rec.Phase == events.PhaseCompleted {
@@ -251,7 +246,7 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 			// attempt's event went out (its id dedupes it), and let the old one go.
 			if perr := w.publishSubmitted(ctx, &ev, &rec, r); perr != nil {
 				w.log.Warn("republish the next attempt's submitted event", "test", ev.TestID, "err", perr)
-				_ = m.NakWithDelay(time.Second)
+				_ = m.NakAfter(time.Second)
 				return
 			}
 			_ = m.Ack()
@@ -270,17 +265,6 @@ func (w *Watcher) take(ctx context.Context, m jetstream.Msg) {
 	case w.wake <- struct{}{}:
 	default:
 	}
-}
-
-// heldMsgs are the submitted events of the jobs this watcher holds.
-func (w *Watcher) heldMsgs() []jetstream.Msg {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	msgs := make([]jetstream.Msg, 0, len(w.jobs))
-	for _, t := range w.jobs {
-		msgs = append(msgs, t.msg)
-	}
-	return msgs
 }
 
 // handBack returns every held job to the consumer so another watcher takes it at once.
@@ -577,7 +561,7 @@ func (w *Watcher) overLimit(ctx context.Context, t *tracked, s scheduler.JobStat
 	if err := w.ours(ctx, t, s, ok); errors.Is(err, errNotLedgers) {
 		// A submitted event the ledger does not back: nobody's job to end.
 		w.log.Error("submitted event not in the ledger; terminating it, nothing cancelled", "test", t.ev.TestID, "job", t.ev.JobID, "reason", err)
-		_ = t.msg.TermWithReason(err.Error())
+		_ = t.msg.Term(err.Error())
 		w.mu.Lock()
 		delete(w.jobs, events.Key(t.ev.RunID, t.ev.TestID))
 		w.mu.Unlock()

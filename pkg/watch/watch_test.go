@@ -15,6 +15,7 @@ import (
 
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
+	"github.com/disaggbench/disaggbench/pkg/ledger"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
 	"github.com/disaggbench/disaggbench/pkg/watch"
@@ -151,7 +152,7 @@ func TestFailingOrSilentSchedulerNeverFinishesAJob(t *testing.T) {
 	// Half a second of failing queries: no job may have completed.
 	for i := range 3 {
 		var rec events.JobRecord
-		if _, err := bus.GetJSON(ctx, b.Jobs, events.Key("r", fmt.Sprintf("t%03d", i)), &rec); err != nil || rec.Phase == events.PhaseCompleted {
+		if _, err := ledger.GetJSON(ctx, b.Jobs, events.Key("r", fmt.Sprintf("t%03d", i)), &rec); err != nil || rec.Phase == events.PhaseCompleted {
 			t.Fatalf("t%03d completed while every status query failed", i)
 		}
 	}
@@ -269,7 +270,7 @@ func TestLedgerMarkedCompletedOverTheSubmittedRevision(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for got.Phase != events.PhaseCompleted && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
-			_, _ = bus.GetJSON(ctx, b.Jobs, key, &got)
+			_, _ = ledger.GetJSON(ctx, b.Jobs, key, &got)
 		}
 		if got.Phase != events.PhaseCompleted || got.State != scheduler.Completed || got.JobID != id || got.JobName != "r."+test {
 			t.Fatalf("stale=%v: ledger %+v", stale, got)

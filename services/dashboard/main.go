@@ -36,7 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fs.StringVar(&listen, "listen", "127.0.0.1:8080", "address the web dashboard listens on")
 		},
 		func(ctx context.Context, c *settings.Common, b *bus.Bus, log *slog.Logger) (func(context.Context) error, error) {
-			srv := dashboard.NewServer(b.JS, dashboard.NewStore(), log)
+			srv := dashboard.NewServer(b, dashboard.NewStore(), log)
 			return func(ctx context.Context) error { return srv.Run(ctx, listen) }, nil
 		})
 }
@@ -73,7 +73,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer b.Close()
-	page, err := dashboard.Report(ctx, b.JS, runs, log)
+	page, err := dashboard.Report(ctx, b, runs, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

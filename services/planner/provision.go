@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/disaggbench/disaggbench/pkg/bus"
 	"github.com/disaggbench/disaggbench/pkg/events"
 	"github.com/disaggbench/disaggbench/pkg/settings"
@@ -49,21 +47,21 @@ func runProvision(args []string, stdout, stderr io.Writer) int {
 	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, name := range []string{events.Stream, "KV_" + bus.BucketJobs, "KV_" + bus.BucketRuns, "KV_" + bus.BucketResults, "KV_" + bus.BucketHistory} {
-		st, err := b.JS.Stream(ictx, name)
+		st, err := b.StreamStatus(ictx, name)
 		if err != nil {
 			fmt.Fprintln(stderr, "planner:", name+":", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%-18s %s\n", name, describe(st.CachedInfo()))
+		fmt.Fprintf(stdout, "%-18s %s\n", name, describe(st))
 	}
 	return 0
 }
 
-func describe(info *jetstream.StreamInfo) string {
-	s := fmt.Sprintf("replicas %d, %d messages", info.Config.Replicas, info.State.Msgs)
-	if cl := info.Cluster; cl != nil && cl.Leader != "" {
-		s += ", leader " + cl.Leader
-		for _, r := range cl.Replicas {
+func describe(st bus.StreamStatus) string {
+	s := fmt.Sprintf("replicas %d, %d messages", st.Replicas, st.Msgs)
+	if st.Leader != "" {
+		s += ", leader " + st.Leader
+		for _, r := range st.Peers {
 			state := "current"
 			if !r.Current {
 				state = "catching up"
