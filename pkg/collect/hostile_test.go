@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/plan"
 	"github.com/disaggbench/disaggbench/pkg/progress"
 	"github.com/disaggbench/disaggbench/pkg/scheduler/fake"
+	"github.com/disaggbench/disaggbench/pkg/submit"
 	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
 
@@ -127,7 +129,7 @@ func TestHostileJobFoldersChangeNoVerdictAndStallNothing(t *testing.T) {
 	logs := &lockedBuf{}
 	sched := fake.New(time.Second)
 	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: sched,
-		Log: slog.New(slog.NewTextHandler(logs, nil)), View: logs, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
+		Log: slog.New(slog.NewTextHandler(logs, nil)), Notify: func(n submit.Notice) { fmt.Fprintf(logs, "%+v\n", n) }, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func TestReplayRebuildsIdenticalOutputs(t *testing.T) {
 			Files: []events.File{{Name: "6_bench.log", Data: []byte(log)}}})
 	}
 	st, err := pipeline.Start(ctx, b, pipeline.Options{OutputPath: out, Scheduler: fake.New(0),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), View: io.Discard, PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ package pipeline
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,7 +30,7 @@ type Options struct {
 	OutputPath       string
 	Scheduler        scheduler.Scheduler
 	Log              *slog.Logger
-	View             io.Writer
+	Notify           func(submit.Notice) // the submitter's notices (submit.Config.Notify)
 	PollMin, PollMax time.Duration
 	// QueuePoll is the watcher's queue check interval (0: its default; negative: off).
 	QueuePoll time.Duration
@@ -46,7 +45,7 @@ type Options struct {
 // Start starts the three stages on b; Stop ends them.
 func Start(ctx context.Context, b *bus.Bus, o Options) (*Stages, error) {
 	debug, debugJob := config.DebugMode(nil, o.Env)
-	sub, err := submit.New(submit.Config{Bus: b, Scheduler: o.Scheduler, OutputPath: o.OutputPath, Log: o.Log, View: o.View,
+	sub, err := submit.New(submit.Config{Bus: b, Scheduler: o.Scheduler, OutputPath: o.OutputPath, Log: o.Log, Notify: o.Notify,
 		DebugMode: debug, DebugJobID: debugJob})
 	if err != nil {
 		return nil, err

@@ -106,7 +106,7 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 		}
 		st, err := pipeline.Start(ctx, bs, pipeline.Options{OutputPath: dir, Scheduler: fake.New(0), Log: log,
-			View: io.Discard, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, TimeLimit: time.Hour})
+			PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, TimeLimit: time.Hour})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -95,8 +95,7 @@ func TestPipelineSurvivesStageRestarts(t *testing.T) {
 	if err := p.Publish(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	opts := pipeline.Options{OutputPath: out, Scheduler: sched, Log: log, View: io.Discard,
-		PollMin: 100 * time.Millisecond, PollMax: 500 * time.Millisecond, TimeLimit: time.Hour}
+	opts := pipeline.Options{OutputPath: out, Scheduler: sched, Log: log, PollMin: 100 * time.Millisecond, PollMax: 500 * time.Millisecond, TimeLimit: time.Hour}
 	start := func() *pipeline.Stages {
 		s, err := pipeline.Start(ctx, b, opts)
 		if err != nil {

@@ -137,6 +137,9 @@ func newSLURMHarness(t testing.TB, timeout time.Duration) *slurmHarness {
 	return h
 }
 
+// notice keeps the submitter's notices with the pipeline's log.
+func (h *slurmHarness) notice(n submit.Notice) { fmt.Fprintf(h.logs, "%T %+v\n", n, n) }
+
 // slurmCommand runs a SLURM client with the tests' SLURM_CONF and standard times.
 func slurmCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -183,7 +186,7 @@ func (h *slurmHarness) prepare(sel config.Selection, batch int, out string) *pla
 }
 
 func (h *slurmHarness) stageOptions(out string) pipeline.Options {
-	return pipeline.Options{OutputPath: out, Scheduler: h.sched, Log: h.log, View: h.logs,
+	return pipeline.Options{OutputPath: out, Scheduler: h.sched, Log: h.log, Notify: h.notice,
 		PollMin: slurmPollMin, PollMax: slurmPollMax, TimeLimit: 10 * time.Minute}
 }
 
@@ -606,7 +609,7 @@ func TestSLURMWindowOfThree(t *testing.T) {
 // startSeparately runs a submitter and a collector; the test runs its watchers itself.
 func (h *slurmHarness) startSeparately(out string, retry time.Duration) (sub, col *stage) {
 	h.t.Helper()
-	s, err := submit.New(submit.Config{Bus: h.b, Scheduler: h.sched, OutputPath: out, Log: h.log, View: h.logs,
+	s, err := submit.New(submit.Config{Bus: h.b, Scheduler: h.sched, OutputPath: out, Log: h.log, Notify: h.notice,
 		RetryMin: retry, RetryMax: 2 * retry})
 	if err != nil {
 		h.t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,8 +38,9 @@ type Config struct {
 	// OutputPath/slurm_logs, and refuses a job whose folder is anywhere else.
 	OutputPath string
 	Log        *slog.Logger
-	// View receives the seed's troubleshooting view (batch manager, batch ranges, job ids).
-	View io.Writer
+	// Notify, when set, is told of runs, batches and submissions as they happen (see
+	// Notice); it must not block.
+	Notify func(Notice)
 	// DebugMode skips submission and uses DebugJobID, as the seed's DEBUG_MODE=1 does.
 	DebugMode  bool
 	DebugJobID string
@@ -80,9 +80,6 @@ func New(cfg Config) (*Submitter, error) {
 	cfg.OutputPath = filepath.Clean(cfg.OutputPath)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
-	}
-	if cfg.View == nil {
-		cfg.View = io.Discard
 	}
 	cfg.RetryMin = cmpDur(cfg.RetryMin, 2*time.Second)
 	cfg.RetryMax = cmpDur(cfg.RetryMax, time.Minute)
@@ -169,13 +166,8 @@ func (s *Submitter) Batch(ctx context.Context, b *events.Batch) error {
 	}
 	defer s.release(b.RunID)
 	if b.Index == 0 {
-		size := "no limit"
-		if b.BatchSize > 0 {
-			size = fmt.Sprintf("%d jobs per batch", b.BatchSize)
-		}
-		line := strings.Repeat("=", 70)
-		fmt.Fprintf(s.cfg.View, "%s\nBatch Manager Initialized (run %s)\nBatch size: %s\nPolicy: %s\n%s\n\nTotal test configs: %d\nTotal batches: %d\n\n",
-			line, b.RunID, size, b.Policy, line, b.Tests, logicalBatches(b.Tests, b.BatchSize))
+		s.notify(RunAccepted{RunID: b.RunID, BatchSize: max(b.BatchSize, 0), Policy: b.Policy, Tests: b.Tests,
+			Batches: logicalBatches(b.Tests, b.BatchSize)})
 	}
 	written := s.prewrite(b.RunID, b.Jobs)
 	var retry []*pending
@@ -468,7 +460,7 @@ func (s *Submitter) recordSubmitted(ctx context.Context, tr *tracker, b *events.
 		pos = j.Index%b.BatchSize + 1
 		total = min(b.BatchSize, b.Tests-j.Index/b.BatchSize*b.BatchSize)
 	}
-	fmt.Fprintf(s.cfg.View, "  [%3d/%d] Job %s <- %s\n", pos, total, id, j.TestID)
+	s.notify(JobSubmitted{RunID: b.RunID, TestID: j.TestID, JobID: id, Pos: pos, Of: total})
 	return s.publishSubmitted(ctx, b, j, &rec, nrev)
 }
 
@@ -523,7 +515,7 @@ func (s *Submitter) publishSubmitted(ctx context.Context, b *events.Batch, j *ev
 // for a refused job, whose folder nobody may touch.
 func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *events.JobSpec, key string, rec events.JobRecord, rev uint64, logDir, reason string) error {
 	s.log.Error("test not submitted", "test", j.TestID, "reason", reason)
-	fmt.Fprintf(s.cfg.View, "  [  x] %s not submitted: %s\n", j.TestID, reason)
+	s.notify(NotSubmitted{RunID: b.RunID, TestID: j.TestID, Reason: reason})
 	rec.Phase, rec.State = events.PhaseCompleted, events.StateSubmitFailed
 	nrev, err := s.ledger.UpdateJob(ctx, b.RunID, j.TestID, rec, rev)
 	if err != nil {
@@ -540,12 +532,10 @@ func (s *Submitter) fail(ctx context.Context, tr *tracker, b *events.Batch, j *e
 
 func (s *Submitter) batchHeader(b *events.Batch, index int) {
 	if b.BatchSize <= 0 {
-		fmt.Fprintf(s.cfg.View, "%s\nSubmitting Batch 0\nRange: [0:%d] (%d jobs)\n%s\n\n", strings.Repeat("=", 70), b.Tests, b.Tests, strings.Repeat("=", 70))
+		s.notify(BatchStarted{RunID: b.RunID, From: 0, To: b.Tests}) // one batch of every test
 		return
 	}
-	k := index / b.BatchSize
-	hi := min(index+b.BatchSize, b.Tests)
-	fmt.Fprintf(s.cfg.View, "%s\nSubmitting Batch %d\nRange: [%d:%d] (%d jobs)\n%s\n\n", strings.Repeat("=", 70), k, index, hi, hi-index, strings.Repeat("=", 70))
+	s.notify(BatchStarted{RunID: b.RunID, Batch: index / b.BatchSize, From: index, To: min(index+b.BatchSize, b.Tests)})
 }
 
 // admit blocks until the run's policy lets job j be submitted.

@@ -30,24 +30,25 @@ type env struct {
 	bus  *bus.Bus
 	fake *fake.Fake
 	dir  string
-	view *syncBuf
+	view *notices
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	sb strings.Builder
+// notices keeps what the submitter notifies.
+type notices struct {
+	mu   sync.Mutex
+	list []submit.Notice
 }
 
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.Write(p)
+func (n *notices) add(x submit.Notice) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.list = append(n.list, x)
 }
 
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.String()
+func (n *notices) all() []submit.Notice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.list)
 }
 
 func setup(t *testing.T, jobTime time.Duration) *env {
@@ -59,7 +60,7 @@ func setup(t *testing.T, jobTime time.Duration) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	return &env{t: t, ctx: ctx, bus: b, fake: fake.New(jobTime), dir: t.TempDir(), view: &syncBuf{}}
+	return &env{t: t, ctx: ctx, bus: b, fake: fake.New(jobTime), dir: t.TempDir(), view: &notices{}}
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -67,7 +68,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // start runs a submitter and a watcher until the test ends or stop is called.
 func (e *env) start(debug bool) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, View: e.view, DebugMode: debug, DebugJobID: "4242", RetryMin: 20 * time.Millisecond})
+	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, Notify: e.view.add, DebugMode: debug, DebugJobID: "4242", RetryMin: 20 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -150,10 +151,16 @@ func TestSlidingWindowNeverExceedsBatchSize(t *testing.T) {
 	if e.fake.TotalSubmits() != 12 {
 		t.Fatalf("%d submissions for 12 tests", e.fake.TotalSubmits())
 	}
-	view := e.view.String()
-	for _, want := range []string{"Batch Manager Initialized", "Batch size: 3 jobs per batch", "Total test configs: 12", "Total batches: 4", "Submitting Batch 3", "Range: [9:12] (3 jobs)", "Job 1001 <- disagg_perf_t00"} {
-		if !strings.Contains(view, want) {
-			t.Errorf("troubleshooting view lacks %q:\n%s", want, view)
+	// The submitter tells of the run, its logical batches and each job, for the
+	// troubleshooting view the commands draw (services/internal/seedview).
+	got := e.view.all()
+	for _, want := range []submit.Notice{
+		submit.RunAccepted{RunID: "r1", BatchSize: 3, Policy: events.PolicySliding, Tests: 12, Batches: 4},
+		submit.BatchStarted{RunID: "r1", Batch: 3, From: 9, To: 12},
+		submit.JobSubmitted{RunID: "r1", TestID: "disagg_perf_t00", JobID: "1001", Pos: 1, Of: 3},
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("notices lack %+v:\n%+v", want, got)
 		}
 	}
 }
@@ -387,7 +394,7 @@ func TestSameBatchInTwoSubmittersWithoutWindow(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for k := range 2 {
-		s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, View: e.view, Owner: fmt.Sprint("s", k)})
+		s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, Notify: e.view.add, Owner: fmt.Sprint("s", k)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,7 +438,7 @@ func TestQuotaRefusalWaitsAndNeverFails(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, View: e.view,
+	s, err := submit.New(submit.Config{Bus: e.bus, Scheduler: e.fake, OutputPath: e.dir, Log: quiet, Notify: e.view.add,
 		RetryMin: 10 * time.Millisecond, RetryFor: time.Millisecond, QuotaRetry: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/watch"
+	"github.com/disaggbench/disaggbench/services/internal/seedview"
 )
 
 // followFlags are what the commands that follow a run to its end share (run, resume,
@@ -128,7 +129,7 @@ func open(ctx context.Context, c *settings.Common, ff *followFlags, env config.E
 			pmax = map[bool]time.Duration{true: 60 * time.Second, false: 5 * time.Second}[slurmSched]
 		}
 		s.stages, err = pipeline.Start(context.WithoutCancel(ctx), s.b, pipeline.Options{
-			OutputPath: c.OutputPath, Scheduler: s.sched, Log: s.log, View: s.logOut,
+			OutputPath: c.OutputPath, Scheduler: s.sched, Log: s.log, Notify: seedview.New(s.logOut),
 			PollMin: pmin, PollMax: pmax, QueuePoll: watch.QueuePollFlag(ff.queuePoll), MaxRetries: watch.MaxRetriesFlag(ff.maxRetries), TimeLimit: ff.timeout, Env: env, GiveUpAfter: ff.giveUpAfter,
 		})
 		if err != nil {

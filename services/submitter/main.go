@@ -14,6 +14,7 @@ import (
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/settings"
 	"github.com/disaggbench/disaggbench/pkg/submit"
+	"github.com/disaggbench/disaggbench/services/internal/seedview"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -30,7 +31,7 @@ func run(args []string, stderr io.Writer) int {
 				return nil, err
 			}
 			debug, debugJob := config.DebugMode(nil, settings.Env())
-			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, OutputPath: c.OutputPath, Log: log, View: stderr,
+			s, err := submit.New(submit.Config{Bus: b, Scheduler: sched, OutputPath: c.OutputPath, Log: log, Notify: seedview.New(stderr),
 				DebugMode: debug, DebugJobID: debugJob, AckWait: ackWait})
 			if err != nil {
 				return nil, err
