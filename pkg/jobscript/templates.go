@@ -98,10 +98,18 @@ var builtinTmpl = template.Must(template.New("builtin").Funcs(Funcs()).Option("m
 
 func execBuiltin(name string, d *Data) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := builtinTmpl.ExecuteTemplate(&buf, name, d); err != nil {
-		return nil, fmt.Errorf("render %s: %w", strings.TrimSuffix(name, ".tmpl"), err)
+	if err := execBuiltinTo(&buf, name, d); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// execBuiltinTo executes a built-in template into w; Check passes io.Discard.
+func execBuiltinTo(w io.Writer, name string, d *Data) error {
+	if err := builtinTmpl.ExecuteTemplate(w, name, d); err != nil {
+		return fmt.Errorf("render %s: %w", strings.TrimSuffix(name, ".tmpl"), err)
+	}
+	return nil
 }
 
 // TemplateDirsEnv lists folders (separated as in PATH) whose files any test config may
@@ -269,17 +277,25 @@ func loadUserTemplate(path string) (*template.Template, error) {
 }
 
 func execUserTemplate(path string, d *Data) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := execUserTemplateTo(&buf, path, d); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// execUserTemplateTo executes the test's own template into w; Check passes io.Discard.
+func execUserTemplateTo(w io.Writer, path string, d *Data) error {
 	field := "slurm.script_file"
 	if d.Test.Config.Metadata.ScriptFile != "" {
 		field = "metadata.script_file"
 	}
 	tmpl, err := loadUserTemplate(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
+		return fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
 	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, d); err != nil {
-		return nil, fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
+	if err := tmpl.Execute(w, d); err != nil {
+		return fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
 	}
-	return buf.Bytes(), nil
+	return nil
 }
