@@ -77,9 +77,9 @@ func Render(t *config.Test, opts Options) (*Job, error) {
 }
 
 // render builds the job of one test. With dry, it only looks for what Render would
-// refuse, returning the same error and no job: every template is executed into
-// io.Discard and the files that cannot fail (allocations.json, env_vars.json,
-// job_info.txt) are not built.
+// refuse, returning the same error and no job: templates are executed into io.Discard,
+// the built-in ones only when builtinSafe cannot rule out an error, and the files that
+// cannot fail (allocations.json, env_vars.json, job_info.txt) are not built.
 func render(t *config.Test, opts Options, dry bool) (*Job, error) {
 	if t == nil {
 		return nil, errors.New("jobscript: nil test")
@@ -100,8 +100,9 @@ func render(t *config.Test, opts Options, dry bool) (*Job, error) {
 		return nil, fmt.Errorf("%s: %w", t.Path, err)
 	}
 	var files []File
+	safe := dry && builtinSafe(d)
 	if dry {
-		err = d.checkSupportFiles()
+		err = d.checkSupportFiles(safe)
 	} else {
 		files, err = d.supportFiles()
 	}
@@ -118,9 +119,12 @@ func render(t *config.Test, opts Options, dry bool) (*Job, error) {
 		w = io.Discard
 	}
 	script := DefaultScript
-	if tmplPath == "" {
+	switch {
+	case tmplPath == "" && safe:
+		// A dry render of a script that cannot fail has nothing to look for.
+	case tmplPath == "":
 		err = execBuiltinTo(w, DefaultScript+".tmpl", d)
-	} else {
+	default:
 		script = TemplateScript
 		err = execUserTemplateTo(w, tmplPath, d)
 	}

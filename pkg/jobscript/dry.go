@@ -1,0 +1,87 @@
+package jobscript
+
+import (
+	"reflect"
+	"strings"
+)
+
+// builtinSafe reports whether executing the built-in templates with d cannot fail, so
+// that a dry render (Check) may skip them: on false they are executed and their error
+// reported as Render would. Executing them fails only where a function refuses a value:
+// shq and shqjoin a NUL byte, envprefix and exportnames a word that is not NAME=VALUE
+// with a plain name, index a server without nodes. TestBuiltinTemplatesFailOnlyWhereBuiltinSafeLooks
+// holds the templates to that: it type-checks every field, method and
+// function they use and fails when one could fail in another way.
+func builtinSafe(d *Data) bool {
+	lists := [][]string{d.ServerEnv, d.ClientEnv}
+	for _, s := range d.Servers {
+		if len(s.Nodes) == 0 {
+			return false
+		}
+		lists = append(lists, s.Env)
+	}
+	for _, a := range d.AccuracyTasks {
+		lists = append(lists, a.Env)
+	}
+	for _, l := range lists {
+		if _, err := envPrefix(l); err != nil {
+			return false
+		}
+		if _, err := exportNames(l); err != nil {
+			return false
+		}
+	}
+	return !holdsNUL(reflect.ValueOf(d), 0)
+}
+
+// maxNULDepth bounds holdsNUL's walk; a value nested deeper counts as holding a NUL.
+const maxNULDepth = 100
+
+// holdsNUL reports whether a string a template can reach from v (through exported
+// fields, pointers, slices, maps and interfaces) holds a NUL byte.
+func holdsNUL(v reflect.Value, depth int) bool {
+	if depth > maxNULDepth {
+		return true
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return strings.IndexByte(v.String(), 0) >= 0
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && holdsNUL(v.Elem(), depth+1)
+	case reflect.Struct:
+		t := v.Type()
+		for i := range v.NumField() {
+			if t.Field(i).IsExported() && holdsNUL(v.Field(i), depth+1) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if !mayHoldString(v.Type().Elem()) {
+			return false
+		}
+		for i := range v.Len() {
+			if holdsNUL(v.Index(i), depth+1) {
+				return true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if holdsNUL(it.Key(), depth+1) || holdsNUL(it.Value(), depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mayHoldString is false for the element types of lists that hold no string, such as a
+// file's bytes or a list of ints.
+func mayHoldString(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return false
+	}
+	return true
+}
