@@ -3,6 +3,8 @@ package jobscript
 import (
 	"reflect"
 	"strings"
+
+	"github.com/disaggbench/disaggbench/pkg/config"
 )
 
 // builtinSafe reports whether executing the built-in templates with d cannot fail, so
@@ -84,4 +86,81 @@ func mayHoldString(t reflect.Type) bool {
 		return false
 	}
 	return true
+}
+
+// workerSafe reports whether writing the worker's YAML (workerYAML) cannot fail, so
+// that a dry render may skip it. yaml.v3 refuses to encode only values of types it has
+// no form for (functions, channels, complex numbers, ...) and a pass-through option
+// whose key is also a typed field's (a panic, not an error); the config decoder gives
+// pass-through options strings, bools, numbers, nil, lists and mappings only. Anything
+// else, or nesting deeper than maxNULDepth, is encoded as Render would.
+func workerSafe(w *config.Worker) bool {
+	if !extraSafe(reflect.ValueOf(*w)) {
+		return false
+	}
+	if s := w.SpeculativeConfig; s != nil && !extraSafe(reflect.ValueOf(*s)) {
+		return false
+	}
+	if c := w.CacheTransceiverConfig; c != nil && !extraSafe(reflect.ValueOf(*c)) {
+		return false
+	}
+	return true
+}
+
+// extraSafe checks a struct's inline map of pass-through options: no key of a typed
+// field, and only values the config decoder makes.
+func extraSafe(v reflect.Value) bool {
+	t := v.Type()
+	var extra map[string]any
+	keys := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case strings.Contains(opts, "inline"):
+			m, ok := v.Field(i).Interface().(map[string]any)
+			if !ok {
+				return false
+			}
+			extra = m
+		case name == "-":
+		case name == "":
+			keys[strings.ToLower(f.Name)] = true
+		default:
+			keys[name] = true
+		}
+	}
+	for k, x := range extra {
+		if keys[k] || !plainValue(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// plainValue reports whether x is made of what the config decoder gives a pass-through
+// option: nil, strings, bools, ints, uints, floats, lists and mappings of them.
+func plainValue(x any, depth int) bool {
+	if depth > maxNULDepth {
+		return false
+	}
+	switch x := x.(type) {
+	case nil, string, bool, int, int64, uint64, float64:
+		return true
+	case []any:
+		for _, e := range x {
+			if !plainValue(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !plainValue(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

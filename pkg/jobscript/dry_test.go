@@ -1,8 +1,10 @@
 package jobscript
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -409,4 +411,52 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// refusing is a pass-through value yaml.v3 cannot encode.
+type refusing struct{}
+
+func (refusing) MarshalYAML() (any, error) { return nil, errors.New("refused") }
+
+// A dry render skips writing a worker's YAML only when workerSafe says it cannot fail;
+// otherwise it reports what Render does.
+func TestDryRenderWorkerConfigs(t *testing.T) {
+	base := loadTest(t, goldenConfigs[0])
+	for _, tt := range []struct {
+		name  string
+		extra map[string]any
+		safe  bool
+	}{
+		{"decoded values", map[string]any{"a": []any{"x\x00\xff", 1, int64(1 << 40), uint64(1 << 63), math.NaN(), nil, true},
+			"b": map[string]any{"c": math.Inf(1), "d": map[string]any{}}}, true},
+		{"a typed field's key", map[string]any{"max_batch_size": 4}, false},
+		{"a value the decoder never makes", map[string]any{"a": []string{"x"}}, false},
+		{"a value yaml.v3 refuses", map[string]any{"a": refusing{}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := *base
+			tc.Config = cloneConfig(t, base.Config)
+			tc.Config.WorkerConfig.Gen.Extra = tt.extra
+			if got := workerSafe(&tc.Config.WorkerConfig.Gen); got != tt.safe {
+				t.Errorf("workerSafe = %v, want %v", got, tt.safe)
+			}
+			if tt.extra["max_batch_size"] != nil {
+				return // yaml.v3 panics on it, dry or not
+			}
+			o := goldenOptions(&tc)
+			_, want := Render(&tc, o)
+			_, got := render(&tc, o, true)
+			if errString(got) != errString(want) {
+				t.Errorf("dry render: %v\nRender:     %v", got, want)
+			}
+			if (want == nil) != (tt.name != "a value yaml.v3 refuses") {
+				t.Errorf("Render: %v", want)
+			}
+		})
+	}
+	spec := base.Config.WorkerConfig.Gen
+	spec.SpeculativeConfig = &config.SpeculativeConfig{Extra: map[string]any{"decoding_type": "MTP"}}
+	if workerSafe(&spec) {
+		t.Error("workerSafe accepts speculative_config's typed key among its pass-through options")
+	}
 }
