@@ -2,6 +2,7 @@ package jobscript
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
@@ -33,27 +34,38 @@ func builtinSafe(d *Data) bool {
 			return false
 		}
 	}
-	return !holdsNUL(reflect.ValueOf(d), 0)
+	return !holdsNUL(reflect.ValueOf(d))
 }
 
 // maxNULDepth bounds holdsNUL's walk; a value nested deeper counts as holding a NUL.
 const maxNULDepth = 100
 
-// holdsNUL reports whether a string a template can reach from v (through exported
-// fields, pointers, slices, maps and interfaces) holds a NUL byte.
-func holdsNUL(v reflect.Value, depth int) bool {
+// nulWalk looks for a NUL byte in every string a template can reach from a value
+// (through exported fields, pointers, slices, maps and interfaces), each pointer's
+// target once (Data.Config is Data.Test's).
+type nulWalk struct{ seen []uintptr }
+
+func holdsNUL(v reflect.Value) bool { return (&nulWalk{}).holds(v, 0) }
+
+func (w *nulWalk) holds(v reflect.Value, depth int) bool {
 	if depth > maxNULDepth {
 		return true
 	}
 	switch v.Kind() {
 	case reflect.String:
 		return strings.IndexByte(v.String(), 0) >= 0
-	case reflect.Pointer, reflect.Interface:
-		return !v.IsNil() && holdsNUL(v.Elem(), depth+1)
+	case reflect.Pointer:
+		if v.IsNil() || slices.Contains(w.seen, v.Pointer()) {
+			return false
+		}
+		w.seen = append(w.seen, v.Pointer())
+		return w.holds(v.Elem(), depth+1)
+	case reflect.Interface:
+		return !v.IsNil() && w.holds(v.Elem(), depth+1)
 	case reflect.Struct:
 		t := v.Type()
 		for i := range v.NumField() {
-			if t.Field(i).IsExported() && holdsNUL(v.Field(i), depth+1) {
+			if t.Field(i).IsExported() && w.holds(v.Field(i), depth+1) {
 				return true
 			}
 		}
@@ -62,13 +74,13 @@ func holdsNUL(v reflect.Value, depth int) bool {
 			return false
 		}
 		for i := range v.Len() {
-			if holdsNUL(v.Index(i), depth+1) {
+			if w.holds(v.Index(i), depth+1) {
 				return true
 			}
 		}
 	case reflect.Map:
 		for it := v.MapRange(); it.Next(); {
-			if holdsNUL(it.Key(), depth+1) || holdsNUL(it.Value(), depth+1) {
+			if w.holds(it.Key(), depth+1) || w.holds(it.Value(), depth+1) {
 				return true
 			}
 		}
