@@ -58,12 +58,18 @@ func MakeID(testType, category, file string) string {
 	return testType + "_" + category + "_" + stem
 }
 
+// pathID is the id of the test at path.
+func pathID(path string) string {
+	typ, cat := typeCategory(path)
+	return MakeID(typ, cat, path)
+}
+
 // LoadFile reads and strictly decodes one test config. Type and category come from a
 // {type}/{category}/ path. The returned test is never nil; its problems are also part
 // of what Validate reports.
 func LoadFile(path string) (*Test, []Problem) {
 	typ, cat := typeCategory(path)
-	t := &Test{ID: MakeID(typ, cat, path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
+	t := &Test{ID: pathID(path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
 	data, err := readLimited(path)
 	if err != nil {
 		t.problems = []Problem{{File: path, Line: 1, Col: 1, Message: err.Error()}}
@@ -216,25 +222,39 @@ func Discover(dir string) ([]*Test, []Problem, error) {
 
 // markDuplicates gives every test that shares its id with another a problem.
 func markDuplicates(tests []*Test) {
-	byID := map[string][]*Test{}
-	for _, t := range tests {
-		byID[t.ID] = append(byID[t.ID], t)
+	ids, paths := make([]string, len(tests)), make([]string, len(tests))
+	for i, t := range tests {
+		ids[i], paths[i] = t.ID, t.Path
 	}
-	for id, ts := range byID {
-		if len(ts) < 2 {
+	for i, p := range duplicateProblems(ids, paths) {
+		tests[i].problems = append(tests[i].problems, p)
+	}
+}
+
+// duplicateProblems returns, by index, the problem of each test whose id (ids[i], of
+// the file paths[i]) another test has too.
+func duplicateProblems(ids, paths []string) map[int]Problem {
+	byID := map[string][]int{}
+	for i, id := range ids {
+		byID[id] = append(byID[id], i)
+	}
+	out := map[int]Problem{}
+	for id, is := range byID {
+		if len(is) < 2 {
 			continue
 		}
-		for _, t := range ts {
+		for _, i := range is {
 			var others []string
-			for _, o := range ts {
-				if o != t {
-					others = append(others, o.Path)
+			for _, j := range is {
+				if j != i {
+					others = append(others, paths[j])
 				}
 			}
-			t.problems = append(t.problems, Problem{File: t.Path, Line: 1, Col: 1,
-				Message: fmt.Sprintf("test id %s is also the id of %s: rename one of the files", id, strings.Join(others, ", "))})
+			out[i] = Problem{File: paths[i], Line: 1, Col: 1,
+				Message: fmt.Sprintf("test id %s is also the id of %s: rename one of the files", id, strings.Join(others, ", "))}
 		}
 	}
+	return out
 }
 
 // Memory the loader may use: a config's parse takes at most maxConfigMemory (the token
@@ -285,6 +305,31 @@ func (g *memGate) release(n int64) {
 // memory: the parses in flight are budgeted at most loadMemory together.
 func LoadFiles(paths []string) []*Test {
 	tests := make([]*Test, len(paths))
+	loadEach(paths, func(i int, t *Test) { tests[i] = t })
+	return tests
+}
+
+// LoadEach loads the files as LoadPaths does (in parallel, tests whose ids collide
+// marked) and calls fn with each test and its index in files as soon as it is loaded,
+// from several goroutines at once: a caller that keeps no test holds in memory only
+// those in flight.
+func LoadEach(files []string, fn func(i int, t *Test)) {
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = pathID(f)
+	}
+	dups := duplicateProblems(ids, files)
+	loadEach(files, func(i int, t *Test) {
+		if p, ok := dups[i]; ok {
+			t.problems = append(t.problems, p)
+		}
+		fn(i, t)
+	})
+}
+
+// loadEach loads every file with LoadFile and calls fn with each test, bounded by CPUs
+// and by memory (the parses in flight are budgeted at most loadMemory together).
+func loadEach(paths []string, fn func(i int, t *Test)) {
 	workers := min(len(paths), 4*runtime.GOMAXPROCS(0))
 	gate := &memGate{}
 	gate.cond = syncCond(gate)
@@ -295,8 +340,9 @@ func LoadFiles(paths []string) []*Test {
 			for i := range next {
 				cost := loadCost(paths[i])
 				gate.acquire(cost)
-				tests[i], _ = LoadFile(paths[i])
+				t, _ := LoadFile(paths[i])
 				gate.release(cost)
+				fn(i, t)
 			}
 		})
 	}
@@ -305,7 +351,6 @@ func LoadFiles(paths []string) []*Test {
 	}
 	close(next)
 	wg.Wait()
-	return tests
 }
 
 // LoadPaths loads the given config files and every YAML file under the given folders
@@ -313,6 +358,21 @@ func LoadFiles(paths []string) []*Test {
 // walking a folder are returned beside the tests; an error means a path could not be
 // read at all.
 func LoadPaths(paths []string) ([]*Test, []Problem, error) {
+	files, problems, err := ConfigFiles(paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Loaded in parallel, returned in the order met.
+	tests := LoadFiles(files)
+	markDuplicates(tests)
+	return tests, problems, nil
+}
+
+// ConfigFiles lists the files LoadPaths loads: the given config files and every YAML
+// file under the given folders (skipping hidden folders), in the order met. Problems
+// met while walking a folder are returned beside them; an error means a path could not
+// be read at all.
+func ConfigFiles(paths []string) ([]string, []Problem, error) {
 	var files []string
 	var problems []Problem
 	for _, p := range paths {
@@ -341,8 +401,5 @@ func LoadPaths(paths []string) ([]*Test, []Problem, error) {
 			return nil, nil, err
 		}
 	}
-	// Loaded in parallel, returned in the order met.
-	tests := LoadFiles(files)
-	markDuplicates(tests)
-	return tests, problems, nil
+	return files, problems, nil
 }
