@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 )
@@ -63,9 +64,8 @@ func (w *nulWalk) holds(v reflect.Value, depth int) bool {
 	case reflect.Interface:
 		return !v.IsNil() && w.holds(v.Elem(), depth+1)
 	case reflect.Struct:
-		t := v.Type()
-		for i := range v.NumField() {
-			if t.Field(i).IsExported() && w.holds(v.Field(i), depth+1) {
+		for _, i := range exportedFields(v.Type()) {
+			if w.holds(v.Field(i), depth+1) {
 				return true
 			}
 		}
@@ -122,25 +122,13 @@ func workerSafe(w *config.Worker) bool {
 // extraSafe checks a struct's inline map of pass-through options: no key of a typed
 // field, and only values the config decoder makes.
 func extraSafe(v reflect.Value) bool {
-	t := v.Type()
-	var extra map[string]any
-	keys := map[string]bool{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch {
-		case strings.Contains(opts, "inline"):
-			m, ok := v.Field(i).Interface().(map[string]any)
-			if !ok {
-				return false
-			}
-			extra = m
-		case name == "-":
-		case name == "":
-			keys[strings.ToLower(f.Name)] = true
-		default:
-			keys[name] = true
-		}
+	keys, inline := yamlKeys(v.Type())
+	if inline < 0 {
+		return true
+	}
+	extra, ok := v.Field(inline).Interface().(map[string]any)
+	if !ok {
+		return false
 	}
 	for k, x := range extra {
 		if keys[k] || !plainValue(x, 0) {
@@ -148,6 +136,53 @@ func extraSafe(v reflect.Value) bool {
 		}
 	}
 	return true
+}
+
+// Per struct type: its exported fields' indexes, and its YAML keys and inline field.
+var exportedCache, yamlKeysCache sync.Map
+
+func exportedFields(t reflect.Type) []int {
+	if v, ok := exportedCache.Load(t); ok {
+		return v.([]int)
+	}
+	var out []int
+	for i := range t.NumField() {
+		if t.Field(i).IsExported() {
+			out = append(out, i)
+		}
+	}
+	exportedCache.Store(t, out)
+	return out
+}
+
+type yamlFields struct {
+	keys   map[string]bool
+	inline int
+}
+
+// yamlKeys returns the keys yaml.v3 writes a struct's fields under, and the index of
+// its inline map (-1 for none).
+func yamlKeys(t reflect.Type) (map[string]bool, int) {
+	if v, ok := yamlKeysCache.Load(t); ok {
+		f := v.(yamlFields)
+		return f.keys, f.inline
+	}
+	f := yamlFields{keys: map[string]bool{}, inline: -1}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		switch {
+		case strings.Contains(opts, "inline"):
+			f.inline = i
+		case name == "-":
+		case name == "":
+			f.keys[strings.ToLower(sf.Name)] = true
+		default:
+			f.keys[name] = true
+		}
+	}
+	yamlKeysCache.Store(t, f)
+	return f.keys, f.inline
 }
 
 // plainValue reports whether x is made of what the config decoder gives a pass-through
