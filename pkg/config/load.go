@@ -67,14 +67,28 @@ func pathID(path string) string {
 // LoadFile reads and strictly decodes one test config. Type and category come from a
 // {type}/{category}/ path. The returned test is never nil; its problems are also part
 // of what Validate reports.
-func LoadFile(path string) (*Test, []Problem) {
+func LoadFile(path string) (*Test, []Problem) { return loadFile(path, nil) }
+
+// loadFile is LoadFile with the parse admitted by gate (when not nil) on the budget of
+// the file's size.
+func loadFile(path string, gate *memGate) (*Test, []Problem) {
 	typ, cat := typeCategory(path)
 	t := &Test{ID: pathID(path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
-	data, err := readLimited(path)
+	f, st, err := openRegular(path)
+	var data []byte
+	if err == nil {
+		data, err = readOpen(f, st)
+		f.Close()
+	}
 	if err != nil {
 		t.problems = []Problem{{File: path, Line: 1, Col: 1, Message: err.Error()}}
 		t.pos, t.unreadable = &positions{}, true
 		return t, t.problems
+	}
+	if gate != nil {
+		cost := parseCost(st.Size())
+		gate.acquire(cost)
+		defer gate.release(cost)
 	}
 	return t, t.decode(data)
 }
@@ -93,22 +107,23 @@ func (t *Test) decode(data []byte) []Problem {
 }
 
 // openRegular opens a file for reading without ever blocking: a FIFO or a device is
-// refused after a non-blocking open, never waited on.
-func openRegular(path string) (*os.File, error) {
+// refused after a non-blocking open, never waited on. It returns the open file's
+// information too.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
+		return nil, nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
 	}
-	return f, nil
+	return f, st, nil
 }
 
 func fileKind(m fs.FileMode) string {
@@ -125,16 +140,9 @@ func fileKind(m fs.FileMode) string {
 	return "not a plain file"
 }
 
-func readLimited(path string) ([]byte, error) {
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
+// readOpen reads a config file that openRegular opened (st is its information), up to
+// maxFileSize bytes.
+func readOpen(f *os.File, st fs.FileInfo) ([]byte, error) {
 	if st.Size() > maxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", st.Size(), maxFileSize)
 	}
@@ -265,13 +273,9 @@ const (
 	memPerByte      = 100       // a parse allocates about this much per byte of file
 )
 
-// loadCost is the memory a file's parse is budgeted, from its size.
-func loadCost(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() {
-		return 0
-	}
-	return min(max(st.Size()*memPerByte, 64<<10), maxConfigMemory)
+// parseCost is the memory the parse of a file of size bytes is budgeted.
+func parseCost(size int64) int64 {
+	return min(max(size*memPerByte, 64<<10), maxConfigMemory)
 }
 
 // memGate admits parses while their budgeted memory fits in loadMemory; one parse is
@@ -338,10 +342,7 @@ func loadEach(paths []string, fn func(i int, t *Test)) {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				cost := loadCost(paths[i])
-				gate.acquire(cost)
-				t, _ := LoadFile(paths[i])
-				gate.release(cost)
+				t, _ := loadFile(paths[i], gate)
 				fn(i, t)
 			}
 		})
