@@ -44,6 +44,7 @@ func TestBuiltinTemplatesFailOnlyWhereBuiltinSafeLooks(t *testing.T) {
 		`{{index .Concurrencies 0}}`,
 		`{{envprefix .StepEnv}}`, // a list builtinSafe does not try
 		`{{add .RunID 1}}`,       // an argument of the wrong type
+		`{{shq .Test}}`,          // fmt prints unexported fields
 		`{{printf "%s" .RunID}}`, // a function not known to be total
 		`{{.Test.Validate}}`,     // a method not known to be total
 		`{{template "x" .}}`,
@@ -89,6 +90,11 @@ var (
 		reflect.TypeFor[AccuracyTask](): {"Env"},
 	}
 )
+
+// printable are the kinds shq is checked for: fmt prints nothing of them but their value.
+var printable = []reflect.Kind{reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16,
+	reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32,
+	reflect.Uint64, reflect.Float32, reflect.Float64}
 
 type scope struct {
 	dot  reflect.Type
@@ -320,6 +326,12 @@ func (c *tmplChecker) function(cmd *parse.CommandNode, name string, args []refle
 	}
 	if name == "envprefix" || name == "exportnames" {
 		c.envArg(cmd)
+	}
+	if name == "shq" && (!slices.Contains(printable, args[0].Kind()) || args[0].Implements(reflect.TypeFor[fmt.Stringer]())) {
+		// fmt would print a struct's unexported fields, which builtinSafe does not walk,
+		// and shq quotes what a String method returns.
+		c.fail(cmd, "shq of %v, not a plain string, number or bool", args[0])
+		return nil
 	}
 	return f.Out(0)
 }
