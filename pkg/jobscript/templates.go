@@ -14,7 +14,6 @@ import (
 	"sync"
 	"syscall"
 	"text/template"
-	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 )
@@ -222,17 +221,17 @@ func under(path string, roots ...string) string {
 }
 
 // userTemplates caches parsed user templates by path; an entry is reused while the
-// file's size and modification time are unchanged, so a run of many tests sharing one
-// template reads and parses it once.
+// file holds the same text, so a run of many tests sharing one template parses it once
+// and a file rewritten meanwhile (even to the same size within one mtime tick) is
+// parsed again.
 var userTemplates = struct {
 	sync.Mutex
 	m map[string]cachedTemplate
 }{m: map[string]cachedTemplate{}}
 
 type cachedTemplate struct {
-	size  int64
-	mtime time.Time
-	tmpl  *template.Template
+	src  string
+	tmpl *template.Template
 }
 
 func loadUserTemplate(path string) (*template.Template, error) {
@@ -253,25 +252,26 @@ func loadUserTemplate(path string) (*template.Template, error) {
 	if st.Size() > maxTemplateSize {
 		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
 	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTemplateSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxTemplateSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
+	}
+	src := string(b)
 	userTemplates.Lock()
 	c, ok := userTemplates.m[path]
 	userTemplates.Unlock()
-	if ok && c.size == st.Size() && c.mtime.Equal(st.ModTime()) {
+	if ok && c.src == src {
 		return c.tmpl, nil
 	}
-	src, err := io.ReadAll(io.LimitReader(f, maxTemplateSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(src) > maxTemplateSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
-	}
-	tmpl, err := template.New(filepath.Base(path)).Funcs(Funcs()).Option("missingkey=error").Parse(string(src))
+	tmpl, err := template.New(filepath.Base(path)).Funcs(Funcs()).Option("missingkey=error").Parse(src)
 	if err != nil {
 		return nil, err
 	}
 	userTemplates.Lock()
-	userTemplates.m[path] = cachedTemplate{size: st.Size(), mtime: st.ModTime(), tmpl: tmpl}
+	userTemplates.m[path] = cachedTemplate{src: src, tmpl: tmpl}
 	userTemplates.Unlock()
 	return tmpl, nil
 }
