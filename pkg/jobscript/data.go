@@ -529,11 +529,10 @@ func (d *Data) supportFiles() ([]File, error) {
 // checkSupportFiles returns the error supportFiles would, without keeping any file:
 // the worker configs and scripts are written to io.Discard, in the same order, except
 // a worker config workerSafe says cannot fail and the scripts when builtinSafe says
-// they cannot (safe).
-// allocations.json and env_vars.json are not built: they marshal ints, strings and
-// maps of strings, which encoding/json never refuses (its errors are for types and
-// values, such as NaN or channels, that they do not hold), and job_info.txt is
-// written with fmt, which has no error to return.
+// they cannot (safe). allocations.json and env_vars.json are not built: they marshal
+// ints, strings and maps of strings, which encoding/json never refuses (its errors are
+// for types and values, such as NaN or channels, that they do not hold), and
+// job_info.txt is written with fmt, which has no error to return.
 func (d *Data) checkSupportFiles(safe bool) error {
 	for _, w := range d.workers() {
 		if workerSafe(w.w) {

@@ -1,7 +1,6 @@
 package jobscript
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -95,15 +94,7 @@ func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) }
 // parsed built-in templates, parsed once.
 var builtinTmpl = template.Must(template.New("builtin").Funcs(Funcs()).Option("missingkey=error").ParseFS(builtin, "templates/*.tmpl"))
 
-func execBuiltin(name string, d *Data) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := execBuiltinTo(&buf, name, d); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// execBuiltinTo executes a built-in template into w; Check passes io.Discard.
+// execBuiltinTo executes a built-in template into w (io.Discard for a dry render).
 func execBuiltinTo(w io.Writer, name string, d *Data) error {
 	if err := builtinTmpl.ExecuteTemplate(w, name, d); err != nil {
 		return fmt.Errorf("render %s: %w", strings.TrimSuffix(name, ".tmpl"), err)
@@ -276,15 +267,8 @@ func loadUserTemplate(path string) (*template.Template, error) {
 	return tmpl, nil
 }
 
-func execUserTemplate(path string, d *Data) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := execUserTemplateTo(&buf, path, d); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// execUserTemplateTo executes the test's own template into w; Check passes io.Discard.
+// execUserTemplateTo executes the test's own template into w (io.Discard for a dry
+// render).
 func execUserTemplateTo(w io.Writer, path string, d *Data) error {
 	field := "slurm.script_file"
 	if d.Test.Config.Metadata.ScriptFile != "" {
