@@ -58,17 +58,37 @@ func MakeID(testType, category, file string) string {
 	return testType + "_" + category + "_" + stem
 }
 
+// pathID is the id of the test at path.
+func pathID(path string) string {
+	typ, cat := typeCategory(path)
+	return MakeID(typ, cat, path)
+}
+
 // LoadFile reads and strictly decodes one test config. Type and category come from a
 // {type}/{category}/ path. The returned test is never nil; its problems are also part
 // of what Validate reports.
-func LoadFile(path string) (*Test, []Problem) {
+func LoadFile(path string) (*Test, []Problem) { return loadFile(path, nil) }
+
+// loadFile is LoadFile with the parse admitted by gate (when not nil) on the budget of
+// the file's size.
+func loadFile(path string, gate *memGate) (*Test, []Problem) {
 	typ, cat := typeCategory(path)
-	t := &Test{ID: MakeID(typ, cat, path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
-	data, err := readLimited(path)
+	t := &Test{ID: pathID(path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
+	f, st, err := openRegular(path)
+	var data []byte
+	if err == nil {
+		data, err = readOpen(f, st)
+		f.Close()
+	}
 	if err != nil {
 		t.problems = []Problem{{File: path, Line: 1, Col: 1, Message: err.Error()}}
 		t.pos, t.unreadable = &positions{}, true
 		return t, t.problems
+	}
+	if gate != nil {
+		cost := parseCost(st.Size())
+		gate.acquire(cost)
+		defer gate.release(cost)
 	}
 	return t, t.decode(data)
 }
@@ -87,22 +107,23 @@ func (t *Test) decode(data []byte) []Problem {
 }
 
 // openRegular opens a file for reading without ever blocking: a FIFO or a device is
-// refused after a non-blocking open, never waited on.
-func openRegular(path string) (*os.File, error) {
+// refused after a non-blocking open, never waited on. It returns the open file's
+// information too.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
+		return nil, nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
 	}
-	return f, nil
+	return f, st, nil
 }
 
 func fileKind(m fs.FileMode) string {
@@ -119,16 +140,9 @@ func fileKind(m fs.FileMode) string {
 	return "not a plain file"
 }
 
-func readLimited(path string) ([]byte, error) {
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
+// readOpen reads a config file that openRegular opened (st is its information), up to
+// maxFileSize bytes.
+func readOpen(f *os.File, st fs.FileInfo) ([]byte, error) {
 	if st.Size() > maxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", st.Size(), maxFileSize)
 	}
@@ -216,25 +230,39 @@ func Discover(dir string) ([]*Test, []Problem, error) {
 
 // markDuplicates gives every test that shares its id with another a problem.
 func markDuplicates(tests []*Test) {
-	byID := map[string][]*Test{}
-	for _, t := range tests {
-		byID[t.ID] = append(byID[t.ID], t)
+	ids, paths := make([]string, len(tests)), make([]string, len(tests))
+	for i, t := range tests {
+		ids[i], paths[i] = t.ID, t.Path
 	}
-	for id, ts := range byID {
-		if len(ts) < 2 {
+	for i, p := range duplicateProblems(ids, paths) {
+		tests[i].problems = append(tests[i].problems, p)
+	}
+}
+
+// duplicateProblems returns, by index, the problem of each test whose id (ids[i], of
+// the file paths[i]) another test has too.
+func duplicateProblems(ids, paths []string) map[int]Problem {
+	byID := map[string][]int{}
+	for i, id := range ids {
+		byID[id] = append(byID[id], i)
+	}
+	out := map[int]Problem{}
+	for id, is := range byID {
+		if len(is) < 2 {
 			continue
 		}
-		for _, t := range ts {
+		for _, i := range is {
 			var others []string
-			for _, o := range ts {
-				if o != t {
-					others = append(others, o.Path)
+			for _, j := range is {
+				if j != i {
+					others = append(others, paths[j])
 				}
 			}
-			t.problems = append(t.problems, Problem{File: t.Path, Line: 1, Col: 1,
-				Message: fmt.Sprintf("test id %s is also the id of %s: rename one of the files", id, strings.Join(others, ", "))})
+			out[i] = Problem{File: paths[i], Line: 1, Col: 1,
+				Message: fmt.Sprintf("test id %s is also the id of %s: rename one of the files", id, strings.Join(others, ", "))}
 		}
 	}
+	return out
 }
 
 // Memory the loader may use: a config's parse takes at most maxConfigMemory (the token
@@ -245,13 +273,9 @@ const (
 	memPerByte      = 100       // a parse allocates about this much per byte of file
 )
 
-// loadCost is the memory a file's parse is budgeted, from its size.
-func loadCost(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() {
-		return 0
-	}
-	return min(max(st.Size()*memPerByte, 64<<10), maxConfigMemory)
+// parseCost is the memory the parse of a file of size bytes is budgeted.
+func parseCost(size int64) int64 {
+	return min(max(size*memPerByte, 64<<10), maxConfigMemory)
 }
 
 // memGate admits parses while their budgeted memory fits in loadMemory; one parse is
@@ -285,6 +309,31 @@ func (g *memGate) release(n int64) {
 // memory: the parses in flight are budgeted at most loadMemory together.
 func LoadFiles(paths []string) []*Test {
 	tests := make([]*Test, len(paths))
+	loadEach(paths, func(i int, t *Test) { tests[i] = t })
+	return tests
+}
+
+// LoadEach loads the files as LoadPaths does (in parallel, tests whose ids collide
+// marked) and calls fn with each test and its index in files as soon as it is loaded,
+// from several goroutines at once: a caller that keeps no test holds in memory only
+// those in flight.
+func LoadEach(files []string, fn func(i int, t *Test)) {
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = pathID(f)
+	}
+	dups := duplicateProblems(ids, files)
+	loadEach(files, func(i int, t *Test) {
+		if p, ok := dups[i]; ok {
+			t.problems = append(t.problems, p)
+		}
+		fn(i, t)
+	})
+}
+
+// loadEach loads every file with LoadFile and calls fn with each test, bounded by CPUs
+// and by memory (the parses in flight are budgeted at most loadMemory together).
+func loadEach(paths []string, fn func(i int, t *Test)) {
 	workers := min(len(paths), 4*runtime.GOMAXPROCS(0))
 	gate := &memGate{}
 	gate.cond = syncCond(gate)
@@ -293,10 +342,8 @@ func LoadFiles(paths []string) []*Test {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				cost := loadCost(paths[i])
-				gate.acquire(cost)
-				tests[i], _ = LoadFile(paths[i])
-				gate.release(cost)
+				t, _ := loadFile(paths[i], gate)
+				fn(i, t)
 			}
 		})
 	}
@@ -305,7 +352,6 @@ func LoadFiles(paths []string) []*Test {
 	}
 	close(next)
 	wg.Wait()
-	return tests
 }
 
 // LoadPaths loads the given config files and every YAML file under the given folders
@@ -313,6 +359,21 @@ func LoadFiles(paths []string) []*Test {
 // walking a folder are returned beside the tests; an error means a path could not be
 // read at all.
 func LoadPaths(paths []string) ([]*Test, []Problem, error) {
+	files, problems, err := ConfigFiles(paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Loaded in parallel, returned in the order met.
+	tests := LoadFiles(files)
+	markDuplicates(tests)
+	return tests, problems, nil
+}
+
+// ConfigFiles lists the files LoadPaths loads: the given config files and every YAML
+// file under the given folders (skipping hidden folders), in the order met. Problems
+// met while walking a folder are returned beside them; an error means a path could not
+// be read at all.
+func ConfigFiles(paths []string) ([]string, []Problem, error) {
 	var files []string
 	var problems []Problem
 	for _, p := range paths {
@@ -341,8 +402,5 @@ func LoadPaths(paths []string) ([]*Test, []Problem, error) {
 			return nil, nil, err
 		}
 	}
-	// Loaded in parallel, returned in the order met.
-	tests := LoadFiles(files)
-	markDuplicates(tests)
-	return tests, problems, nil
+	return files, problems, nil
 }

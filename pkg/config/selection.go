@@ -155,7 +155,7 @@ func findTestList(name, configDir string) string {
 // (test_disagg.py::TestDisaggBenchmark::test_benchmark[<id>], test_accuracy[<id>],
 // test_stress[<id>]) are read as the id in brackets.
 func ReadTestList(path string) ([]string, error) {
-	f, err := openRegular(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("test list: %w", err)
 	}

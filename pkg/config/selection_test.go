@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -260,5 +261,49 @@ func TestRepoConfigs(t *testing.T) {
 	}
 	if _, err := os.Stat("../../testlist/all.txt"); err != nil {
 		t.Error(err)
+	}
+}
+
+// LoadEach hands out each file's test with the problems LoadPaths gives it, the
+// duplicate ids included, at the file's index.
+func TestLoadEachMatchesLoadPaths(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "disagg/perf/x.yaml", baseYAML(t))
+	writeFile(t, dir, "disagg/perf/x.yml", baseYAML(t))
+	writeFile(t, dir, "disagg/perf/y.yaml", baseYAML(t))
+	writeFile(t, dir, "wideep/perf/bad.yaml", "metadata: [")
+	x := filepath.Join(dir, "disagg", "perf", "x.yaml")
+	paths := []string{dir, x} // x.yaml twice: its own duplicate too
+	want, _, err := LoadPaths(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _, err := ConfigFiles(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]*Test, len(files))
+	var mu sync.Mutex
+	LoadEach(files, func(i int, tt *Test) {
+		mu.Lock()
+		defer mu.Unlock()
+		if got[i] != nil {
+			t.Errorf("index %d handed out twice", i)
+		}
+		got[i] = tt
+	})
+	if len(got) != 5 || len(want) != len(got) {
+		t.Fatalf("LoadEach: %d tests, LoadPaths: %d, want 5", len(got), len(want))
+	}
+	dups := 0
+	for i := range want {
+		w, g := dump(want[i].Validate()), dump(got[i].Validate())
+		if got[i].Path != want[i].Path || g != w {
+			t.Errorf("%d: LoadEach %s:%s\nLoadPaths %s:%s", i, got[i].Path, g, want[i].Path, w)
+		}
+		dups += strings.Count(g, "is also the id of")
+	}
+	if dups != 3 {
+		t.Errorf("%d duplicate-id problems, want 3 (x.yaml twice and x.yml)", dups)
 	}
 }

@@ -27,6 +27,7 @@ var (
 	envAssignmentName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	profileRangeRe    = regexp.MustCompile(`^(\d{1,9})-(\d{1,9})$`)
 	testIDRe          = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$`)
+	cudaArchRe        = regexp.MustCompile(`^[0-9a-zA-Z;\- ]+$`)
 )
 
 // validator collects one test's problems.
@@ -493,7 +494,7 @@ func (v *validator) environment(c *Config) {
 			v.errorf(f.field, "%q holds a control character, ';', '$' or a backtick", f.value)
 		}
 	}
-	if e.CudaArchitectures != "" && !regexp.MustCompile(`^[0-9a-zA-Z;\- ]+$`).MatchString(e.CudaArchitectures) {
+	if e.CudaArchitectures != "" && !cudaArchRe.MatchString(e.CudaArchitectures) {
 		v.errorf("environment.cuda_architectures", "%q is not a CUDA architecture list such as \"100-real\"", e.CudaArchitectures)
 	}
 }

@@ -16,9 +16,10 @@ var sections = []string{"metadata", "slurm", "benchmark", "hardware", "environme
 
 var fieldPrefix = regexp.MustCompile(`^([a-z_]+(?:\.[^\s:]+)*): `)
 
-// Check renders the test in memory, as a run would for the GPU type, and returns what
-// rendering refuses (a template that is missing, out of bounds or does not parse, a value
-// no script may carry, ...) as errors placed at the field they come from. With it,
+// Check renders the test as a run would for the GPU type, without keeping the files
+// (render's dry mode), and returns what rendering refuses (a template that is missing,
+// out of bounds or does not parse, a value no script may carry, ...) as errors placed
+// at the field they come from. With it,
 // `planner validate` refuses everything `planner render` and the submitter would.
 func Check(t *config.Test, gpuType string) []config.Problem {
 	if _, err := config.LookupGPU(gpuType); err != nil {
@@ -29,14 +30,14 @@ func Check(t *config.Test, gpuType string) []config.Problem {
 		// Where a run would install the stand-ins; only the path reaches the files.
 		tools = filepath.Join(string(filepath.Separator), "validate", "bin", "disaggbench-tools")
 	}
-	_, err := Render(t, Options{
+	_, err := render(t, Options{
 		Tools:   tools,
 		RunID:   "validate",
 		LogDir:  filepath.Join(string(filepath.Separator), "validate", "slurm_logs", "test", "validate"),
 		GPUType: cmp.Or(gpuType, config.DefaultGPUType),
 		JobName: "disaggbench.validate.test",
 		Comment: "disaggbench run=validate test=" + strings.ToValidUTF8(t.ID, "?"),
-	})
+	}, true)
 	if err == nil {
 		return nil
 	}

@@ -23,6 +23,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -460,44 +461,59 @@ func (d *Data) addTaskFiles(field string, files []File) error {
 	return nil
 }
 
-// supportFiles renders every file of the job except the job script itself.
-func (d *Data) supportFiles() ([]File, error) {
-	var files []File
-	for _, w := range []struct {
-		name string
-		w    *config.Worker
-	}{{CtxConfigFile, &d.Config.WorkerConfig.Ctx}, {GenConfigFile, &d.Config.WorkerConfig.Gen}} {
-		b, err := workerYAML(w.w)
-		if err != nil {
-			return nil, fmt.Errorf("worker_config: %s: %w", w.name, err)
-		}
-		files = append(files, File{Name: w.name, Data: b, Mode: 0o644})
-	}
-	alloc, err := d.allocationsJSON()
-	if err != nil {
-		return nil, err
-	}
-	files = append(files, File{Name: AllocationsFile, Data: alloc, Mode: 0o644})
-	for _, s := range []struct {
-		name string
-		mode uint32
-		when bool
-	}{
+// supportScripts are the built-in templates of the job's files beside its script, in
+// the order the job lists them, with their modes and whether the job has them.
+func (d *Data) supportScripts() []supportScript {
+	return []supportScript{
 		{StartWorkerFile, 0o755, true},
 		{StartServerCmds, 0o644, true},
 		{WaitServerFile, 0o755, true},
 		{RunBenchmarkFile, 0o755, d.BenchmarkEnabled},
 		{AccuracyEvalFile, 0o755, len(d.AccuracyTasks) > 0},
 		{ClientCmdsFile, 0o644, true},
-	} {
+	}
+}
+
+type supportScript struct {
+	name string
+	mode uint32
+	when bool
+}
+
+type workerFile struct {
+	name string
+	w    *config.Worker
+}
+
+// workers are the two worker configs with their file names.
+func (d *Data) workers() []workerFile {
+	return []workerFile{{CtxConfigFile, &d.Config.WorkerConfig.Ctx}, {GenConfigFile, &d.Config.WorkerConfig.Gen}}
+}
+
+// supportFiles renders every file of the job except the job script itself.
+func (d *Data) supportFiles() ([]File, error) {
+	var files []File
+	for _, w := range d.workers() {
+		var buf bytes.Buffer
+		if err := workerYAML(&buf, w.w); err != nil {
+			return nil, fmt.Errorf("worker_config: %s: %w", w.name, err)
+		}
+		files = append(files, File{Name: w.name, Data: buf.Bytes(), Mode: 0o644})
+	}
+	alloc, err := d.allocationsJSON()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Name: AllocationsFile, Data: alloc, Mode: 0o644})
+	for _, s := range d.supportScripts() {
 		if !s.when {
 			continue
 		}
-		b, err := execBuiltin(s.name+".tmpl", d)
-		if err != nil {
+		var buf bytes.Buffer
+		if err := execBuiltinTo(&buf, s.name+".tmpl", d); err != nil {
 			return nil, err
 		}
-		files = append(files, File{Name: s.name, Data: b, Mode: fsMode(s.mode)})
+		files = append(files, File{Name: s.name, Data: buf.Bytes(), Mode: fsMode(s.mode)})
 	}
 	env, err := d.envVarsJSON()
 	if err != nil {
@@ -510,19 +526,42 @@ func (d *Data) supportFiles() ([]File, error) {
 	return files, nil
 }
 
+// checkSupportFiles returns the error supportFiles would, without keeping any file:
+// the worker configs and scripts are written to io.Discard, in the same order, except
+// a worker config workerSafe says cannot fail and the scripts when builtinSafe says
+// they cannot (safe). allocations.json and env_vars.json are not built: they marshal
+// ints, strings and maps of strings, which encoding/json never refuses (its errors are
+// for types and values, such as NaN or channels, that they do not hold), and
+// job_info.txt is written with fmt, which has no error to return.
+func (d *Data) checkSupportFiles(safe bool) error {
+	for _, w := range d.workers() {
+		if workerSafe(w.w) {
+			continue
+		}
+		if err := workerYAML(io.Discard, w.w); err != nil {
+			return fmt.Errorf("worker_config: %s: %w", w.name, err)
+		}
+	}
+	for _, s := range d.supportScripts() {
+		if !s.when || safe {
+			continue
+		}
+		if err := execBuiltinTo(io.Discard, s.name+".tmpl", d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // workerYAML writes a worker's LLM-API options: the typed fields and every
 // pass-through option.
-func workerYAML(w *config.Worker) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
+func workerYAML(out io.Writer, w *config.Worker) error {
+	enc := yaml.NewEncoder(out)
 	enc.SetIndent(2)
 	if err := enc.Encode(w); err != nil {
-		return nil, err
+		return err
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return enc.Close()
 }
 
 func (d *Data) allocationsJSON() ([]byte, error) {

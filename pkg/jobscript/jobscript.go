@@ -5,9 +5,11 @@
 package jobscript
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,6 +73,14 @@ const (
 // Render builds the job of one test. It reads nothing but the test's own script
 // template (slurm.script_file or metadata.script_file) when one is set.
 func Render(t *config.Test, opts Options) (*Job, error) {
+	return render(t, opts, false)
+}
+
+// render builds the job of one test. With dry, it only looks for what Render would
+// refuse, returning the same error and no job: templates are executed into io.Discard,
+// the built-in ones only when builtinSafe cannot rule out an error, and the files that
+// cannot fail (allocations.json, env_vars.json, job_info.txt) are not built.
+func render(t *config.Test, opts Options, dry bool) (*Job, error) {
 	if t == nil {
 		return nil, errors.New("jobscript: nil test")
 	}
@@ -89,7 +99,13 @@ func Render(t *config.Test, opts Options) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Path, err)
 	}
-	files, err := d.supportFiles()
+	var files []File
+	safe := dry && builtinSafe(d)
+	if dry {
+		err = d.checkSupportFiles(safe)
+	} else {
+		files, err = d.supportFiles()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Path, err)
 	}
@@ -97,18 +113,25 @@ func Render(t *config.Test, opts Options) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	script := DefaultScript
-	var body []byte
-	if tmplPath == "" {
-		body, err = execBuiltin(DefaultScript+".tmpl", d)
-	} else {
-		script = TemplateScript
-		body, err = execUserTemplate(tmplPath, d)
+	var buf bytes.Buffer
+	w := io.Writer(&buf)
+	if dry {
+		w = io.Discard
 	}
-	if err != nil {
+	script := DefaultScript
+	switch {
+	case tmplPath == "" && safe:
+		// A dry render of a script that cannot fail has nothing to look for.
+	case tmplPath == "":
+		err = execBuiltinTo(w, DefaultScript+".tmpl", d)
+	default:
+		script = TemplateScript
+		err = execUserTemplateTo(w, tmplPath, d)
+	}
+	if err != nil || dry {
 		return nil, err
 	}
-	files = append([]File{{Name: script, Data: body, Mode: 0o755}}, files...)
+	files = append([]File{{Name: script, Data: buf.Bytes(), Mode: 0o755}}, files...)
 	req.Script = filepath.Join(opts.LogDir, script)
 	return &Job{Files: files, Script: script, Request: req}, nil
 }

@@ -488,6 +488,47 @@ func TestUserTemplate(t *testing.T) {
 	}
 }
 
+// Two tests of one run may share a template path whose file changes between them, to
+// the same size and modification time: each is checked and rendered with the text the
+// file holds when it is read, not a cached parse of the earlier one.
+func TestUserTemplateRewrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "job.sh.tmpl")
+	write := func(text string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	base := loadTest(t, goldenConfigs[0])
+	tc := *base
+	tc.Path = filepath.Join(dir, "disagg", "perf", "x.yaml")
+	tc.Config.Slurm.ScriptFile = "../../job.sh.tmpl"
+	o := Options{RunID: "r1", LogDir: "/l"}
+
+	write("echo A {{.RunID}}\n", mtime)
+	if ps := Check(&tc, ""); config.HasErrors(ps) {
+		t.Fatalf("first template refused: %v", ps)
+	}
+	write("echo B {{.RunID}}\n", mtime) // same size, same time
+	j, err := Render(&tc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(j.Files[0].Data); got != "echo B r1\n" {
+		t.Errorf("rendered %q, want the rewritten template's %q", got, "echo B r1\n")
+	}
+	write("echo C {{.RunI}}}\n", mtime) // same size and time, and refused
+	ps := Check(&tc, "")
+	if !config.HasErrors(ps) || !strings.Contains(ps[0].Message, "RunI") {
+		t.Errorf("Check of the rewritten template: %v, want its error about RunI", ps)
+	}
+}
+
 // Render never panics on odd values, and a value it accepts reaches the scripts quoted.
 func FuzzRenderValues(f *testing.F) {
 	base := loadTest(f, goldenConfigs[2])

@@ -1,7 +1,6 @@
 package jobscript
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"text/template"
-	"time"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 )
@@ -96,12 +94,12 @@ func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) }
 // parsed built-in templates, parsed once.
 var builtinTmpl = template.Must(template.New("builtin").Funcs(Funcs()).Option("missingkey=error").ParseFS(builtin, "templates/*.tmpl"))
 
-func execBuiltin(name string, d *Data) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := builtinTmpl.ExecuteTemplate(&buf, name, d); err != nil {
-		return nil, fmt.Errorf("render %s: %w", strings.TrimSuffix(name, ".tmpl"), err)
+// execBuiltinTo executes a built-in template into w (io.Discard for a dry render).
+func execBuiltinTo(w io.Writer, name string, d *Data) error {
+	if err := builtinTmpl.ExecuteTemplate(w, name, d); err != nil {
+		return fmt.Errorf("render %s: %w", strings.TrimSuffix(name, ".tmpl"), err)
 	}
-	return buf.Bytes(), nil
+	return nil
 }
 
 // TemplateDirsEnv lists folders (separated as in PATH) whose files any test config may
@@ -214,17 +212,17 @@ func under(path string, roots ...string) string {
 }
 
 // userTemplates caches parsed user templates by path; an entry is reused while the
-// file's size and modification time are unchanged, so a run of many tests sharing one
-// template reads and parses it once.
+// file holds the same text, so a run of many tests sharing one template parses it once
+// and a file rewritten meanwhile (even to the same size within one mtime tick) is
+// parsed again.
 var userTemplates = struct {
 	sync.Mutex
 	m map[string]cachedTemplate
 }{m: map[string]cachedTemplate{}}
 
 type cachedTemplate struct {
-	size  int64
-	mtime time.Time
-	tmpl  *template.Template
+	src  string
+	tmpl *template.Template
 }
 
 func loadUserTemplate(path string) (*template.Template, error) {
@@ -245,41 +243,43 @@ func loadUserTemplate(path string) (*template.Template, error) {
 	if st.Size() > maxTemplateSize {
 		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
 	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTemplateSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxTemplateSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
+	}
+	src := string(b)
 	userTemplates.Lock()
 	c, ok := userTemplates.m[path]
 	userTemplates.Unlock()
-	if ok && c.size == st.Size() && c.mtime.Equal(st.ModTime()) {
+	if ok && c.src == src {
 		return c.tmpl, nil
 	}
-	src, err := io.ReadAll(io.LimitReader(f, maxTemplateSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(src) > maxTemplateSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
-	}
-	tmpl, err := template.New(filepath.Base(path)).Funcs(Funcs()).Option("missingkey=error").Parse(string(src))
+	tmpl, err := template.New(filepath.Base(path)).Funcs(Funcs()).Option("missingkey=error").Parse(src)
 	if err != nil {
 		return nil, err
 	}
 	userTemplates.Lock()
-	userTemplates.m[path] = cachedTemplate{size: st.Size(), mtime: st.ModTime(), tmpl: tmpl}
+	userTemplates.m[path] = cachedTemplate{src: src, tmpl: tmpl}
 	userTemplates.Unlock()
 	return tmpl, nil
 }
 
-func execUserTemplate(path string, d *Data) ([]byte, error) {
+// execUserTemplateTo executes the test's own template into w (io.Discard for a dry
+// render).
+func execUserTemplateTo(w io.Writer, path string, d *Data) error {
 	field := "slurm.script_file"
 	if d.Test.Config.Metadata.ScriptFile != "" {
 		field = "metadata.script_file"
 	}
 	tmpl, err := loadUserTemplate(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
+		return fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
 	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, d); err != nil {
-		return nil, fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
+	if err := tmpl.Execute(w, d); err != nil {
+		return fmt.Errorf("%s: %s: script template %s: %w", d.Test.Path, field, path, err)
 	}
-	return buf.Bytes(), nil
+	return nil
 }
