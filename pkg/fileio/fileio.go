@@ -12,6 +12,7 @@ package fileio
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -50,6 +51,51 @@ func ReadFile(path string) ([]byte, error) {
 			return buf, nil
 		}
 		buf = buf[:len(buf)+n]
+	}
+}
+
+// ErrNotRegular is ReadRegular's refusal of a FIFO, a device, a socket or a folder.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ReadRegular reads a regular file of at most limit bytes. It never blocks: a FIFO or a
+// device is opened without blocking and refused (ErrNotRegular) on the open file, so one
+// swapped in after a caller looked is refused too. flags adds open flags (O_NOFOLLOW).
+// A file over the limit, or one that grows past it while read, is an error.
+func ReadRegular(path string, limit int64, flags int) ([]byte, error) {
+	fd, err := open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|flags, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, ErrNotRegular
+	}
+	tooBig := fmt.Errorf("larger than %d bytes", limit)
+	if st.Size > limit {
+		return nil, tooBig
+	}
+	buf := make([]byte, 0, st.Size+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR || err == syscall.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		if buf = buf[:len(buf)+n]; int64(len(buf)) > limit {
+			return nil, tooBig
+		}
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestReadFileSizes(t *testing.T) {
@@ -164,5 +166,51 @@ func TestFilesHonourTheUmask(t *testing.T) {
 		if err != nil || st.Mode().Perm() != tc.mode {
 			t.Errorf("%s under umask 077: mode %v (%v), want %v", tc.name, st.Mode().Perm(), err, tc.mode)
 		}
+	}
+}
+
+// ReadRegular reads a whole regular file up to its limit and refuses, without blocking,
+// what is not one: a FIFO with no writer, a folder, a link under O_NOFOLLOW, a file
+// over the limit.
+func TestReadRegular(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadRegular(file, int64(len(data)), 0)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadRegular of a %d-byte file at its limit: %d bytes, %v", len(data), len(got), err)
+	}
+	if _, err := ReadRegular(file, int64(len(data))-1, 0); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a file one byte over the limit: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := ReadRegular(fifo, 1<<20, 0); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotRegular) {
+			t.Errorf("a FIFO: %v, want ErrNotRegular", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadRegular blocked on a FIFO")
+	}
+	if _, err := ReadRegular(dir, 1<<20, 0); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("a folder: %v, want ErrNotRegular", err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRegular(link, 1<<21, 0); err != nil {
+		t.Errorf("a link, followed: %v", err)
+	}
+	if _, err := ReadRegular(link, 1<<21, syscall.O_NOFOLLOW); !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("a link under O_NOFOLLOW: %v, want ELOOP", err)
 	}
 }

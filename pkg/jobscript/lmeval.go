@@ -3,13 +3,13 @@ package jobscript
 import (
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/disaggbench/disaggbench/pkg/config"
 	"github.com/disaggbench/disaggbench/pkg/scheduler"
@@ -95,7 +95,7 @@ func taskFiles(t *config.Test, field, p string, lookup func(string) (string, boo
 	}
 	var files []File
 	for _, fp := range paths {
-		data, err := readSmall(fp, maxTaskFileSize)
+		data, err := fileio.ReadRegular(fp, maxTaskFileSize, 0)
 		if err != nil {
 			return fail("%s: %v", fp, err)
 		}
@@ -109,31 +109,6 @@ func taskFiles(t *config.Test, field, p string, lookup func(string) (string, boo
 		files = append(files, File{Name: LMEvalConfigPrefix + name, Data: data, Mode: 0o644})
 	}
 	return files, nil
-}
-
-// readSmall reads a regular file of at most limit bytes, without blocking on a FIFO.
-func readSmall(path string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	b := make([]byte, st.Size())
-	n, err := f.Read(b)
-	if err != nil && n != len(b) {
-		return nil, err
-	}
-	return b[:n], nil
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)

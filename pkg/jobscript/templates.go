@@ -4,6 +4,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 	"io"
 	"io/fs"
 	"os"
@@ -228,27 +229,9 @@ type cachedTemplate struct {
 func loadUserTemplate(path string) (*template.Template, error) {
 	// Opened without blocking (a FIFO swapped in after TemplatePath looked is refused,
 	// not waited on) and checked again on the open file.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	b, err := fileio.ReadRegular(path, maxTemplateSize, syscall.O_NOFOLLOW)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file")
-	}
-	if st.Size() > maxTemplateSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxTemplateSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxTemplateSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxTemplateSize)
 	}
 	src := string(b)
 	userTemplates.Lock()
