@@ -5,8 +5,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func perfString(rows []PerfRow) string {
@@ -288,5 +290,65 @@ func TestJudgeIterationSlices(t *testing.T) {
 	want := []IterRow{{4, "gen_only_iterations", 3, "count"}, {4, "gen_only_median_step_time", 20, "ms"}, {4, "gen_only_mean_scheduled_requests", 10.0 / 3, "count"}}
 	if fmt.Sprint(r.Iterations) != fmt.Sprint(want) {
 		t.Errorf("iterations %v, want %v", r.Iterations, want)
+	}
+}
+
+// A long log's blocks are written once, into a slice sized from the log's density, not
+// gathered in chunks and joined (twice the memory, and every fresh page a fault).
+func TestBlockStoreWritesLongLogOnce(t *testing.T) {
+	const n, bytesPer = 60000, 2000
+	var read int64
+	s := blockStore{size: n * bytesPer, read: func() int64 { return read }}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		read = min(int64(i+1)*bytesPer+readBuffer, n*bytesPer)
+		s.add(Block{Line: i + 1})
+	}
+	got := s.join(nil)
+	runtime.ReadMemStats(&after)
+	for i := range got {
+		if got[i].Line != i+1 {
+			t.Fatalf("block %d is line %d", i, got[i].Line)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %d blocks, want %d", len(got), n)
+	}
+	blocks := uint64(n) * uint64(unsafe.Sizeof(Block{}))
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > blocks*3/2 {
+		t.Errorf("allocated %d bytes for %d bytes of blocks", alloc, blocks)
+	}
+}
+
+// A log denser than its start outgrows the sized slice and goes on in chunks: every block
+// is kept, in order; so is every block of a file whose size is unknown or that grew.
+func TestBlockStoreDenserTail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int64
+	}{{"denser tail", 3000*2000 + 40000*100}, {"size unknown", 0}, {"grew", 1000}} {
+		var read int64
+		s := blockStore{size: tc.size, read: func() int64 { return read }}
+		n := 0
+		for i := range 43000 {
+			if i < 3000 {
+				read += 2000
+			} else {
+				read += 100
+			}
+			s.add(Block{Line: i + 1})
+			n++
+		}
+		got := s.join([]Block{{Line: 0}})
+		if len(got) != n+1 {
+			t.Fatalf("%s: got %d blocks, want %d", tc.name, len(got), n+1)
+		}
+		for i := range got {
+			if got[i].Line != i {
+				t.Fatalf("%s: block %d is line %d", tc.name, i, got[i].Line)
+			}
+		}
 	}
 }
