@@ -374,17 +374,55 @@ func (j *judge) readBlocks(name string) map[int]*Block {
 	if err != nil {
 		j.reason("client log %s: %v", path, err)
 	}
-	for i := range j.res.Blocks {
-		b := &j.res.Blocks[i]
-		if b.Warmup || b.Concurrency == 0 {
-			continue
+	// A long log may repeat its concurrencies thousands of times: a first walk sizes their
+	// warnings, a second writes them into one buffer, and the list grows once.
+	eachRepeat := func(fn func(b *Block, prevLine int)) {
+		clear(byC)
+		for i := range j.res.Blocks {
+			b := &j.res.Blocks[i]
+			if b.Warmup || b.Concurrency == 0 {
+				continue
+			}
+			if prev, ok := byC[b.Concurrency]; ok {
+				fn(b, prev.Line)
+			}
+			byC[b.Concurrency] = b
 		}
-		if prev, ok := byC[b.Concurrency]; ok {
-			// Built without fmt: a long log may repeat its concurrencies thousands of times.
-			j.res.Warnings = append(j.res.Warnings, base+": concurrency "+strconv.Itoa(b.Concurrency)+
-				" ran more than once (lines "+strconv.Itoa(prev.Line)+" and "+strconv.Itoa(b.Line)+"); the later result is used")
+	}
+	const (
+		repeatA = ": concurrency "
+		repeatB = " ran more than once (lines "
+		repeatC = " and "
+		repeatD = "); the later result is used"
+	)
+	var num [20]byte
+	itoa := func(v int) []byte { return strconv.AppendInt(num[:0], int64(v), 10) }
+	count, length := 0, 0
+	eachRepeat(func(b *Block, prevLine int) {
+		count++
+		length += len(base) + len(repeatA) + len(itoa(b.Concurrency)) + len(repeatB) + len(itoa(prevLine)) + len(repeatC) + len(itoa(b.Line)) + len(repeatD)
+	})
+	if count > 0 {
+		var sb strings.Builder
+		sb.Grow(length)
+		ends := make([]int, 0, count)
+		eachRepeat(func(b *Block, prevLine int) {
+			sb.WriteString(base)
+			sb.WriteString(repeatA)
+			sb.Write(itoa(b.Concurrency))
+			sb.WriteString(repeatB)
+			sb.Write(itoa(prevLine))
+			sb.WriteString(repeatC)
+			sb.Write(itoa(b.Line))
+			sb.WriteString(repeatD)
+			ends = append(ends, sb.Len())
+		})
+		all, start := sb.String(), 0
+		j.res.Warnings = slices.Grow(j.res.Warnings, count)
+		for _, end := range ends {
+			j.res.Warnings = append(j.res.Warnings, all[start:end])
+			start = end
 		}
-		byC[b.Concurrency] = b
 	}
 	return byC
 }

@@ -352,3 +352,35 @@ func TestBlockStoreDenserTail(t *testing.T) {
 		}
 	}
 }
+
+// A log that runs its concurrencies over and over gets one warning per repeat, in the
+// words it always had; they are written into one buffer, so the allocations do not grow
+// with the repeats.
+func TestJudgeRepeatWarnings(t *testing.T) {
+	const runs = 2000
+	one := "Benchmarking with concurrency 1 ... 10 prompts\n" + blk(10, 10, 0, 1.5, 2.5) + "Benchmark with concurrency 1 done\n"
+	log := strings.Repeat(one, runs)
+	path := filepath.Join(t.TempDir(), ClientLog)
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := ReadBench(strings.NewReader(log))
+	if err != nil || len(bs) != runs {
+		t.Fatalf("%d blocks, %v", len(bs), err)
+	}
+	var res Result
+	allocs := testing.AllocsPerRun(1, func() { res = Judge(path, Input{TestType: "disagg", Category: "perf"}) })
+	if len(res.Warnings) != runs-1 {
+		t.Fatalf("%d warnings, want %d", len(res.Warnings), runs-1)
+	}
+	for i, w := range res.Warnings {
+		want := fmt.Sprintf("%s: concurrency %d ran more than once (lines %d and %d); the later result is used", ClientLog, 1, bs[i].Line, bs[i+1].Line)
+		if w != want {
+			t.Fatalf("warning %d: %q, want %q", i, w, want)
+		}
+	}
+	if allocs > runs/4 {
+		t.Errorf("%v allocations for %d repeats", allocs, runs)
+	}
+	t.Logf("%v allocations", allocs)
+}
