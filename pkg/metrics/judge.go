@@ -494,7 +494,9 @@ func (s *blockStore) room() int {
 
 // join returns head followed by the stored blocks.
 func (s *blockStore) join(head []Block) []Block {
-	if len(head) == 0 && len(s.chunks) == 0 {
+	// A log whose blocks stopped early (a long tail of server output) leaves the sized
+	// slice mostly empty: the result keeps only what it holds.
+	if len(head) == 0 && len(s.chunks) == 0 && len(s.cur) >= cap(s.cur)/4*3 {
 		return s.cur
 	}
 	return slices.Concat(append(append([][]Block{head}, s.chunks...), s.cur)...)

@@ -384,3 +384,21 @@ func TestJudgeRepeatWarnings(t *testing.T) {
 	}
 	t.Logf("%v allocations", allocs)
 }
+
+// A log whose blocks stop early (a long tail of server output) keeps no room for the
+// blocks its start promised.
+func TestBlockStoreSparseTail(t *testing.T) {
+	var read int64
+	s := blockStore{size: 3000 * 2000 * 3, read: func() int64 { return read }}
+	for i := range 3000 {
+		read += 2000
+		s.add(Block{Line: i + 1})
+	}
+	got := s.join(nil)
+	if len(got) != 3000 || got[2999].Line != 3000 {
+		t.Fatalf("got %d blocks", len(got))
+	}
+	if cap(got) > len(got)*4/3 {
+		t.Errorf("%d blocks kept in room for %d", len(got), cap(got))
+	}
+}
