@@ -3,6 +3,7 @@ package metrics
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"math"
@@ -88,15 +89,65 @@ func init() {
 	}
 	for f := range NumFields {
 		for _, l := range fields[f].labels {
-			labelIndex[l] = f
-			printedIndex[labelTitle(l)] = f
+			i := labelHash([]byte(l))
+			for labels[i].lower != "" {
+				i = (i + 1) % len(labels)
+			}
+			labels[i] = labelSlot{lower: l, printed: labelTitle(l), f: f}
 		}
 	}
 }
 
-// labelIndex finds a field by its lower-case label; printedIndex by the label exactly as
-// the client prints it, which is tried first.
-var labelIndex, printedIndex = map[string]Field{}, map[string]Field{}
+// labels finds a field by its label, ASCII case ignored: an open-addressed table hashed
+// on the label's length and three of its bytes. A block has some twenty labelled lines,
+// and a map lookup (two for a label printed in another case than labelTitle's) took a
+// fifth of the scan.
+var labels [256]labelSlot
+
+type labelSlot struct {
+	lower, printed string // the label in lower case, and as labelTitle prints it
+	f              Field
+}
+
+func lowerByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		c += 'a' - 'A'
+	}
+	return c
+}
+
+func labelHash(b []byte) int {
+	n := len(b)
+	h := uint(n)*0x9e3779b1 ^ uint(lowerByte(b[0]))*0x85eb ^ uint(lowerByte(b[n/2]))*0xc2b3 ^ uint(lowerByte(b[n-1]))*0x27d5
+	return int((h ^ h>>8) % uint(len(labels)))
+}
+
+// lookupLabel returns the field whose label is b, ASCII case ignored.
+func lookupLabel(b []byte) (Field, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	for i := labelHash(b); labels[i].lower != ""; i = (i + 1) % len(labels) {
+		s := &labels[i]
+		if string(b) == s.printed || equalLower(b, s.lower) {
+			return s.f, true
+		}
+	}
+	return 0, false
+}
+
+// equalLower says b in lower case (ASCII) is lower.
+func equalLower(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, c := range b {
+		if lowerByte(c) != lower[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // String returns the field's key, as in vLLM's result.json where it has one
 // ("median_ttft_ms").
@@ -457,13 +508,7 @@ func (p *benchParser) line(raw []byte, no int) error {
 	}
 	if p.cur != nil && line[0] != '-' {
 		if colon := bytes.IndexByte(line, ':'); colon > 0 && colon < 64 {
-			label := trimASCII(line[:colon])
-			f, ok := printedIndex[string(label)]
-			if !ok {
-				var lower [64]byte
-				f, ok = labelIndex[string(lowerASCII(lower[:0], label))]
-			}
-			if ok {
+			if f, ok := lookupLabel(trimASCII(line[:colon])); ok {
 				if v, ok := parseNumber(line[colon+1:]); ok {
 					p.cur.Set(f, v)
 				}
@@ -671,9 +716,19 @@ func fastDecimal(b []byte) (float64, bool) {
 	return v, true
 }
 
+// spaces8 is eight spaces read as one little-endian word: the client pads its values
+// with runs of spaces, skipped a word at a time.
+const spaces8 = 0x2020202020202020
+
 func trimASCII(b []byte) []byte {
+	for len(b) >= 8 && binary.LittleEndian.Uint64(b) == spaces8 {
+		b = b[8:]
+	}
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\f' || b[0] == '\v') {
 		b = b[1:]
+	}
+	for len(b) >= 8 && binary.LittleEndian.Uint64(b[len(b)-8:]) == spaces8 {
+		b = b[:len(b)-8]
 	}
 	for len(b) > 0 {
 		c := b[len(b)-1]
@@ -683,16 +738,6 @@ func trimASCII(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func lowerASCII(dst, b []byte) []byte {
-	for _, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
 }
 
 func allByte(b []byte, c byte) bool {

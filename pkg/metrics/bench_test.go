@@ -279,3 +279,55 @@ func TestReadBenchNvSaFailedLine(t *testing.T) {
 		t.Errorf("median TTFT %v", v)
 	}
 }
+
+// lookupLabel finds every label in any ASCII case, and nothing else: each label with one
+// byte changed is found exactly when the change only altered its case.
+func TestLookupLabel(t *testing.T) {
+	want := map[string]Field{}
+	for f := range NumFields {
+		for _, l := range fields[f].labels {
+			want[l] = f
+		}
+	}
+	if len(want) < 35 {
+		t.Fatalf("only %d labels", len(want))
+	}
+	check := func(label string) {
+		t.Helper()
+		f, ok := lookupLabel([]byte(label))
+		wf, wok := want[strings.ToLower(label)]
+		if strings.ToLower(label) != strings.Map(func(r rune) rune {
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, label) {
+			wok = false // only ASCII folds
+		}
+		if ok != wok || f != wf {
+			t.Errorf("lookupLabel(%q) = %v, %v; want %v, %v", label, f, ok, wf, wok)
+		}
+	}
+	for l := range want {
+		check(l)
+		check(strings.ToUpper(l))
+		check(labelTitle(l))
+		words := strings.Fields(l)
+		for i, w := range words {
+			words[i] = strings.ToUpper(w[:1]) + w[1:]
+		}
+		check(strings.Join(words, " ")) // each word capitalised: "Std Dev Ttft (ms)"
+		for i := range len(l) {
+			for _, c := range []byte{'x', 'X', ' ', '(', 0xc3, l[i] ^ 0x20} {
+				b := []byte(l)
+				b[i] = c
+				check(string(b))
+			}
+		}
+		check(l[1:])
+		check(l + " ")
+	}
+	for _, s := range []string{"", "x", "Median", strings.Repeat("a", 63), "\u212aotal requests"} {
+		check(s)
+	}
+}

@@ -323,44 +323,157 @@ func (j *judge) readBlocks(name string) map[int]*Block {
 	}
 	defer f.Close()
 	byC := map[int]*Block{}
-	// Blocks gather in chunks joined once at the end: one growing slice would allocate
-	// (and clear) about five times its final size, as append grows large slices by a
-	// quarter.
-	var chunks [][]Block
-	cur := make([]Block, 0, 64)
-	err = ScanBench(&limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile}, func(b Block) error {
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	lr := &limitedReader{r: f, left: maxLogFile, name: path, limit: maxLogFile}
+	store := blockStore{size: size, read: func() int64 { return lr.limit - lr.left }}
+	base := filepath.Base(path)
+	err = ScanBench(lr, func(b Block) error {
 		if !b.Warmup && b.LogConcurrency > 0 {
 			c, ok := j.configConcurrency(b.LogConcurrency)
 			b.Concurrency = c
 			if !ok {
 				b.Concurrency = 0 // not a configured concurrency
-				j.warn("%s:%d: concurrency %d is not in the concurrency list %v (times %d gen servers)", filepath.Base(path), b.Line, b.LogConcurrency, j.in.Concurrencies, j.g)
+				j.warn("%s:%d: concurrency %d is not in the concurrency list %v (times %d gen servers)", base, b.Line, b.LogConcurrency, j.in.Concurrencies, j.g)
 			}
 		} else {
 			b.Concurrency = 0
 		}
-		if len(cur) == cap(cur) {
-			chunks = append(chunks, cur)
-			cur = make([]Block, 0, min(2*cap(cur), 4096))
-		}
-		cur = append(cur, b)
+		store.add(b)
 		return nil
 	})
-	j.res.Blocks = slices.Concat(append(append([][]Block{j.res.Blocks}, chunks...), cur)...)
+	j.res.Blocks = store.join(j.res.Blocks)
 	if err != nil {
 		j.reason("client log %s: %v", path, err)
 	}
-	for i := range j.res.Blocks {
-		b := &j.res.Blocks[i]
-		if b.Warmup || b.Concurrency == 0 {
-			continue
+	// A long log may repeat its concurrencies thousands of times: a first walk sizes their
+	// warnings, a second writes them into one buffer, and the list grows once.
+	eachRepeat := func(fn func(b *Block, prevLine int)) {
+		clear(byC)
+		for i := range j.res.Blocks {
+			b := &j.res.Blocks[i]
+			if b.Warmup || b.Concurrency == 0 {
+				continue
+			}
+			if prev, ok := byC[b.Concurrency]; ok {
+				fn(b, prev.Line)
+			}
+			byC[b.Concurrency] = b
 		}
-		if prev, ok := byC[b.Concurrency]; ok {
-			j.warn("%s: concurrency %d ran more than once (lines %d and %d); the later result is used", filepath.Base(path), b.Concurrency, prev.Line, b.Line)
+	}
+	const (
+		repeatA = ": concurrency "
+		repeatB = " ran more than once (lines "
+		repeatC = " and "
+		repeatD = "); the later result is used"
+	)
+	var num [20]byte
+	itoa := func(v int) []byte { return strconv.AppendInt(num[:0], int64(v), 10) }
+	count, length := 0, 0
+	eachRepeat(func(b *Block, prevLine int) {
+		count++
+		length += len(base) + len(repeatA) + len(itoa(b.Concurrency)) + len(repeatB) + len(itoa(prevLine)) + len(repeatC) + len(itoa(b.Line)) + len(repeatD)
+	})
+	if count > 0 {
+		var sb strings.Builder
+		sb.Grow(length)
+		ends := make([]int, 0, count)
+		eachRepeat(func(b *Block, prevLine int) {
+			sb.WriteString(base)
+			sb.WriteString(repeatA)
+			sb.Write(itoa(b.Concurrency))
+			sb.WriteString(repeatB)
+			sb.Write(itoa(prevLine))
+			sb.WriteString(repeatC)
+			sb.Write(itoa(b.Line))
+			sb.WriteString(repeatD)
+			ends = append(ends, sb.Len())
+		})
+		all, start := sb.String(), 0
+		j.res.Warnings = slices.Grow(j.res.Warnings, count)
+		for _, end := range ends {
+			j.res.Warnings = append(j.res.Warnings, all[start:end])
+			start = end
 		}
-		byC[b.Concurrency] = b
 	}
 	return byC
+}
+
+// blockStore gathers the blocks of one log. One slice grown by append would allocate
+// (and clear) about five times its final size, as append grows large slices by a
+// quarter; chunks joined at the end, twice, and each fresh page costs a fault. So a long
+// log is sized from its own density: once sizeAfter blocks are in, one slice with room
+// for the whole file (at the density of the bytes read so far) takes them, and the
+// blocks are written once. A log that turns out denser than its start goes on in chunks.
+type blockStore struct {
+	size   int64        // the file's size; 0 when unknown
+	read   func() int64 // bytes read from the file so far
+	sized  bool
+	chunks [][]Block
+	cur    []Block
+	n      int // blocks stored
+}
+
+// sizeAfter is the number of blocks read before the store sizes itself; maxGrowth bounds
+// the room it makes, as a multiple of the blocks read.
+const (
+	sizeAfter = 1024
+	maxGrowth = 64
+)
+
+func (s *blockStore) add(b Block) {
+	if len(s.cur) == cap(s.cur) {
+		s.grow()
+	}
+	s.cur = append(s.cur, b)
+	s.n++
+}
+
+func (s *blockStore) grow() {
+	if s.cur == nil {
+		s.cur = make([]Block, 0, 64)
+		return
+	}
+	if !s.sized && s.n >= sizeAfter && s.size > 0 {
+		s.sized = true
+		if want := s.room(); want > s.n {
+			all := make([]Block, 0, want)
+			for _, c := range s.chunks {
+				all = append(all, c...)
+			}
+			s.cur = append(all, s.cur...)
+			s.chunks = nil
+			return
+		}
+	}
+	s.chunks = append(s.chunks, s.cur)
+	s.cur = make([]Block, 0, min(2*cap(s.cur), 4096))
+}
+
+// room is the number of blocks the whole file holds at the density read so far, with a
+// sixteenth to spare for unevenness; 0 when it cannot tell.
+func (s *blockStore) room() int {
+	read := s.read()
+	// The scanner holds at most a read buffer of what was read: the blocks came from at
+	// least read-readBuffer bytes.
+	parsed := max(read-readBuffer, read/2)
+	if parsed <= 0 || read >= s.size {
+		return 0
+	}
+	est := float64(s.n) * float64(s.size) / float64(parsed)
+	return int(min(est+est/16+64, float64(maxGrowth*s.n)))
+}
+
+// join returns head followed by the stored blocks.
+func (s *blockStore) join(head []Block) []Block {
+	// A log whose blocks stopped early (a long tail of server output) leaves the sized
+	// slice mostly empty: the result keeps only what it holds.
+	if len(head) == 0 && len(s.chunks) == 0 && len(s.cur) >= cap(s.cur)/4*3 {
+		return s.cur
+	}
+	return slices.Concat(append(append([][]Block{head}, s.chunks...), s.cur)...)
 }
 
 // gateBlock applies the validity gate to one concurrency's block.

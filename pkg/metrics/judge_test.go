@@ -5,8 +5,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/disaggbench/disaggbench/pkg/testspec"
 )
@@ -290,5 +292,115 @@ func TestJudgeIterationSlices(t *testing.T) {
 	want := []IterRow{{4, "gen_only_iterations", 3, "count"}, {4, "gen_only_median_step_time", 20, "ms"}, {4, "gen_only_mean_scheduled_requests", 10.0 / 3, "count"}}
 	if fmt.Sprint(r.Iterations) != fmt.Sprint(want) {
 		t.Errorf("iterations %v, want %v", r.Iterations, want)
+	}
+}
+
+// A long log's blocks are written once, into a slice sized from the log's density, not
+// gathered in chunks and joined (twice the memory, and every fresh page a fault).
+func TestBlockStoreWritesLongLogOnce(t *testing.T) {
+	const n, bytesPer = 60000, 2000
+	var read int64
+	s := blockStore{size: n * bytesPer, read: func() int64 { return read }}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		read = min(int64(i+1)*bytesPer+readBuffer, n*bytesPer)
+		s.add(Block{Line: i + 1})
+	}
+	got := s.join(nil)
+	runtime.ReadMemStats(&after)
+	for i := range got {
+		if got[i].Line != i+1 {
+			t.Fatalf("block %d is line %d", i, got[i].Line)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %d blocks, want %d", len(got), n)
+	}
+	blocks := uint64(n) * uint64(unsafe.Sizeof(Block{}))
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > blocks*3/2 {
+		t.Errorf("allocated %d bytes for %d bytes of blocks", alloc, blocks)
+	}
+}
+
+// A log denser than its start outgrows the sized slice and goes on in chunks: every block
+// is kept, in order; so is every block of a file whose size is unknown or that grew.
+func TestBlockStoreDenserTail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int64
+	}{{"denser tail", 3000*2000 + 40000*100}, {"size unknown", 0}, {"grew", 1000}} {
+		var read int64
+		s := blockStore{size: tc.size, read: func() int64 { return read }}
+		n := 0
+		for i := range 43000 {
+			if i < 3000 {
+				read += 2000
+			} else {
+				read += 100
+			}
+			s.add(Block{Line: i + 1})
+			n++
+		}
+		got := s.join([]Block{{Line: 0}})
+		if len(got) != n+1 {
+			t.Fatalf("%s: got %d blocks, want %d", tc.name, len(got), n+1)
+		}
+		for i := range got {
+			if got[i].Line != i {
+				t.Fatalf("%s: block %d is line %d", tc.name, i, got[i].Line)
+			}
+		}
+	}
+}
+
+// A log that runs its concurrencies over and over gets one warning per repeat, in the
+// words it always had; they are written into one buffer, so the allocations do not grow
+// with the repeats.
+func TestJudgeRepeatWarnings(t *testing.T) {
+	const runs = 2000
+	one := "Benchmarking with concurrency 1 ... 10 prompts\n" + blk(10, 10, 0, 1.5, 2.5) + "Benchmark with concurrency 1 done\n"
+	log := strings.Repeat(one, runs)
+	path := filepath.Join(t.TempDir(), ClientLog)
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := ReadBench(strings.NewReader(log))
+	if err != nil || len(bs) != runs {
+		t.Fatalf("%d blocks, %v", len(bs), err)
+	}
+	var res Result
+	allocs := testing.AllocsPerRun(1, func() { res = Judge(path, Input{TestType: "disagg", Category: "perf"}) })
+	if len(res.Warnings) != runs-1 {
+		t.Fatalf("%d warnings, want %d", len(res.Warnings), runs-1)
+	}
+	for i, w := range res.Warnings {
+		want := fmt.Sprintf("%s: concurrency %d ran more than once (lines %d and %d); the later result is used", ClientLog, 1, bs[i].Line, bs[i+1].Line)
+		if w != want {
+			t.Fatalf("warning %d: %q, want %q", i, w, want)
+		}
+	}
+	if allocs > runs/4 {
+		t.Errorf("%v allocations for %d repeats", allocs, runs)
+	}
+	t.Logf("%v allocations", allocs)
+}
+
+// A log whose blocks stop early (a long tail of server output) keeps no room for the
+// blocks its start promised.
+func TestBlockStoreSparseTail(t *testing.T) {
+	var read int64
+	s := blockStore{size: 3000 * 2000 * 3, read: func() int64 { return read }}
+	for i := range 3000 {
+		read += 2000
+		s.add(Block{Line: i + 1})
+	}
+	got := s.join(nil)
+	if len(got) != 3000 || got[2999].Line != 3000 {
+		t.Fatalf("got %d blocks", len(got))
+	}
+	if cap(got) > len(got)*4/3 {
+		t.Errorf("%d blocks kept in room for %d", len(got), cap(got))
 	}
 }

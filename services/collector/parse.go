@@ -210,11 +210,18 @@ func writeText(w io.Writer, in metrics.Input, res metrics.Result) error {
 		verdict += " (partial)"
 	}
 	fmt.Fprintf(w, "%s %s: %s\n", in.TestType, in.Category, verdict)
-	for _, r := range res.Reasons {
-		fmt.Fprintf(w, "  - %s\n", r)
-	}
-	for _, r := range res.Warnings {
-		fmt.Fprintf(w, "  warning: %s\n", r)
+	// Written piece by piece: a long log may carry tens of thousands of warnings.
+	for _, list := range []struct {
+		prefix string
+		lines  []string
+	}{{"  - ", res.Reasons}, {"  warning: ", res.Warnings}} {
+		for _, r := range list.lines {
+			io.WriteString(w, list.prefix)
+			io.WriteString(w, r)
+			if _, err := io.WriteString(w, "\n"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

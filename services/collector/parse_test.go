@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -133,5 +134,33 @@ func TestParseBuffersOutput(t *testing.T) {
 		if out.writes != 1 || !strings.Contains(out.String(), "VALID") && !asJSON {
 			t.Errorf("json=%v: %d writes for %d bytes, want 1:\n%s", asJSON, out.writes, out.Len(), out.String())
 		}
+	}
+}
+
+// The reasons and warnings are written as they are, one line each, without an allocation
+// per line: a long log may carry tens of thousands of warnings.
+func TestWriteTextWarnings(t *testing.T) {
+	res := metrics.Result{Reasons: []string{"r1 %d", "r2"}}
+	for i := range 1000 {
+		res.Warnings = append(res.Warnings, "w "+strconv.Itoa(i)+" 100%")
+	}
+	in := metrics.Input{TestType: "disagg", Category: "perf"}
+	var out bytes.Buffer
+	out.Grow(64 << 10)
+	allocs := testing.AllocsPerRun(1, func() {
+		out.Reset()
+		if err := writeText(&out, in, res); err != nil {
+			t.Fatal(err)
+		}
+	})
+	want := "disagg perf: NOT VALID\n  - r1 %d\n  - r2\n"
+	for _, w := range res.Warnings {
+		want += "  warning: " + w + "\n"
+	}
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	if allocs > 100 {
+		t.Errorf("%v allocations for %d lines", allocs, len(res.Warnings)+len(res.Reasons))
 	}
 }
