@@ -1,8 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"io"
+	"github.com/disaggbench/disaggbench/pkg/fileio"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,19 +75,14 @@ func LoadFile(path string) (*Test, []Problem) { return loadFile(path, nil) }
 func loadFile(path string, gate *memGate) (*Test, []Problem) {
 	typ, cat := typeCategory(path)
 	t := &Test{ID: pathID(path), Type: typ, Category: cat, Path: path, Sources: map[string]string{}}
-	f, st, err := openRegular(path)
-	var data []byte
-	if err == nil {
-		data, err = readOpen(f, st)
-		f.Close()
-	}
+	data, err := readConfigFile(path)
 	if err != nil {
 		t.problems = []Problem{{File: path, Line: 1, Col: 1, Message: err.Error()}}
 		t.pos, t.unreadable = &positions{}, true
 		return t, t.problems
 	}
 	if gate != nil {
-		cost := parseCost(st.Size())
+		cost := parseCost(int64(len(data)))
 		gate.acquire(cost)
 		defer gate.release(cost)
 	}
@@ -140,29 +136,21 @@ func fileKind(m fs.FileMode) string {
 	return "not a plain file"
 }
 
-// readOpen reads a config file that openRegular opened (st is its information), up to
-// maxFileSize bytes.
-func readOpen(f *os.File, st fs.FileInfo) ([]byte, error) {
-	if st.Size() > maxFileSize {
-		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", st.Size(), maxFileSize)
+// readConfigFile reads a config file of at most maxFileSize bytes, without blocking on
+// a FIFO or a device and without the runtime's poller (one open, stat, read and close).
+func readConfigFile(path string) ([]byte, error) {
+	data, err := fileio.ReadRegular(path, maxFileSize, 0)
+	var notRegular *fileio.NotRegularError
+	var tooLarge *fileio.TooLargeError
+	switch {
+	case errors.As(err, &notRegular):
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(notRegular.Mode))
+	case errors.As(err, &tooLarge) && tooLarge.Size > 0:
+		return nil, fmt.Errorf("file is %d bytes, more than the %d a test config may have", tooLarge.Size, maxFileSize)
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("file is more than the %d bytes a test config may have", maxFileSize)
 	}
-	data := make([]byte, 0, st.Size()+1)
-	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(data) > maxFileSize {
-			return nil, fmt.Errorf("file is more than the %d bytes a test config may have", maxFileSize)
-		}
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-	}
+	return data, err
 }
 
 func isYAML(name string) bool {

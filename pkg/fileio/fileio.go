@@ -54,13 +54,27 @@ func ReadFile(path string) ([]byte, error) {
 	}
 }
 
-// ErrNotRegular is ReadRegular's refusal of a FIFO, a device, a socket or a folder.
+// ErrNotRegular is ReadRegular's refusal of a FIFO, a device, a socket or a folder; the
+// error returned is a *NotRegularError, which names the file's type.
 var ErrNotRegular = errors.New("not a regular file")
 
+// NotRegularError is a file that is not a regular one, with its type bits.
+type NotRegularError struct{ Mode fs.FileMode }
+
+func (e *NotRegularError) Error() string        { return ErrNotRegular.Error() }
+func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
+
+// TooLargeError is a file over ReadRegular's limit. Size is its size when it was opened,
+// or 0 when it grew past the limit while read.
+type TooLargeError struct{ Size, Limit int64 }
+
+func (e *TooLargeError) Error() string { return fmt.Sprintf("larger than %d bytes", e.Limit) }
+
 // ReadRegular reads a regular file of at most limit bytes. It never blocks: a FIFO or a
-// device is opened without blocking and refused (ErrNotRegular) on the open file, so one
-// swapped in after a caller looked is refused too. flags adds open flags (O_NOFOLLOW).
-// A file over the limit, or one that grows past it while read, is an error.
+// device is opened without blocking and refused (*NotRegularError) on the open file, so
+// one swapped in after a caller looked is refused too. flags adds open flags
+// (O_NOFOLLOW). A file over the limit, or one that grows past it while read, is a
+// *TooLargeError. Like ReadFile, it opens without the runtime's poller.
 func ReadRegular(path string, limit int64, flags int) ([]byte, error) {
 	fd, err := open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|flags, 0)
 	if err != nil {
@@ -72,11 +86,10 @@ func ReadRegular(path string, limit int64, flags int) ([]byte, error) {
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return nil, ErrNotRegular
+		return nil, &NotRegularError{Mode: fileMode(st.Mode)}
 	}
-	tooBig := fmt.Errorf("larger than %d bytes", limit)
 	if st.Size > limit {
-		return nil, tooBig
+		return nil, &TooLargeError{Size: st.Size, Limit: limit}
 	}
 	buf := make([]byte, 0, st.Size+1)
 	for {
@@ -94,9 +107,28 @@ func ReadRegular(path string, limit int64, flags int) ([]byte, error) {
 			return buf, nil
 		}
 		if buf = buf[:len(buf)+n]; int64(len(buf)) > limit {
-			return nil, tooBig
+			return nil, &TooLargeError{Limit: limit}
 		}
 	}
+}
+
+// fileMode is the fs.FileMode type bits of a stat mode.
+func fileMode(m uint32) fs.FileMode {
+	switch m & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		return fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		return fs.ModeSocket
+	case syscall.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		return fs.ModeDevice
+	case syscall.S_IFDIR:
+		return fs.ModeDir
+	case syscall.S_IFLNK:
+		return fs.ModeSymlink
+	}
+	return fs.ModeIrregular
 }
 
 // Open opens path for reading, as os.Open does, without the poller.
