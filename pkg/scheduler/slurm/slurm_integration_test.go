@@ -430,8 +430,8 @@ func TestIntegrationControllerRestart(t *testing.T) {
 	if os.Geteuid() != 0 || !realFileExists(filepath.Join(realDevBase(), "pids", "slurmctld.pid")) {
 		realSkipOrFail(t, "needs root and a cluster started by deploy/slurm-dev/start.sh (no %s/pids/slurmctld.pid)", realDevBase())
 	}
-	startSh, _ := filepath.Abs("../../deploy/slurm-dev/start.sh")
-	stopSh, _ := filepath.Abs("../../deploy/slurm-dev/stop.sh")
+	startSh, _ := filepath.Abs("../../../deploy/slurm-dev/start.sh")
+	stopSh, _ := filepath.Abs("../../../deploy/slurm-dev/stop.sh")
 
 	controllerOutage.Lock()
 	locked := true
