@@ -199,8 +199,9 @@ func listEntryID(line string) (string, error) {
 	return line, nil
 }
 
-// unknownIDsError names each unknown id with the closest known ones.
-func unknownIDsError(listPath string, unknown, known []string) error {
+// unknownIDsError names each unknown id with the closest known ones. When no id asked
+// for is known, the config folder is the likelier mistake, and it says so.
+func unknownIDsError(listPath, dir string, unknown, known []string, asked int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "test list %s names %d unknown test id(s):", listPath, len(unknown))
 	for _, id := range unknown {
@@ -208,6 +209,9 @@ func unknownIDsError(listPath string, unknown, known []string) error {
 		if s := SuggestIDs(id, known, 3); len(s) > 0 {
 			fmt.Fprintf(&b, " (did you mean %s?)", strings.Join(s, " or "))
 		}
+	}
+	if len(unknown) == asked {
+		fmt.Fprintf(&b, "\nnone of them is among the %d test(s) under %s: is --config-dir the folder of these tests?", len(known), dir)
 	}
 	return errors.New(b.String())
 }
@@ -259,7 +263,7 @@ func choose(sel Selection, dir string, byID map[string][]*Test, ids []string) ([
 			chosen = append(chosen, id)
 		}
 		if len(unknown) > 0 {
-			return nil, unknownIDsError(listPath, unknown, ids)
+			return nil, unknownIDsError(listPath, dir, unknown, ids, len(listed))
 		}
 	}
 	if sel.IDs != nil {
@@ -273,7 +277,7 @@ func choose(sel Selection, dir string, byID map[string][]*Test, ids []string) ([
 			}
 		}
 		if len(unknown) > 0 {
-			return nil, unknownIDsError(dir, unknown, ids)
+			return nil, unknownIDsError(dir, dir, unknown, ids, len(sel.IDs))
 		}
 		chosen = keep
 	}

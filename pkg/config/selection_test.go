@@ -142,6 +142,16 @@ func TestSelectErrors(t *testing.T) {
 			t.Errorf("Select(%+v) error = %v, want %q", tc.sel, err, tc.want)
 		}
 	}
+	// Only when no listed id is known is the config folder suspected (a list run
+	// against the wrong --config-dir).
+	if _, err := Select(Selection{TestList: list, ConfigDir: dir}, nil); err == nil || strings.Contains(err.Error(), "--config-dir") {
+		t.Errorf("a list with one known id: %v, want no --config-dir hint", err)
+	}
+	other := writeFile(t, t.TempDir(), "other.txt", "some_other_tree_test_a\nsome_other_tree_test_b\n")
+	_, err := Select(Selection{TestList: other, ConfigDir: dir}, nil)
+	if err == nil || !strings.Contains(err.Error(), "none of them is among the") || !strings.Contains(err.Error(), dir+": is --config-dir") {
+		t.Errorf("a list with no known id: %v, want the --config-dir hint naming %s", err, dir)
+	}
 }
 
 func TestReadTestList(t *testing.T) {
