@@ -194,6 +194,8 @@ var fastYAMLMatch = map[string]string{
 	"quotes":                                    "a: ''\nb: \"\"\nc: 'it''s'\nd: ''''\ne: ' spaced '\nf: \"it's\"\ng: 'say \"hi\"'\n",
 	"plain with inner quotes and marks":         "a: it's\nb: x\"y\nc: a, b\nd: x{y}\ne: x]\nf: -x\ng: x - y\nh: a  b\n",
 	"comments and blank lines":                  "# head\n\n   # indented\na:   # c\n\n  # between\n\n  b: 1\n    # deeper\n# outdented\n  c: 2\n\n\n",
+	"comments between entries":                  "a:\n# c\n- x\n  # d\n- y\n      #e\nb:\n  - # f\n    c: 1 # g\n    # h\n    d: 2\n  # i\n  - e\n",
+	"comments before nested blocks":             "a: # c\n  # d\n  b: # e\n    - x # f\n    # g\n# h\nk:\n-\n  # i\n  j: 1\n",
 	"indented root":                             "  a: 1\n  b:\n    c: 2\n",
 	"root sequence":                             "- a\n- b: 1\n",
 	"no final newline":                          "a:\n  b: [1, 2]",
