@@ -297,9 +297,7 @@ func TestFastYAMLDecodesAsBefore(t *testing.T) {
 			continue
 		}
 		got, gotPos, gotProblems, gotFatal := decodeConfig("x.yaml", []byte(in))
-		fastYAML = false
-		want, wantPos, wantProblems, wantFatal := decodeConfig("x.yaml", []byte(in))
-		fastYAML = true
+		want, wantPos, wantProblems, wantFatal := decodeWithYAMLv3("x.yaml", []byte(in))
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: fast path decodes to\n%+v\nyaml.v3 to\n%+v", name, got, want)
 		}
@@ -310,6 +308,13 @@ func TestFastYAMLDecodesAsBefore(t *testing.T) {
 			t.Errorf("%s: fast path positions\n%v\nyaml.v3\n%v", name, *gotPos, *wantPos)
 		}
 	}
+}
+
+// decodeWithYAMLv3 is decodeConfig with the fast path turned off.
+func decodeWithYAMLv3(file string, data []byte) (Config, *positions, []Problem, bool) {
+	fastYAML = false
+	defer func() { fastYAML = true }()
+	return decodeConfig(file, data)
 }
 
 // FuzzFastYAML mutates the repository's configs: whenever the fast path accepts an
