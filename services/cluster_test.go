@@ -3,18 +3,13 @@ package services_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/bus/bustest"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -109,7 +104,9 @@ func startCluster(t *testing.T, partition bool) *natsCluster {
 			ports[i], cports[i] = 4222, 6222
 		}
 	}
-	c.ca, c.cert, c.key = writeCerts(t, hosts)
+	ca := bustest.NewCA(t, "disaggbench cluster test CA")
+	c.ca = ca.Path
+	c.cert, c.key = ca.Issue(t, "disaggbench", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, hosts...)
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i+1)
 		var routes []string
@@ -152,43 +149,6 @@ func startCluster(t *testing.T, partition bool) *natsCluster {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return c
-}
-
-// writeCerts makes a CA and one certificate for the servers (valid for hosts) and the
-// clients alike.
-func writeCerts(t *testing.T, hosts []string) (ca, cert, key string) {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "disaggbench cluster test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	var ips []net.IP
-	for _, h := range hosts {
-		ips = append(ips, net.ParseIP(h))
-	}
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "disaggbench"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, IPAddresses: ips}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(k)
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", kder)
 }
 
 func ipRun(t *testing.T, args ...string) {

@@ -2,17 +2,11 @@ package pipeline_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
+	"github.com/disaggbench/disaggbench/pkg/bus/bustest"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,51 +239,14 @@ func (l tlog) Warnf(f string, v ...any)  { l.t.Logf("nats-server: "+f, v...) }
 func (l tlog) Errorf(f string, v ...any) { l.t.Logf("nats-server: "+f, v...) }
 func (l tlog) Fatalf(f string, v ...any) { l.t.Logf("nats-server: "+f, v...) }
 
-// writeCerts makes a CA and, signed by it, a server certificate for 127.0.0.1 and a
-// client certificate; it returns the files' paths.
-func writeCerts(t *testing.T) (ca, srvCert, srvKey, cliCert, cliKey string) {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "disaggbench test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	ca = write("ca.pem", "CERTIFICATE", caDER)
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, _ := x509.MarshalECPrivateKey(key)
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
-	}
-	srvCert, srvKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
-	return
-}
-
 // The printed configuration with TLS requires a client certificate the CA signed: a
 // stage with --tlsca/--tlscert/--tlskey connects and provisions; without a client
 // certificate, or without TLS, a client is refused even with the right password.
 func TestTLSWithClientCertificates(t *testing.T) {
-	ca, srvCert, srvKey, cliCert, cliKey := writeCerts(t)
+	authority := bustest.NewCA(t, "disaggbench test CA")
+	ca := authority.Path
+	srvCert, srvKey := authority.Issue(t, "server", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "127.0.0.1")
+	cliCert, cliKey := authority.Issue(t, "client", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "127.0.0.1")
 	url, pass := sharedServer(t, bus.ServerConfigOptions{TLSCert: srvCert, TLSKey: srvKey, TLSCA: ca})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
