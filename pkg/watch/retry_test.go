@@ -77,11 +77,11 @@ func TestRetriesByFinalState(t *testing.T) {
 					s = fake.Queued{Fake: f}
 				}
 				runID := "r"
-				done, err := b.NC.SubscribeSync("bench.jobs." + events.Token(runID) + ".*.completed")
+				done, err := b.NC.SubscribeSync(events.RunJobsFilter(runID, events.KindCompleted))
 				if err != nil {
 					t.Fatal(err)
 				}
-				stateSub, err := b.NC.SubscribeSync("bench.jobs." + events.Token(runID) + ".*.state")
+				stateSub, err := b.NC.SubscribeSync(events.RunJobsFilter(runID, events.KindState))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -89,7 +89,7 @@ func TestRetriesByFinalState(t *testing.T) {
 					QueuePoll: 20 * time.Millisecond, FullEvery: time.Hour})
 				run(t, ctx, w)
 				req := submitWithRequest(t, ctx, b, s, runID, "t1")
-				m, err := done.NextMsg(10 * time.Second)
+				m, err := done.NextMsg(30 * time.Second) // a few attempts of 300 ms; a loaded machine is slow
 				if err != nil {
 					t.Fatalf("no completion: %v", err)
 				}
