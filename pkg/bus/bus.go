@@ -455,7 +455,7 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, v any) error {
 // yet; Consume terminates poison), and at most maxPending messages out at once across
 // every instance of the stage.
 func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWait time.Duration, maxPending int) (*Consumer, error) {
-	c, err := b.JS.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   desc,
 		FilterSubject: filter,
@@ -465,7 +465,21 @@ func (b *Bus) Consumer(ctx context.Context, durable, desc, filter string, ackWai
 		MaxDeliver:    -1,
 		// 0 follows the stream's replicas.
 		Replicas: b.replicas,
-	})
+	}
+	// A cluster electing a leader answers late or not at all for some seconds: a stage
+	// started then waits for it, as it waits for an unreachable server, until ctx ends.
+	var c jetstream.Consumer
+	var err error
+	for delay := 250 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		if c, err = b.JS.CreateOrUpdateConsumer(ctx, events.Stream, cfg); err == nil || !IsTransient(err) || ctx.Err() != nil {
+			break
+		}
+		b.log.Warn("consumer not bound yet; retrying", "consumer", durable, "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", durable, err)
 	}

@@ -406,3 +406,58 @@ func TestReplicasAtProvisioning(t *testing.T) {
 		t.Error("negative replicas accepted")
 	}
 }
+
+// A stage that binds its consumer while the server is away (a cluster electing a leader
+// answers no better) waits for it rather than giving up: the first request times out,
+// and the consumer is bound once the server is back with its store.
+func TestConsumerWaitsForTheServer(t *testing.T) {
+	port, store := freePort(t), t.TempDir()
+	start := func() *server.Server {
+		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, JetStream: true, StoreDir: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("server not ready")
+		}
+		return ns
+	}
+	ns := start()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, Options{URL: "nats://127.0.0.1:" + itoa(port), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	// A stage's context has no deadline (JetStream then bounds each request by its own
+	// timeout), and ends only when the stage is stopped.
+	stage, stop := context.WithCancel(context.Background())
+	defer stop()
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.Consumer(stage, "waiter", "a stage binding while the server is away", events.SubmittedFilter, time.Second, 10)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("Consumer gave up while the server was away: %v", err)
+	case <-time.After(7 * time.Second): // longer than a JetStream request's 5 s
+	}
+	ns = start()
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("Consumer once the server was back: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer still not bound 30 s after the server came back")
+	}
+	if err := b.Ready(ctx, "waiter"); err != nil {
+		t.Errorf("ready: %v", err)
+	}
+}
