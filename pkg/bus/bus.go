@@ -199,6 +199,7 @@ func IsTransient(err error) bool {
 	var api *jetstream.APIError
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || // a stream without a leader for now
 		errors.As(err, &api) && api.Code == 503
 }
 

@@ -337,7 +337,7 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 		if p.refused {
 			rec.JobName, rec.LogDir = "", ""
 		}
-		rev, err = s.ledger.CreateJob(ctx, rec)
+		rev, err = s.createClaim(ctx, rec)
 		if errors.Is(err, ledger.ErrConflict) {
 			// Claimed elsewhere: read the entry, let the tracker know, look again.
 			cur, crev, gerr := s.ledger.Job(ctx, b.RunID, j.TestID)
@@ -429,6 +429,40 @@ func (s *Submitter) job(ctx context.Context, tr *tracker, b *events.Batch, p *pe
 // staleClaim is the age after which a claim no submitter renewed is taken over: longer
 // than a batch goes without a heartbeat before it is redelivered, and than the pause
 // between two tries of a failing submission (each try renews the claim).
+// claimRetryFor bounds how long a claim that cannot be written is tried again before the
+// batch is handed back (its heartbeats keep it meanwhile).
+const claimRetryFor = time.Minute
+
+// createClaim writes a new claim. A cluster electing a leader may write it and answer
+// too late: a try that failed transiently is made again, and finding the very claim it
+// wrote (this owner, this claim time) means the earlier try was written. Without that,
+// the claim would read as another's and the test would wait for it to go stale.
+func (s *Submitter) createClaim(ctx context.Context, rec events.JobRecord) (ledger.Rev, error) {
+	deadline := time.Now().Add(claimRetryFor)
+	for delay, tried := 250*time.Millisecond, false; ; delay, tried = min(2*delay, 5*time.Second), true {
+		rev, err := s.ledger.CreateJob(ctx, rec)
+		if errors.Is(err, ledger.ErrConflict) {
+			cur, crev, gerr := s.ledger.Job(ctx, rec.RunID, rec.TestID)
+			if gerr == nil && cur.Phase == events.PhaseClaimed && cur.Owner == rec.Owner && cur.Claimed.Equal(rec.Claimed) {
+				if tried {
+					s.log.Info("claim written by an earlier try", "test", rec.TestID)
+				}
+				return crev, nil
+			}
+			return 0, err
+		}
+		if err == nil || !bus.IsTransient(err) || time.Now().After(deadline) {
+			return rev, err
+		}
+		s.log.Warn("claim not written yet; retrying", "test", rec.TestID, "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
 func (s *Submitter) staleClaim() time.Duration {
 	return 2 * max(s.cfg.AckWait, s.cfg.RetryMax)
 }
